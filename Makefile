@@ -1,0 +1,63 @@
+# Speed-to-lead integrations. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+export PYTHONDONTWRITEBYTECODE := 1
+
+# What `make deploy` and `make test` depend on being installed.
+DEPS_STAMP := $(VENV)/.deps-stamp
+NPM_STAMP := node_modules/.npm-stamp
+
+.PHONY: help install dev test check lint format typecheck bench send-test-event logs doctor clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(DEPS_STAMP): requirements-dev.txt functions/*/requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(DEPS_STAMP) $(NPM_STAMP) ## Install the Python venv (.venv) and the pinned Supabase CLI
+
+dev: install ## Run everything locally: functions at http://127.0.0.1:8080/functions/v1/<name> (STACK=supabase uses `supabase start`)
+	$(PY) -m tools.dev $(if $(STACK),--stack $(STACK))
+
+test: install ## Run the test suite (starts its own throwaway stack)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install ## ruff (lint and format check)
+	$(VENV)/bin/ruff check lib functions tools tests
+	$(VENV)/bin/ruff format --check lib functions tools tests
+
+format: install ## Format the code with ruff
+	$(VENV)/bin/ruff format lib functions tools tests
+	$(VENV)/bin/ruff check --fix lib functions tools tests
+
+typecheck: install ## mypy --strict on lib/ and functions/
+	$(VENV)/bin/mypy
+
+check: lint typecheck test ## Format check, lint, types and tests
+
+bench: install ## Benchmark meta_webhook against a bare functions-framework function
+	$(PY) -m tools.bench $(BENCH_ARGS)
+
+send-test-event: install ## Post a signed leadgen delivery, like Meta's testing tool (URL=..., LEADGEN_ID=...)
+	$(PY) -m tools.send_event meta $(if $(URL),--url $(URL)) $(if $(LEADGEN_ID),--leadgen-id $(LEADGEN_ID))
+
+logs: install ## Latest integration_logs rows (PROVIDER=meta STATUS=error LIMIT=50)
+	$(PY) -m tools.logs $(if $(PROVIDER),--provider $(PROVIDER)) $(if $(STATUS),--status $(STATUS)) $(if $(LIMIT),--limit $(LIMIT))
+
+doctor: install ## Check configuration, database, migrations and the Meta token
+	$(PY) -m tools.doctor
+
+clean: ## Remove the venv, node_modules and local state
+	rm -rf $(VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,72 @@
+"""Configuration: one frozen object built from a mapping (the environment), loaded lazily.
+
+Secrets have no defaults and never appear in ``repr``; a function asks for what it needs with
+:meth:`Config.require`, which names every missing variable at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from functools import cache
+
+from lib.errors import ConfigError
+
+_NUMBERS = {"http_timeout_seconds": float, "max_body_bytes": int, "sweep_batch_size": int,
+            "inline_fetch_limit": int}
+
+
+@dataclass(frozen=True)
+class Config:
+    supabase_url: str | None = None
+    supabase_service_role_key: str | None = field(default=None, repr=False)
+    meta_app_secret: str | None = field(default=None, repr=False)
+    meta_verify_token: str | None = field(default=None, repr=False)
+    meta_access_token: str | None = field(default=None, repr=False)
+    meta_graph_url: str = "https://graph.facebook.com"
+    meta_graph_version: str = "v25.0"
+    internal_token: str | None = field(default=None, repr=False)
+    default_phone_region: str = "US"
+    http_timeout_seconds: float = 5.0
+    # A batch of 1000 leadgen changes is about 250 kB; 1 MiB leaves room and stops abuse.
+    max_body_bytes: int = 1_048_576
+    sweep_batch_size: int = 50
+    # Graph fetches made while Meta waits for the answer; the rest of a big batch is swept.
+    inline_fetch_limit: int = 20
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Config:
+        values: dict[str, object] = {}
+        invalid = []
+        for f in fields(cls):
+            raw = (env.get(f.name.upper()) or "").strip()
+            if not raw:
+                continue
+            convert = _NUMBERS.get(f.name)
+            try:
+                values[f.name] = convert(raw) if convert else raw
+            except ValueError:
+                invalid.append(f.name.upper())
+        if invalid:
+            raise ConfigError([], invalid=invalid)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def require(self, *names: str) -> list[str]:
+        """The values of ``names`` (variable names, e.g. ``META_APP_SECRET``), all set."""
+        values = [getattr(self, name.lower()) for name in names]
+        missing = [name for name, value in zip(names, values, strict=True) if not value]
+        if missing:
+            raise ConfigError(missing)
+        return values
+
+    def secrets(self, name: str) -> list[str]:
+        """A secret that may hold several comma-separated values while it is being rotated."""
+        (value,) = self.require(name)
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+
+@cache
+def get_config() -> Config:
+    """The process's configuration, read once from the environment."""
+    return Config.from_mapping(os.environ)

@@ -1,0 +1,105 @@
+"""HTTP plumbing shared by the functions: responses, body limits, private-endpoint auth, and the
+one place where errors become JSON (:func:`endpoint`)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Request, Response
+
+from lib import log
+from lib.config import get_config
+from lib.errors import AppError, DatabaseUnavailable, PayloadTooLarge, Unauthorized
+from lib.signatures import token_matches
+
+Handler = Callable[[Request], Response]
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(json.dumps(payload), status=status, mimetype="application/json")
+
+
+def text_response(text: str, status: int = 200) -> Response:
+    return Response(text, status=status, mimetype="text/plain")
+
+
+def error_response(err: AppError) -> Response:
+    return json_response({"error": {"code": err.code, "message": err.message}}, err.status)
+
+
+def read_body(request: Request, *, limit: int) -> bytes:
+    """The raw body, refusing more than ``limit`` bytes (413) before reading it all."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"Body of {request.content_length} bytes is over {limit} bytes.")
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"Body is over {limit} bytes.")
+    return body
+
+
+def subpath(request: Request) -> str:
+    """The path below the function's own URL: ``/sweep`` for ``.../meta_webhook/sweep``."""
+    return "/" + request.path.strip("/") if request.path.strip("/") else "/"
+
+
+def require_internal_token(request: Request) -> None:
+    """The private endpoints take ``Authorization: Bearer $INTERNAL_TOKEN`` (constant-time)."""
+    (expected,) = get_config().require("INTERNAL_TOKEN")
+    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not token_matches(token.strip(), expected=expected):
+        raise Unauthorized("Missing or wrong bearer token: use INTERNAL_TOKEN.")
+
+
+def endpoint(function: str, *, provider: str) -> Callable[[Handler], Handler]:
+    """Wrap a handler: an :class:`AppError` becomes its JSON answer and, unless the database is
+    the problem, a row in integration_logs; anything else is logged with its traceback and
+    answered with a generic 500 that leaks nothing."""
+
+    def wrap(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def view(request: Request) -> Response:
+            started = time.perf_counter()
+            try:
+                return handler(request)
+            except AppError as err:
+                _record(function, provider, request, err, started)
+                return error_response(err)
+            except Exception as exc:  # noqa: BLE001 - the one place that catches everything
+                log.error("Unexpected error", exc=exc, function=function, path=request.path)
+                err = AppError("Internal error; the function's logs have the details.")
+                _record(function, provider, request, err, started, details={
+                    "exception": type(exc).__name__})
+                return error_response(err)
+
+        return view
+
+    return wrap
+
+
+def _record(
+    function: str, provider: str, request: Request, err: AppError, started: float,
+    details: dict[str, Any] | None = None,
+) -> None:
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    fields = {"function": function, "error_code": err.code, "status": err.status,
+              "path": request.path, "method": request.method}
+    severity = "WARNING" if err.status < 500 else "ERROR"
+    log.emit(severity, err.message, **fields)
+    if isinstance(err, DatabaseUnavailable):
+        return
+    from lib.db import get_db  # here, not at import: a config error must still be answerable
+
+    try:
+        get_db().log(
+            provider=provider, event=f"{function}.request", status=err.log_status,
+            message=err.message, error_code=err.code, duration_ms=duration_ms,
+            details={"method": request.method, "path": subpath(request), "http_status": err.status,
+                     **err.details, **(details or {})},
+        )
+    except AppError as log_err:
+        log.error("Could not write integration_logs", function=function,
+                  error_code=log_err.code, reason=log_err.message)

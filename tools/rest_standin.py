@@ -1,0 +1,235 @@
+"""A local stand-in for the one part of PostgREST this project uses: ``POST /rest/v1/rpc/<fn>``.
+
+PostgREST itself cannot be installed on the embedded stack, so this small ASGI app does what it
+does for an RPC call (https://docs.postgrest.org/en/v12/references/api/functions.html):
+
+- checks the JWT in ``Authorization: Bearer`` (HS256, the project's JWT secret); no token means
+  the ``anon`` role; a bad one is 401 ``PGRST301``;
+- in one transaction, switches to the token's role (``SET LOCAL ROLE``), sets
+  ``request.jwt.claims`` and calls ``public.<fn>`` with the body's keys as named arguments;
+- answers the function's result as JSON, or PostgREST's error JSON (``code``, ``message``,
+  ``details``, ``hint``) with the status of PostgREST's SQLSTATE table
+  (https://docs.postgrest.org/en/v12/references/errors.html).
+
+A development and test tool: never deployed.
+
+    python -m tools.rest_standin --port 54321 --db-url postgresql://authenticator:...@.../postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from tools import jwt
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+KNOWN_ROLES = ("anon", "authenticated", "service_role")
+
+# (SQLSTATE prefix or code, HTTP status), most specific first.
+_STATUS_BY_SQLSTATE: tuple[tuple[str, int], ...] = (
+    ("23503", 409), ("23505", 409), ("25006", 405), ("53400", 500), ("42883", 404),
+    ("42P01", 404), ("42P17", 500), ("P0001", 400),
+    ("08", 503), ("09", 500), ("0L", 403), ("0P", 403), ("25", 500), ("28", 403), ("2D", 500),
+    ("38", 500), ("39", 500), ("3B", 500), ("40", 500), ("53", 503), ("54", 500), ("55", 500),
+    ("57", 500), ("58", 500), ("F0", 500), ("HV", 500), ("P0", 500), ("XX", 500),
+)
+
+
+def http_status(sqlstate: str, *, role: str) -> int:
+    """The HTTP status PostgREST answers for a SQLSTATE."""
+    if sqlstate == "42501":
+        return 401 if role == "anon" else 403
+    for prefix, status in _STATUS_BY_SQLSTATE:
+        if sqlstate.startswith(prefix):
+            return status
+    return 400
+
+
+def _error(code: str, message: str, details: str | None = None, hint: str | None = None) -> bytes:
+    return json.dumps({"code": code, "details": details, "hint": hint, "message": message}).encode()
+
+
+class RpcApp:
+    """The ASGI app. ``functions`` caches each function's argument names and types."""
+
+    def __init__(self, db_url: str, jwt_secret: str) -> None:
+        self.db_url = db_url
+        self.jwt_secret = jwt_secret
+        self.pool: asyncpg.Pool | None = None
+        self.signatures: dict[str, tuple[dict[str, str], bool]] = {}
+
+    async def _pool(self) -> asyncpg.Pool:
+        if self.pool is None:
+            self.pool = await asyncpg.create_pool(
+                self.db_url, min_size=1, max_size=8, timeout=5, command_timeout=30
+            )
+        return self.pool
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        status, body = await self._handle(scope, receive)
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json; charset=utf-8"),
+        ]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self.pool is not None:
+                    await self.pool.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+        path: str = scope["path"]
+        if path == "/health":
+            return 200, b'{"status":"ok"}'
+        if not path.startswith("/rest/v1/rpc/"):
+            return 404, _error("PGRST125", f"Invalid path specified in request URL: {path}")
+        if scope["method"] != "POST":
+            return 405, _error("PGRST117", f"Unsupported HTTP method: {scope['method']}")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            claims = self._claims(headers.get("authorization"))
+        except jwt.InvalidToken as exc:
+            return 401, _error("PGRST301", str(exc))
+        role = str(claims.get("role", "anon"))
+        if role not in KNOWN_ROLES:
+            return 401, _error("22023", f'role "{role}" does not exist')
+        raw = await _read_body(receive)
+        try:
+            params = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return 400, _error("PGRST102", "Empty or invalid json")
+        if not isinstance(params, dict):
+            return 400, _error("PGRST102", "Empty or invalid json")
+        return await self._call(path.removeprefix("/rest/v1/rpc/"), params, role, claims)
+
+    def _claims(self, authorization: str | None) -> dict[str, Any]:
+        if not authorization:
+            return {"role": "anon"}
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise jwt.InvalidToken("JWSError (CompactDecodeError Invalid number of parts)")
+        return jwt.decode(token.strip(), secret=self.jwt_secret)
+
+    async def _call(
+        self, fn: str, params: dict[str, Any], role: str, claims: dict[str, Any]
+    ) -> tuple[int, bytes]:
+        try:
+            pool = await self._pool()
+            async with pool.acquire() as conn, conn.transaction():
+                signature = await self._signature(conn, fn)
+                if signature is None or not set(params) <= set(signature[0]):
+                    keys = ", ".join(sorted(params))
+                    return 404, _error(
+                        "PGRST202",
+                        f"Could not find the function public.{fn}({keys}) in the schema cache",
+                        hint="If a new function was created in the database with this name and "
+                        "parameters, try reloading the schema cache.",
+                    )
+                arg_types, returns_set = signature
+                await conn.execute(
+                    "select set_config('role', $1, true), "
+                    "set_config('request.jwt.claims', $2, true)",
+                    role, json.dumps(claims),
+                )
+                args = ", ".join(
+                    f'"{name}" := ${i}::text::{arg_types[name]}' for i, name in enumerate(params, 1)
+                )
+                call = f'public."{fn}"({args})'
+                sql = (
+                    f"select coalesce(json_agg(r), '[]')::text from {call} r"
+                    if returns_set
+                    else f"select to_json({call})::text"
+                )
+                result = await conn.fetchval(sql, *(_as_text(v) for v in params.values()))
+                return 200, (result or "null").encode()
+        except asyncpg.PostgresError as exc:
+            sqlstate = exc.sqlstate or "XX000"
+            return http_status(sqlstate, role=role), _error(
+                sqlstate, getattr(exc, "message", None) or str(exc),
+                getattr(exc, "detail", None), getattr(exc, "hint", None),
+            )
+        except (OSError, asyncio.TimeoutError, asyncpg.InterfaceError) as exc:
+            self.pool = None
+            return 503, _error(
+                "PGRST001", "Could not connect with the database due to an internal error",
+                str(exc) or type(exc).__name__,
+            )
+
+    async def _signature(
+        self, conn: asyncpg.Connection, fn: str
+    ) -> tuple[dict[str, str], bool] | None:
+        if fn not in self.signatures:
+            row = await conn.fetchrow(
+                """
+                select p.proargnames as names,
+                       array(select format_type(t, null) from unnest(p.proargtypes) t) as types,
+                       p.proretset as returns_set
+                from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+                where n.nspname = 'public' and p.proname = $1
+                """,
+                fn,
+            )
+            if row is None:
+                return None
+            names = list(row["names"] or [])[: len(row["types"])]
+            self.signatures[fn] = (dict(zip(names, row["types"], strict=True)), row["returns_set"])
+        return self.signatures[fn]
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--db-url", default=os.environ.get("STANDIN_DB_URL"), required=False)
+    parser.add_argument("--jwt-secret", default=os.environ.get("JWT_SECRET", jwt.LOCAL_JWT_SECRET))
+    args = parser.parse_args()
+    if not args.db_url:
+        parser.error("--db-url (or STANDIN_DB_URL) is required")
+    app = RpcApp(args.db_url, args.jwt_secret)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

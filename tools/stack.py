@@ -1,0 +1,260 @@
+"""The embedded local stack: what `make dev` and the tests run on when there is no Docker.
+
+- a throwaway PostgreSQL from the machine's server binaries (run as the ``postgres`` user when
+  the caller is root, since initdb refuses root);
+- the Supabase roles (``anon``, ``authenticated``, ``service_role``, ``authenticator``) and
+  default privileges, created as Supabase creates them;
+- ``supabase/migrations`` applied by the pinned Supabase CLI (``supabase db push --db-url``);
+- the PostgREST RPC stand-in (tools/rest_standin.py) and the Graph API fake (tools/graph_fake.py).
+
+``start()`` returns a :class:`Stack` whose ``env`` holds SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY,
+DATABASE_URL, META_GRAPH_URL and the local secrets; ``stop()`` ends everything it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tools import jwt
+
+ROOT = Path(__file__).resolve().parent.parent
+SUPABASE_CLI = ROOT / "node_modules" / ".bin" / "supabase"
+AUTHENTICATOR_PASSWORD = "authenticator-local"  # noqa: S105 - loopback-only throwaway database
+
+ROLES_SQL = f"""
+do $$
+begin
+  if not exists (select from pg_roles where rolname = 'anon') then
+    create role anon nologin noinherit;
+  end if;
+  if not exists (select from pg_roles where rolname = 'authenticated') then
+    create role authenticated nologin noinherit;
+  end if;
+  if not exists (select from pg_roles where rolname = 'service_role') then
+    create role service_role nologin noinherit bypassrls;
+  end if;
+  if not exists (select from pg_roles where rolname = 'authenticator') then
+    create role authenticator login noinherit password '{AUTHENTICATOR_PASSWORD}';
+  end if;
+end $$;
+grant anon, authenticated, service_role to authenticator;
+create schema if not exists extensions;
+grant usage on schema public, extensions to anon, authenticated, service_role;
+alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
+alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+"""
+
+
+class StackError(RuntimeError):
+    """A part of the local stack could not be started; the message says which and why."""
+
+
+def free_port(preferred: int | None = None) -> int:
+    """``preferred`` when it is free, else any free loopback port."""
+    for candidate in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise StackError("no free TCP port on 127.0.0.1")
+
+
+def pg_bindir() -> Path:
+    """Where initdb and pg_ctl are: ``pg_config --bindir``, else the Debian layout."""
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        candidate = Path(out.stdout.strip())
+        if (candidate / "initdb").exists():
+            return candidate
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists():
+            return candidate
+    raise StackError(
+        "PostgreSQL server binaries not found (no initdb from `pg_config --bindir` or under "
+        "/usr/lib/postgresql): install them, e.g. `apt-get install postgresql`"
+    )
+
+
+def wait_until(check: Callable[[], bool], *, what: str, timeout: float = 30.0) -> None:
+    """Poll ``check`` until it is true; StackError naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise StackError(f"{what} did not become ready within {timeout:.0f} s")
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL cluster in ``data_dir``, listening on 127.0.0.1:``port``."""
+
+    data_dir: Path
+    port: int
+    bindir: Path = field(default_factory=pg_bindir)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres:postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(self.bindir / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise StackError(f"{args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
+        return result
+
+    def start(self) -> None:
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() == 0:
+                # The postgres user must reach the data directory through every parent.
+                for parent in [self.data_dir.parent, *self.data_dir.parent.parents]:
+                    if parent == Path("/"):
+                        break
+                    parent.chmod(parent.stat().st_mode | 0o011)
+                shutil.chown(self.data_dir, "postgres", "postgres")
+            self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "-A", "trust",
+                      "-E", "UTF8", "--no-locale", "--no-sync")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.data_dir} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
+        self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir),
+                  "-l", str(self.data_dir / "server.log"), "-o", options)
+
+    def stop(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            with contextlib.suppress(StackError):
+                self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w")
+
+
+def apply_migrations(db_url: str) -> None:
+    """Create the Supabase roles, then ``supabase db push`` every migration (the real CLI)."""
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(ROLES_SQL)
+    if not SUPABASE_CLI.exists():
+        raise StackError(f"{SUPABASE_CLI} is missing: run `npm ci` (make install does)")
+    result = subprocess.run(
+        [str(SUPABASE_CLI), "db", "push", "--db-url", f"{db_url}?sslmode=disable",
+         "--include-all", "--yes", "--workdir", str(ROOT)],
+        capture_output=True, text=True, check=False, cwd=ROOT, stdin=subprocess.DEVNULL,
+    )
+    if result.returncode != 0:
+        raise StackError(f"supabase db push failed:\n{result.stderr}\n{result.stdout}")
+
+
+def spawn(module: str, *args: str, env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start ``python -m module args`` with its output in ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args], cwd=ROOT, env={**os.environ, **env},
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    postgres: Postgres
+    env: dict[str, str]
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+        self.postgres.stop()
+
+
+def local_secrets(existing: Mapping[str, str]) -> dict[str, str]:
+    """Local values for the secrets, unless ``existing`` (the environment) already sets them."""
+    generated = {
+        "META_APP_SECRET": secrets.token_hex(16),
+        "META_VERIFY_TOKEN": "local-verify-" + secrets.token_hex(4),
+        "META_ACCESS_TOKEN": "EAAlocal" + secrets.token_hex(24),
+        "META_PAGE_ID": "138124712925158",
+        "INTERNAL_TOKEN": secrets.token_urlsafe(24),
+    }
+    return {key: existing.get(key) or value for key, value in generated.items()}
+
+
+def start(
+    state_dir: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    pg_port: int | None = None,
+    rest_port: int | None = None,
+    graph_port: int | None = None,
+) -> Stack:
+    """Start Postgres, apply the migrations, start the RPC stand-in and the Graph fake."""
+    environ = os.environ if environ is None else environ
+    state_dir.mkdir(parents=True, exist_ok=True)
+    postgres = Postgres(state_dir / "pg", free_port(pg_port))
+    stack = Stack(state_dir, postgres, {})
+    try:
+        postgres.start()
+        apply_migrations(postgres.url)
+        env = local_secrets(environ)
+        rest_port = free_port(rest_port)
+        graph_port = free_port(graph_port)
+        jwt_secret = environ.get("JWT_SECRET") or jwt.LOCAL_JWT_SECRET
+        standin_db = (f"postgresql://authenticator:{AUTHENTICATOR_PASSWORD}"
+                      f"@127.0.0.1:{postgres.port}/postgres")
+        stack.processes.append(spawn(
+            "tools.rest_standin", "--port", str(rest_port), "--db-url", standin_db,
+            env={"JWT_SECRET": jwt_secret}, log=state_dir / "rest.log"))
+        stack.processes.append(spawn(
+            "tools.graph_fake", "--port", str(graph_port), env=env, log=state_dir / "graph.log"))
+        env.update({
+            "SUPABASE_URL": f"http://127.0.0.1:{rest_port}",
+            "SUPABASE_SERVICE_ROLE_KEY": jwt.local_key("service_role", secret=jwt_secret),
+            "SUPABASE_ANON_KEY": jwt.local_key("anon", secret=jwt_secret),
+            "DATABASE_URL": postgres.url,
+            "META_GRAPH_URL": f"http://127.0.0.1:{graph_port}",
+        })
+        stack.env = env
+        wait_until(http_ok(f"{env['SUPABASE_URL']}/health"), what="the PostgREST stand-in")
+        wait_until(http_ok(f"{env['META_GRAPH_URL']}/health"), what="the Graph API fake")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
