@@ -1,0 +1,195 @@
+"""lib.meta without I/O: parsing deliveries, mapping Graph leads, classifying Graph errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from lib.errors import BadRequest, Forbidden
+from lib.meta import classify_graph_error, map_lead, parse_delivery, verify_subscription
+from lib.phone import to_e164
+
+from .conftest import FIXTURES, fixture_bytes, leadgen_delivery
+
+
+def graph_sample(name: str) -> dict[str, Any]:
+    return dict(json.loads((FIXTURES / "meta" / name).read_text()))
+
+
+def test_parse_delivery_official_sample_gives_one_lead() -> None:
+    parsed = parse_delivery(fixture_bytes("meta/leadgen_webhook_fbsamples.json"))
+    assert [lead["leadgen_id"] for lead in parsed.leads] == ["233370042045345"]
+    lead = parsed.leads[0]
+    assert lead["page_id"] == "138124712925158"
+    assert lead["form_id"] == "172036835026334"
+    assert lead["ad_id"] is None
+    assert lead["created_time"] == 1630087926
+    assert parsed.skipped == []
+
+
+def test_parse_delivery_numeric_ids_become_strings() -> None:
+    parsed = parse_delivery(leadgen_delivery("444444444444", numeric=True))
+    assert parsed.leads[0]["leadgen_id"] == "444444444444"
+    assert parsed.leads[0]["page_id"] == "138124712925158"
+
+
+def test_parse_delivery_docs_batch_of_entries_and_changes_all_kept() -> None:
+    body = json.dumps({"object": "page", "entry": [
+        {"id": 1, "time": 2, "changes": [
+            {"field": "leadgen", "value": {"leadgen_id": 11, "page_id": 1, "form_id": 5,
+                                           "adgroup_id": 7, "ad_id": 7, "created_time": 3}},
+            {"field": "leadgen", "value": {"leadgen_id": 12, "page_id": 1, "form_id": 5,
+                                           "created_time": 3}}]},
+        {"id": 2, "time": 2, "changes": [
+            {"field": "feed", "value": {"item": "status"}},
+            {"field": "leadgen", "value": {"leadgen_id": "13", "form_id": "5"}}]},
+    ]}).encode()
+    parsed = parse_delivery(body)
+    assert [lead["leadgen_id"] for lead in parsed.leads] == ["11", "12", "13"]
+    assert parsed.leads[0]["ad_id"] == "7"
+    assert parsed.leads[2]["page_id"] == "2"  # from the entry when the value has none
+    assert [(s["event"], s["status"]) for s in parsed.skipped] == [("webhook.feed", "ignored")]
+
+
+def test_parse_delivery_change_without_leadgen_id_rejected_alone() -> None:
+    body = json.dumps({"object": "page", "entry": [{"id": "1", "changes": [
+        {"field": "leadgen", "value": {"form_id": "5"}},
+        {"field": "leadgen", "value": {"leadgen_id": "14"}}]}]}).encode()
+    parsed = parse_delivery(body)
+    assert [lead["leadgen_id"] for lead in parsed.leads] == ["14"]
+    assert parsed.skipped[0]["status"] == "rejected"
+    assert parsed.skipped[0]["error_code"] == "invalid_change"
+    assert parsed.skipped[0]["details"] == {"value": {"form_id": "5"}}
+
+
+def test_parse_delivery_other_object_ignored() -> None:
+    parsed = parse_delivery(b'{"object": "user", "entry": []}')
+    assert parsed.leads == []
+    assert parsed.skipped[0]["status"] == "ignored"
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    (b"{not json", "malformed_json"),
+    (b"", "malformed_json"),
+    (b"[]", "invalid_payload"),
+    (b'{"object": "page"}', "invalid_payload"),
+    (b'{"object": "page", "entry": {"id": 1}}', "invalid_payload"),
+    (b'{"object": "page", "entry": [{"changes": [{"value": {}}]}]}', "invalid_payload"),
+])
+def test_parse_delivery_malformed_body_bad_request(body: bytes, code: str) -> None:
+    with pytest.raises(BadRequest) as caught:
+        parse_delivery(body)
+    assert caught.value.code == code
+    assert caught.value.status == 400
+
+
+def test_map_lead_docs_example_maps_standard_and_custom_fields() -> None:
+    lead, warnings = map_lead(graph_sample("graph_lead_docs_example.json"), default_region="US")
+    assert lead["full_name"] == "Joe Example"
+    assert lead["email"] == "joe@example.com"
+    assert lead["phone"] is None
+    assert lead["answers"] == {"car_make": "Honda", "full_name": "Joe Example",
+                               "email": "joe@example.com", "selected_dealer": "99213450"}
+    assert lead["ad_id"] == "6012345678901"
+    assert warnings == []
+
+
+def test_map_lead_first_last_non_ascii_multi_value_and_national_phone() -> None:
+    lead, warnings = map_lead(graph_sample("graph_lead_custom_questions.json"),
+                              default_region="US")
+    assert lead["full_name"] == "Zoë Łukasiewicz-Müller"
+    assert lead["email"] == "zoe.lm@example.com"
+    assert lead["phone"] == "+14155552671"
+    assert lead["answers"]["which_services_are_you_interested_in?"] == ["roof_repair", "gutters"]
+    assert lead["answers"]["best_time_to_call"] == "mornings"
+    assert lead["answers"]["comments"] == []
+    assert lead["platform"] == "ig"
+    assert lead["is_organic"] is False
+    assert lead["campaign_name"] == "Winter promo 2026"
+    assert warnings == []
+
+
+def test_map_lead_invalid_phone_kept_in_answers_with_warning() -> None:
+    node = {"field_data": [{"name": "phone_number", "values": ["12345"]}]}
+    lead, warnings = map_lead(node, default_region="GB")
+    assert lead["phone"] is None
+    assert lead["answers"]["phone_number"] == "12345"
+    assert "DEFAULT_PHONE_REGION" in warnings[0]
+
+
+@pytest.mark.parametrize(("raw", "region", "expected"), [
+    ("(415) 555-2671", "US", "+14155552671"),
+    ("+44 20 7946 0958", "US", "+442079460958"),
+    ("020 7946 0958", "GB", "+442079460958"),
+    ("0151 23456789", "DE", "+4915123456789"),
+    ("not a number", "US", None),
+    ("", "US", None),
+    ("555", "US", None),
+])
+def test_to_e164_normalises_or_refuses(raw: str, region: str, expected: str | None) -> None:
+    assert to_e164(raw, default_region=region) == expected
+
+
+@pytest.mark.parametrize(("code", "subcode", "error_class", "our_code"), [
+    (190, 460, "auth", "graph_token_invalid"),
+    (190, 463, "auth", "graph_token_invalid"),
+    (190, None, "auth", "graph_token_invalid"),
+    (10, None, "permission", "graph_permission_denied"),
+    (200, None, "permission", "graph_permission_denied"),
+    (299, None, "permission", "graph_permission_denied"),
+    (4, None, "throttled", "graph_rate_limited"),
+    (17, None, "throttled", "graph_rate_limited"),
+    (32, None, "throttled", "graph_rate_limited"),
+    (613, None, "throttled", "graph_rate_limited"),
+    (80005, None, "throttled", "graph_rate_limited"),
+    (100, 33, "unknown_lead", "graph_unknown_lead"),
+    (1, None, "transient", "graph_unavailable"),
+    (2, None, "transient", "graph_unavailable"),
+    (12345, None, "transient", "graph_error"),
+])
+def test_classify_graph_error_by_code(code: int, subcode: int | None, error_class: str,
+                                      our_code: str) -> None:
+    error: dict[str, Any] = {"message": "x", "type": "OAuthException", "code": code,
+                             "fbtrace_id": "t"}
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    err = classify_graph_error(400, {"error": error})
+    assert (err.error_class, err.code) == (error_class, our_code)
+    assert err.details["graph_code"] == code
+
+
+def test_classify_graph_error_docs_190_says_renew_token() -> None:
+    err = classify_graph_error(400, graph_sample("graph_error_190_docs_example.json"))
+    assert err.code == "graph_token_invalid"
+    assert "META_ACCESS_TOKEN" in err.message
+    assert err.details["fbtrace_id"] == "EJplcsCHuLu"
+
+
+def test_classify_graph_error_html_5xx_is_transient() -> None:
+    err = classify_graph_error(502, None)
+    assert (err.error_class, err.code) == ("transient", "graph_unavailable")
+
+
+def test_classify_graph_error_bad_appsecret_proof_points_at_app_secret() -> None:
+    err = classify_graph_error(400, {"error": {
+        "message": "Invalid appsecret_proof provided in the API argument", "code": 100}})
+    assert err.code == "graph_appsecret_proof_invalid"
+    assert "META_APP_SECRET" in err.message
+
+
+def test_verify_subscription_right_token_returns_challenge_verbatim() -> None:
+    args = {"hub.mode": "subscribe", "hub.challenge": "1158201444", "hub.verify_token": "t"}
+    assert verify_subscription(args, verify_token="t") == "1158201444"
+
+
+@pytest.mark.parametrize("args", [
+    {"hub.mode": "subscribe", "hub.challenge": "1", "hub.verify_token": "wrong"},
+    {"hub.mode": "unsubscribe", "hub.challenge": "1", "hub.verify_token": "t"},
+    {"hub.mode": "subscribe", "hub.verify_token": "t"},
+    {},
+])
+def test_verify_subscription_anything_else_forbidden(args: dict[str, str]) -> None:
+    with pytest.raises(Forbidden):
+        verify_subscription(args, verify_token="t")
