@@ -13,8 +13,12 @@ from functools import cache
 
 from lib.errors import ConfigError
 
-_NUMBERS = {"http_timeout_seconds": float, "max_body_bytes": int, "sweep_batch_size": int,
-            "inline_fetch_limit": int}
+_NUMBERS = {
+    "http_timeout_seconds": float,
+    "max_body_bytes": int,
+    "sweep_batch_size": int,
+    "inline_fetch_limit": int,
+}
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,18 @@ from lib.errors import DatabaseError, DatabaseUnavailable
 
 # PostgREST codes meaning "the database is not reachable now" (a retry may succeed):
 # connection errors (08*), insufficient resources (53*), PGRST000-002, gateway statuses.
-_UNAVAILABLE_PREFIXES = ("08", "53", "57P", "PGRST000", "PGRST001", "PGRST002", "502", "503",
-                         "504")
+_UNAVAILABLE_PREFIXES = ("08", "53", "57P", "PGRST000", "PGRST001", "PGRST002", "502", "503", "504")
 
 
 class Database:
     """A thin typed wrapper over ``SyncPostgrestClient.rpc`` with the project's error mapping."""
 
     def __init__(
-        self, url: str, service_role_key: str, *, http_client: httpx.Client | None = None,
+        self,
+        url: str,
+        service_role_key: str,
+        *,
+        http_client: httpx.Client | None = None,
         timeout: float = 10.0,
     ) -> None:
         self._client = SyncPostgrestClient(
@@ -44,7 +47,8 @@ class Database:
         except httpx.TransportError as exc:
             raise DatabaseUnavailable(
                 f"The database API is unreachable ({type(exc).__name__}); check SUPABASE_URL "
-                "and the project's status.", details={"function": function},
+                "and the project's status.",
+                details={"function": function},
             ) from exc
         except APIError as exc:
             code = exc.code or ""
@@ -55,21 +59,38 @@ class Database:
                 ) from exc
             raise DatabaseError(
                 f"The database refused {function} ({code}: {exc.message}); are all migrations "
-                "applied? (`make doctor`)", details={"function": function, "db_code": code},
+                "applied? (`make doctor`)",
+                details={"function": function, "db_code": code},
             ) from exc
 
     def log(
-        self, *, provider: str, event: str, status: str, message: str,
-        external_id: str | None = None, lead_id: str | None = None,
-        error_code: str | None = None, details: dict[str, Any] | None = None,
+        self,
+        *,
+        provider: str,
+        event: str,
+        status: str,
+        message: str,
+        external_id: str | None = None,
+        lead_id: str | None = None,
+        error_code: str | None = None,
+        details: dict[str, Any] | None = None,
         duration_ms: int | None = None,
     ) -> None:
         """One row in integration_logs."""
-        self.rpc("log_event", {
-            "p_provider": provider, "p_event": event, "p_status": status, "p_message": message,
-            "p_external_id": external_id, "p_lead_id": lead_id, "p_error_code": error_code,
-            "p_details": details or {}, "p_duration_ms": duration_ms,
-        })
+        self.rpc(
+            "log_event",
+            {
+                "p_provider": provider,
+                "p_event": event,
+                "p_status": status,
+                "p_message": message,
+                "p_external_id": external_id,
+                "p_lead_id": lead_id,
+                "p_error_code": error_code,
+                "p_details": details or {},
+                "p_duration_ms": duration_ms,
+            },
+        )
 
 
 @cache

@@ -79,7 +79,8 @@ class ConfigError(AppError):
         if invalid:
             parts.append("invalid " + ", ".join(invalid))
         super().__init__(
-            "Configuration error: " + "; ".join(parts)
+            "Configuration error: "
+            + "; ".join(parts)
             + ". Set them in the function's environment (supabase/.env.example lists them all).",
             details={"missing": missing, "invalid": invalid or []},
         )

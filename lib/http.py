@@ -70,10 +70,10 @@ def endpoint(function: str, *, provider: str) -> Callable[[Handler], Handler]:
                 return error_response(err)
             except Exception as exc:  # noqa: BLE001 - the one place that catches everything
                 log.error("Unexpected error", exc=exc, function=function, path=request.path)
-                err = AppError("Internal error; the function's logs have the details.")
-                _record(function, provider, request, err, started, details={
-                    "exception": type(exc).__name__})
-                return error_response(err)
+                internal = AppError("Internal error; the function's logs have the details.")
+                details = {"exception": type(exc).__name__}
+                _record(function, provider, request, internal, started, details=details)
+                return error_response(internal)
 
         return view
 
@@ -81,12 +81,21 @@ def endpoint(function: str, *, provider: str) -> Callable[[Handler], Handler]:
 
 
 def _record(
-    function: str, provider: str, request: Request, err: AppError, started: float,
+    function: str,
+    provider: str,
+    request: Request,
+    err: AppError,
+    started: float,
     details: dict[str, Any] | None = None,
 ) -> None:
     duration_ms = int((time.perf_counter() - started) * 1000)
-    fields = {"function": function, "error_code": err.code, "status": err.status,
-              "path": request.path, "method": request.method}
+    fields = {
+        "function": function,
+        "error_code": err.code,
+        "status": err.status,
+        "path": request.path,
+        "method": request.method,
+    }
     severity = "WARNING" if err.status < 500 else "ERROR"
     log.emit(severity, err.message, **fields)
     if isinstance(err, DatabaseUnavailable):
@@ -95,11 +104,24 @@ def _record(
 
     try:
         get_db().log(
-            provider=provider, event=f"{function}.request", status=err.log_status,
-            message=err.message, error_code=err.code, duration_ms=duration_ms,
-            details={"method": request.method, "path": subpath(request), "http_status": err.status,
-                     **err.details, **(details or {})},
+            provider=provider,
+            event=f"{function}.request",
+            status=err.log_status,
+            message=err.message,
+            error_code=err.code,
+            duration_ms=duration_ms,
+            details={
+                "method": request.method,
+                "path": subpath(request),
+                "http_status": err.status,
+                **err.details,
+                **(details or {}),
+            },
         )
     except AppError as log_err:
-        log.error("Could not write integration_logs", function=function,
-                  error_code=log_err.code, reason=log_err.message)
+        log.error(
+            "Could not write integration_logs",
+            function=function,
+            error_code=log_err.code,
+            reason=log_err.message,
+        )

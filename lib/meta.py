@@ -24,8 +24,10 @@ from lib.errors import BadRequest, ConfigError, DatabaseUnavailable, Forbidden
 from lib.phone import to_e164
 from lib.signatures import appsecret_proof, token_matches
 
-LEAD_FIELDS = ("id,created_time,ad_id,ad_name,adset_id,campaign_id,campaign_name,form_id,"
-               "is_organic,platform,field_data")
+LEAD_FIELDS = (
+    "id,created_time,ad_id,ad_name,adset_id,campaign_id,campaign_name,form_id,"
+    "is_organic,platform,field_data"
+)
 _FETCH_THREADS = 8
 
 
@@ -98,47 +100,79 @@ def parse_delivery(body: bytes) -> ParsedDelivery:
         ) from None
     parsed = ParsedDelivery()
     if delivery.object != "page":
-        parsed.skipped.append(_skip(
-            "webhook.object", "ignored", f"Ignored a delivery for object '{delivery.object}': "
-            "only 'page' leadgen changes are handled.", details={"object": delivery.object}))
+        parsed.skipped.append(
+            _skip(
+                "webhook.object",
+                "ignored",
+                f"Ignored a delivery for object '{delivery.object}': "
+                "only 'page' leadgen changes are handled.",
+                details={"object": delivery.object},
+            )
+        )
         return parsed
     for entry in delivery.entry:
         for change in entry.changes:
             if change.field != "leadgen":
-                parsed.skipped.append(_skip(
-                    f"webhook.{change.field}", "ignored",
-                    f"Ignored a '{change.field}' change: only 'leadgen' is handled. Unsubscribe "
-                    "the field in App Dashboard > Webhooks if nothing needs it.",
-                    external_id=entry.id))
+                parsed.skipped.append(
+                    _skip(
+                        f"webhook.{change.field}",
+                        "ignored",
+                        f"Ignored a '{change.field}' change: only 'leadgen' is handled. "
+                        "Unsubscribe the field in App Dashboard > Webhooks if nothing needs it.",
+                        external_id=entry.id,
+                    )
+                )
                 continue
             try:
                 value = LeadgenValue.model_validate(change.value)
             except ValidationError:
-                parsed.skipped.append(_skip(
-                    "lead.received", "rejected",
-                    "Skipped a leadgen change without a usable leadgen_id; the rest of the "
-                    "delivery was processed. The raw change is in details.",
-                    error_code="invalid_change", external_id=entry.id,
-                    details={"value": change.value}))
+                parsed.skipped.append(
+                    _skip(
+                        "lead.received",
+                        "rejected",
+                        "Skipped a leadgen change without a usable leadgen_id; the rest of the "
+                        "delivery was processed. The raw change is in details.",
+                        error_code="invalid_change",
+                        external_id=entry.id,
+                        details={"value": change.value},
+                    )
+                )
                 continue
-            parsed.leads.append({
-                "leadgen_id": value.leadgen_id,
-                "page_id": value.page_id or entry.id,
-                "form_id": value.form_id,
-                "ad_id": value.ad_id,
-                "adgroup_id": value.adgroup_id,
-                "created_time": value.created_time,
-                "payload": {"entry_id": entry.id, "entry_time": entry.time,
-                            "value": change.value},
-            })
+            parsed.leads.append(
+                {
+                    "leadgen_id": value.leadgen_id,
+                    "page_id": value.page_id or entry.id,
+                    "form_id": value.form_id,
+                    "ad_id": value.ad_id,
+                    "adgroup_id": value.adgroup_id,
+                    "created_time": value.created_time,
+                    "payload": {
+                        "entry_id": entry.id,
+                        "entry_time": entry.time,
+                        "value": change.value,
+                    },
+                }
+            )
     return parsed
 
 
-def _skip(event: str, status: str, message: str, *, error_code: str | None = None,
-          external_id: str | None = None, details: dict[str, Any] | None = None
-          ) -> dict[str, Any]:
-    return {"event": event, "status": status, "message": message, "error_code": error_code,
-            "external_id": external_id, "details": details or {}}
+def _skip(
+    event: str,
+    status: str,
+    message: str,
+    *,
+    error_code: str | None = None,
+    external_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "event": event,
+        "status": status,
+        "message": message,
+        "error_code": error_code,
+        "external_id": external_id,
+        "details": details or {},
+    }
 
 
 @dataclass
@@ -162,58 +196,101 @@ def classify_graph_error(status: int, body: Any) -> GraphError:
     """Turn a Graph error answer into a :class:`GraphError` (branching on ``error.code``)."""
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        return GraphError("transient", "graph_unavailable",
-                          f"The Graph API answered HTTP {status} without an error object; "
-                          "Meta may be having an outage. Retried automatically.",
-                          {"http_status": status})
+        return GraphError(
+            "transient",
+            "graph_unavailable",
+            f"The Graph API answered HTTP {status} without an error object; "
+            "Meta may be having an outage. Retried automatically.",
+            {"http_status": status},
+        )
     code = error.get("code")
     subcode = error.get("error_subcode")
     text = str(error.get("message", ""))
-    details = {"http_status": status, "graph_code": code, "graph_subcode": subcode,
-               "graph_message": text, "fbtrace_id": error.get("fbtrace_id")}
+    details = {
+        "http_status": status,
+        "graph_code": code,
+        "graph_subcode": subcode,
+        "graph_message": text,
+        "fbtrace_id": error.get("fbtrace_id"),
+    }
     label = f"Graph error {code}" + (f"/{subcode}" if subcode else "") + f": {text}"
     if code in (190, 102):
-        return GraphError("auth", "graph_token_invalid",
-                          f"The Meta access token is expired or invalid ({label}). Renew "
-                          "META_ACCESS_TOKEN with a long-lived Page token (`make doctor` checks "
-                          "it); pending leads are fetched by the sweep once it works.", details)
+        return GraphError(
+            "auth",
+            "graph_token_invalid",
+            f"The Meta access token is expired or invalid ({label}). Renew "
+            "META_ACCESS_TOKEN with a long-lived Page token (`make doctor` checks "
+            "it); pending leads are fetched by the sweep once it works.",
+            details,
+        )
     if code == 100 and "appsecret_proof" in text:
-        return GraphError("auth", "graph_appsecret_proof_invalid",
-                          f"Meta rejected the appsecret_proof ({label}). META_APP_SECRET must be "
-                          "the App Secret of the app that issued META_ACCESS_TOKEN.", details)
+        return GraphError(
+            "auth",
+            "graph_appsecret_proof_invalid",
+            f"Meta rejected the appsecret_proof ({label}). META_APP_SECRET must be "
+            "the App Secret of the app that issued META_ACCESS_TOKEN.",
+            details,
+        )
     if code == 10 or (isinstance(code, int) and 200 <= code <= 299):
-        return GraphError("permission", "graph_permission_denied",
-                          f"The access token may not read this lead ({label}). Grant the "
-                          "leads_retrieval permission to the token and allow this app in the "
-                          "Page's Leads Access Manager (Page settings > Leads access).", details)
+        return GraphError(
+            "permission",
+            "graph_permission_denied",
+            f"The access token may not read this lead ({label}). Grant the "
+            "leads_retrieval permission to the token and allow this app in the "
+            "Page's Leads Access Manager (Page settings > Leads access).",
+            details,
+        )
     if code in _THROTTLE_CODES:
-        return GraphError("throttled", "graph_rate_limited",
-                          f"Meta is throttling Graph calls ({label}). Nothing to do: the lead "
-                          "is retried automatically with backoff.", details)
+        return GraphError(
+            "throttled",
+            "graph_rate_limited",
+            f"Meta is throttling Graph calls ({label}). Nothing to do: the lead "
+            "is retried automatically with backoff.",
+            details,
+        )
     if code == 100:
-        return GraphError("unknown_lead", "graph_unknown_lead",
-                          f"The Graph API does not know this lead id ({label}). Expected for "
-                          "the App Dashboard's test button; for a real lead, check that "
-                          "META_ACCESS_TOKEN is a token of the Page that owns the form.", details)
+        return GraphError(
+            "unknown_lead",
+            "graph_unknown_lead",
+            f"The Graph API does not know this lead id ({label}). Expected for "
+            "the App Dashboard's test button; for a real lead, check that "
+            "META_ACCESS_TOKEN is a token of the Page that owns the form.",
+            details,
+        )
     if code in (1, 2) or status >= 500:
-        return GraphError("transient", "graph_unavailable",
-                          f"The Graph API had a temporary error ({label}). Retried "
-                          "automatically.", details)
-    return GraphError("transient", "graph_error",
-                      f"The Graph API refused the lead fetch ({label}). Retried automatically; "
-                      "if it persists, look the code up in Meta's error reference.", details)
+        return GraphError(
+            "transient",
+            "graph_unavailable",
+            f"The Graph API had a temporary error ({label}). Retried automatically.",
+            details,
+        )
+    return GraphError(
+        "transient",
+        "graph_error",
+        f"The Graph API refused the lead fetch ({label}). Retried automatically; "
+        "if it persists, look the code up in Meta's error reference.",
+        details,
+    )
 
 
 class GraphClient:
     """Reads lead nodes from the Graph API, with ``appsecret_proof`` and a timeout."""
 
     def __init__(
-        self, *, base_url: str, version: str, access_token: str, app_secret: str,
-        timeout: float, http_client: httpx.Client | None = None,
+        self,
+        *,
+        base_url: str,
+        version: str,
+        access_token: str,
+        app_secret: str,
+        timeout: float,
+        http_client: httpx.Client | None = None,
     ) -> None:
         self._base = f"{base_url.rstrip('/')}/{version.strip('/')}"
-        self._params = {"access_token": access_token,
-                        "appsecret_proof": appsecret_proof(access_token, app_secret=app_secret)}
+        self._params = {
+            "access_token": access_token,
+            "appsecret_proof": appsecret_proof(access_token, app_secret=app_secret),
+        }
         self._http = http_client or httpx.Client(timeout=timeout)
 
     def get(self, path: str, **params: str) -> Any:
@@ -221,14 +298,20 @@ class GraphClient:
         try:
             response = self._http.get(f"{self._base}/{path}", params={**params, **self._params})
         except httpx.TimeoutException as exc:
-            raise GraphError("transient", "graph_timeout",
-                             "The Graph API did not answer in time; retried automatically.",
-                             {"exception": type(exc).__name__}) from None
+            raise GraphError(
+                "transient",
+                "graph_timeout",
+                "The Graph API did not answer in time; retried automatically.",
+                {"exception": type(exc).__name__},
+            ) from None
         except httpx.TransportError as exc:
-            raise GraphError("transient", "graph_unreachable",
-                             f"The Graph API is unreachable ({type(exc).__name__}); check "
-                             "META_GRAPH_URL and outbound network. Retried automatically.",
-                             {"exception": type(exc).__name__}) from None
+            raise GraphError(
+                "transient",
+                "graph_unreachable",
+                f"The Graph API is unreachable ({type(exc).__name__}); check "
+                "META_GRAPH_URL and outbound network. Retried automatically.",
+                {"exception": type(exc).__name__},
+            ) from None
         try:
             body = response.json()
         except ValueError:
@@ -245,9 +328,13 @@ class GraphClient:
 def get_graph() -> GraphClient:
     config = get_config()
     token, _ = config.require("META_ACCESS_TOKEN", "META_APP_SECRET")
-    return GraphClient(base_url=config.meta_graph_url, version=config.meta_graph_version,
-                       access_token=token, app_secret=config.secrets("META_APP_SECRET")[0],
-                       timeout=config.http_timeout_seconds)
+    return GraphClient(
+        base_url=config.meta_graph_url,
+        version=config.meta_graph_version,
+        access_token=token,
+        app_secret=config.secrets("META_APP_SECRET")[0],
+        timeout=config.http_timeout_seconds,
+    )
 
 
 def map_lead(node: Mapping[str, Any], *, default_region: str) -> tuple[dict[str, Any], list[str]]:
@@ -262,18 +349,31 @@ def map_lead(node: Mapping[str, Any], *, default_region: str) -> tuple[dict[str,
         answers[name] = values[0] if len(values) == 1 else values
         if values:
             first.setdefault(name.lower(), values[0].strip())
-    full_name = first.get("full_name") or " ".join(
-        part for part in (first.get("first_name"), first.get("last_name")) if part) or None
+    full_name = (
+        first.get("full_name")
+        or " ".join(part for part in (first.get("first_name"), first.get("last_name")) if part)
+        or None
+    )
     email = (first.get("email") or "").lower() or None
     raw_phone = first.get("phone_number") or first.get("phone")
     phone = to_e164(raw_phone, default_region=default_region)
     warnings = []
     if raw_phone and phone is None:
-        warnings.append(f"The phone answer is not a valid number (read in region "
-                        f"{default_region.upper()}, DEFAULT_PHONE_REGION); kept in answers only.")
+        warnings.append(
+            f"The phone answer is not a valid number (read in region "
+            f"{default_region.upper()}, DEFAULT_PHONE_REGION); kept in answers only."
+        )
     lead = {"full_name": full_name, "email": email, "phone": phone, "answers": answers}
-    for key in ("form_id", "ad_id", "adset_id", "campaign_id", "ad_name", "campaign_name",
-                "platform", "is_organic"):
+    for key in (
+        "form_id",
+        "ad_id",
+        "adset_id",
+        "campaign_id",
+        "ad_name",
+        "campaign_name",
+        "platform",
+        "is_organic",
+    ):
         if node.get(key) is not None:
             lead[key] = node[key]
     return lead, warnings
@@ -283,15 +383,23 @@ def _fetch_one(graph: GraphClient, claim: Mapping[str, Any], region: str) -> dic
     started = time.perf_counter()
     result: dict[str, Any] = {"lead_id": claim["lead_id"]}
     try:
-        lead, warnings = map_lead(graph.fetch_lead(str(claim["leadgen_id"])),
-                                  default_region=region)
+        lead, warnings = map_lead(graph.fetch_lead(str(claim["leadgen_id"])), default_region=region)
     except GraphError as err:
-        result.update(ok=False, error_class=err.error_class, error_code=err.code,
-                      message=err.message, details=err.details)
+        result.update(
+            ok=False,
+            error_class=err.error_class,
+            error_code=err.code,
+            message=err.message,
+            details=err.details,
+        )
     else:
-        result.update(ok=True, lead=lead, details={"warnings": warnings} if warnings else {},
-                      message=f"Lead answers fetched from the Graph API ({len(lead['answers'])} "
-                      f"answers{', phone invalid' if warnings else ''}).")
+        result.update(
+            ok=True,
+            lead=lead,
+            details={"warnings": warnings} if warnings else {},
+            message=f"Lead answers fetched from the Graph API ({len(lead['answers'])} "
+            f"answers{', phone invalid' if warnings else ''}).",
+        )
     result["duration_ms"] = int((time.perf_counter() - started) * 1000)
     return result
 
@@ -303,9 +411,17 @@ def fetch_leads(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
     try:
         graph = get_graph()
     except ConfigError as err:
-        return [{"lead_id": c["lead_id"], "ok": False, "error_class": "config",
-                 "error_code": err.code, "message": err.message, "details": err.details}
-                for c in claims]
+        return [
+            {
+                "lead_id": c["lead_id"],
+                "ok": False,
+                "error_class": "config",
+                "error_code": err.code,
+                "message": err.message,
+                "details": err.details,
+            }
+            for c in claims
+        ]
     region = get_config().default_phone_region
     if len(claims) == 1:
         return [_fetch_one(graph, claims[0], region)]
@@ -320,16 +436,21 @@ def _complete(db: Database, results: list[dict[str, Any]]) -> dict[str, Any]:
         return dict(db.rpc("meta_complete", {"p_results": results}))
     except DatabaseUnavailable as err:
         # The leads are stored and claimed: the sweep fetches them again after the lease.
-        log.error("Could not record Graph results; the sweep will retry", reason=err.message,
-                  leads=[r["lead_id"] for r in results])
+        log.error(
+            "Could not record Graph results; the sweep will retry",
+            reason=err.message,
+            leads=[r["lead_id"] for r in results],
+        )
         return {"completed": 0, "failed": 0, "skipped": len(results)}
 
 
 def process_delivery(db: Database, parsed: ParsedDelivery, *, inline_limit: int) -> dict[str, Any]:
     """Store the delivery (round trip 1), fetch the new leads, record the results (round trip 2).
     New leads past ``inline_limit`` are left due for the sweep."""
-    stored = db.rpc("meta_ingest", {"p_leads": parsed.leads, "p_skipped": parsed.skipped,
-                                    "p_claim_limit": inline_limit})
+    stored = db.rpc(
+        "meta_ingest",
+        {"p_leads": parsed.leads, "p_skipped": parsed.skipped, "p_claim_limit": inline_limit},
+    )
     outcome = _complete(db, fetch_leads(stored["to_fetch"]))
     return {
         "received": len(parsed.leads),
@@ -346,5 +467,9 @@ def sweep(db: Database, *, limit: int) -> dict[str, Any]:
     """Fetch up to ``limit`` fetch_pending leads whose retry time has come."""
     claimed = db.rpc("meta_claim_due", {"p_limit": limit})
     outcome = _complete(db, fetch_leads(claimed["claimed"]))
-    return {"claimed": len(claimed["claimed"]), "completed": outcome["completed"],
-            "failed": outcome["failed"], "remaining": claimed["remaining"]}
+    return {
+        "claimed": len(claimed["claimed"]),
+        "completed": outcome["completed"],
+        "failed": outcome["failed"],
+        "remaining": claimed["remaining"],
+    }

@@ -9,18 +9,32 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from lib.errors import InvalidSignature
 
 __all__ = [
-    "InvalidSignature", "appsecret_proof", "header", "sign_meta", "token_matches", "verify_meta",
+    "InvalidSignature",
+    "appsecret_proof",
+    "header",
+    "sign_meta",
+    "token_matches",
+    "verify_meta",
 ]
 
 META_HEADER = "X-Hub-Signature-256"
 
 
-def header(headers: Mapping[str, str], name: str) -> str | None:
+class Headers(Protocol):
+    """What a verifier reads of the headers: a dict, or Flask/Werkzeug's ``Headers``."""
+
+    def get(self, key: str, /) -> str | None: ...
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
+def header(headers: Headers, name: str) -> str | None:
     """``headers[name]``, case-insensitively (Flask headers are; plain dicts in tests are not)."""
     value = headers.get(name)
     if value is None:
@@ -34,7 +48,7 @@ def sign_meta(body: bytes, *, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def verify_meta(body: bytes, headers: Mapping[str, str], *, secrets: Sequence[str]) -> None:
+def verify_meta(body: bytes, headers: Headers, *, secrets: Sequence[str]) -> None:
     """Check Meta's ``X-Hub-Signature-256`` over the raw body.
 
     https://developers.facebook.com/docs/graph-api/webhooks/getting-started#validate-payloads

@@ -33,17 +33,32 @@ def new_leadgen_id() -> str:
     return str(1_000_000_000_000_000 + next(_ids))
 
 
-def leadgen_delivery(*leadgen_ids: str, page_id: str = "138124712925158",
-                     form_id: str = "172036835026334", numeric: bool = False) -> bytes:
+def leadgen_delivery(
+    *leadgen_ids: str,
+    page_id: str = "138124712925158",
+    form_id: str = "172036835026334",
+    numeric: bool = False,
+) -> bytes:
     """A delivery shaped like Meta's, one entry with one leadgen change per id."""
+
     def cast(value: str) -> Any:
         return int(value) if numeric else value
 
-    changes = [{"field": "leadgen", "value": {
-        "leadgen_id": cast(lid), "page_id": cast(page_id), "form_id": cast(form_id),
-        "created_time": 1630087926}} for lid in leadgen_ids]
-    return json.dumps({"object": "page", "entry": [
-        {"id": cast(page_id), "time": 1630087927, "changes": changes}]}).encode()
+    changes = [
+        {
+            "field": "leadgen",
+            "value": {
+                "leadgen_id": cast(lid),
+                "page_id": cast(page_id),
+                "form_id": cast(form_id),
+                "created_time": 1630087926,
+            },
+        }
+        for lid in leadgen_ids
+    ]
+    return json.dumps(
+        {"object": "page", "entry": [{"id": cast(page_id), "time": 1630087927, "changes": changes}]}
+    ).encode()
 
 
 @pytest.fixture(scope="session")
@@ -67,26 +82,36 @@ class Functions:
     def post_meta(self, body: bytes, *, secret: str | None = None, **kwargs: Any) -> httpx.Response:
         signature = sign_meta(body, secret=secret or self.env["META_APP_SECRET"])
         headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
-        return httpx.post(self.url("meta_webhook"), content=body, headers=headers, timeout=30,
-                          **kwargs)
+        return httpx.post(
+            self.url("meta_webhook"), content=body, headers=headers, timeout=30, **kwargs
+        )
 
     def sweep(self) -> httpx.Response:
-        return httpx.post(self.url("meta_webhook", "/sweep"), timeout=60,
-                          headers={"Authorization": f"Bearer {self.env['INTERNAL_TOKEN']}"})
+        return httpx.post(
+            self.url("meta_webhook", "/sweep"),
+            timeout=60,
+            headers={"Authorization": f"Bearer {self.env['INTERNAL_TOKEN']}"},
+        )
 
 
 def serve_functions(env: dict[str, str], log: Path) -> Functions:
     port = local_stack.free_port()
-    process = local_stack.spawn("tools.serve", "--port", str(port), log=log, env={
-        **env, "PYTHONPATH": str(local_stack.ROOT)})
+    process = local_stack.spawn(
+        "tools.serve",
+        "--port",
+        str(port),
+        log=log,
+        env={**env, "PYTHONPATH": str(local_stack.ROOT)},
+    )
     base = f"http://127.0.0.1:{port}"
     local_stack.wait_until(local_stack.http_ok(f"{base}/health"), what="tools.serve")
     return Functions(base, env, process)
 
 
 @pytest.fixture(scope="session")
-def functions(stack: local_stack.Stack, tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[Functions]:
+def functions(
+    stack: local_stack.Stack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Functions]:
     env = {**stack.env, "HTTP_TIMEOUT_SECONDS": "1", "DEFAULT_PHONE_REGION": "US"}
     served = serve_functions(env, tmp_path_factory.mktemp("functions") / "functions.log")
     yield served
@@ -107,8 +132,9 @@ class GraphFake:
     def __init__(self, base: str) -> None:
         self.base = base
 
-    def script(self, leadgen_id: str, *responses: dict[str, Any],
-               lead: dict[str, Any] | None = None) -> None:
+    def script(
+        self, leadgen_id: str, *responses: dict[str, Any], lead: dict[str, Any] | None = None
+    ) -> None:
         body: dict[str, Any] = {"responses": list(responses)}
         if lead is not None:
             body["lead"] = lead
@@ -135,5 +161,12 @@ def _no_real_secrets_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key, raising=False)
 
 
-__all__ = ["FIXTURES", "Functions", "GraphFake", "fixture_bytes", "leadgen_delivery",
-           "new_leadgen_id", "serve_functions"]
+__all__ = [
+    "FIXTURES",
+    "Functions",
+    "GraphFake",
+    "fixture_bytes",
+    "leadgen_delivery",
+    "new_leadgen_id",
+    "serve_functions",
+]

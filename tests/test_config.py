@@ -9,8 +9,9 @@ from lib.errors import ConfigError
 
 
 def test_config_from_mapping_reads_values_and_defaults() -> None:
-    config = Config.from_mapping({"META_APP_SECRET": "s", "HTTP_TIMEOUT_SECONDS": "2.5",
-                                  "META_GRAPH_VERSION": "v26.0"})
+    config = Config.from_mapping(
+        {"META_APP_SECRET": "s", "HTTP_TIMEOUT_SECONDS": "2.5", "META_GRAPH_VERSION": "v26.0"}
+    )
     assert config.meta_app_secret == "s"
     assert config.http_timeout_seconds == 2.5
     assert config.meta_graph_version == "v26.0"
@@ -18,8 +19,14 @@ def test_config_from_mapping_reads_values_and_defaults() -> None:
 
 
 def test_config_repr_hides_secrets() -> None:
-    config = Config.from_mapping({"META_APP_SECRET": "topsecret", "META_ACCESS_TOKEN": "EAAx",
-                                  "SUPABASE_SERVICE_ROLE_KEY": "jwt", "INTERNAL_TOKEN": "it"})
+    config = Config.from_mapping(
+        {
+            "META_APP_SECRET": "topsecret",
+            "META_ACCESS_TOKEN": "EAAx",
+            "SUPABASE_SERVICE_ROLE_KEY": "jwt",
+            "INTERNAL_TOKEN": "it",
+        }
+    )
     text = repr(config)
     assert "topsecret" not in text and "EAAx" not in text and "jwt" not in text
     assert "'it'" not in text

@@ -26,16 +26,27 @@ def api(stack: local_stack.Stack) -> Database:
 
 
 def ingest(api: Database, *leadgen_ids: str, claim_limit: int = 1000) -> dict[str, Any]:
-    leads = [{"leadgen_id": lid, "page_id": "1", "form_id": "2", "created_time": 1630087926,
-              "payload": {"value": {"leadgen_id": lid}}} for lid in leadgen_ids]
-    result: dict[str, Any] = api.rpc("meta_ingest", {"p_leads": leads, "p_skipped": [],
-                                                     "p_claim_limit": claim_limit})
+    leads = [
+        {
+            "leadgen_id": lid,
+            "page_id": "1",
+            "form_id": "2",
+            "created_time": 1630087926,
+            "payload": {"value": {"leadgen_id": lid}},
+        }
+        for lid in leadgen_ids
+    ]
+    result: dict[str, Any] = api.rpc(
+        "meta_ingest", {"p_leads": leads, "p_skipped": [], "p_claim_limit": claim_limit}
+    )
     return result
 
 
 def lead_row(db: Conn, leadgen_id: str) -> dict[str, Any]:
     with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        row = cur.execute("select * from leads where meta_leadgen_id = %s", (leadgen_id,)).fetchone()
+        row = cur.execute(
+            "select * from leads where meta_leadgen_id = %s", (leadgen_id,)
+        ).fetchone()
     assert row is not None
     return row
 
@@ -48,8 +59,9 @@ def test_meta_ingest_new_lead_claimed_for_fetch(api: Database, db: Conn) -> None
     assert row["status"] == "fetch_pending"
     assert row["fetch_attempts"] == 1
     assert row["submitted_at"].timestamp() == 1630087926
-    events = db.execute("select count(*) from webhook_events where provider = 'meta' and "
-                        "external_id = %s", (lid,)).fetchone()
+    events = db.execute(
+        "select count(*) from webhook_events where provider = 'meta' and external_id = %s", (lid,)
+    ).fetchone()
     assert events == (1,)
 
 
@@ -59,8 +71,12 @@ def test_meta_ingest_duplicate_changes_nothing_and_logs(api: Database, db: Conn)
     second = ingest(api, lid)
     assert second["to_fetch"] == []
     assert second["duplicates"] == [{"lead_id": first["to_fetch"][0]["lead_id"], "leadgen_id": lid}]
-    statuses = [r[0] for r in db.execute(
-        "select status from integration_logs where external_id = %s order by id", (lid,))]
+    statuses = [
+        r[0]
+        for r in db.execute(
+            "select status from integration_logs where external_id = %s order by id", (lid,)
+        )
+    ]
     assert statuses == ["ok", "duplicate"]
 
 
@@ -68,8 +84,9 @@ def test_meta_ingest_same_id_twice_in_one_batch_one_lead(api: Database, db: Conn
     lid = new_leadgen_id()
     result = ingest(api, lid, lid)
     assert len(result["to_fetch"]) == 1 and len(result["duplicates"]) == 1
-    assert db.execute("select count(*) from leads where meta_leadgen_id = %s",
-                      (lid,)).fetchone() == (1,)
+    assert db.execute(
+        "select count(*) from leads where meta_leadgen_id = %s", (lid,)
+    ).fetchone() == (1,)
 
 
 def test_meta_ingest_past_claim_limit_due_for_sweep(api: Database, db: Conn) -> None:
@@ -82,58 +99,102 @@ def test_meta_ingest_past_claim_limit_due_for_sweep(api: Database, db: Conn) -> 
     assert deferred["next_fetch_at"] <= db.execute("select now()").fetchone()[0]
 
 
-def test_meta_ingest_50_simultaneous_deliveries_one_lead_one_claim(
-    api: Database, db: Conn
-) -> None:
+def test_meta_ingest_50_simultaneous_deliveries_one_lead_one_claim(api: Database, db: Conn) -> None:
     lid = new_leadgen_id()
     with ThreadPoolExecutor(max_workers=50) as pool:
         results = list(pool.map(lambda _: ingest(api, lid), range(50)))
     assert sum(len(r["to_fetch"]) for r in results) == 1
     assert sum(len(r["duplicates"]) for r in results) == 49
-    assert db.execute("select count(*) from leads where meta_leadgen_id = %s",
-                      (lid,)).fetchone() == (1,)
-    assert db.execute("select count(*) from webhook_events where external_id = %s",
-                      (lid,)).fetchone() == (1,)
+    assert db.execute(
+        "select count(*) from leads where meta_leadgen_id = %s", (lid,)
+    ).fetchone() == (1,)
+    assert db.execute(
+        "select count(*) from webhook_events where external_id = %s", (lid,)
+    ).fetchone() == (1,)
 
 
 def test_meta_complete_success_fills_lead(api: Database, db: Conn) -> None:
     lid = new_leadgen_id()
     lead_id = ingest(api, lid)["to_fetch"][0]["lead_id"]
-    outcome = api.rpc("meta_complete", {"p_results": [{
-        "lead_id": lead_id, "ok": True, "message": "fetched", "duration_ms": 12,
-        "lead": {"full_name": "Zoë", "email": "z@example.com", "phone": "+14155552671",
-                 "answers": {"q": ["a", "b"]}, "ad_id": "9", "is_organic": False}}]})
+    outcome = api.rpc(
+        "meta_complete",
+        {
+            "p_results": [
+                {
+                    "lead_id": lead_id,
+                    "ok": True,
+                    "message": "fetched",
+                    "duration_ms": 12,
+                    "lead": {
+                        "full_name": "Zoë",
+                        "email": "z@example.com",
+                        "phone": "+14155552671",
+                        "answers": {"q": ["a", "b"]},
+                        "ad_id": "9",
+                        "is_organic": False,
+                    },
+                }
+            ]
+        },
+    )
     assert outcome == {"completed": 1, "failed": 0, "skipped": 0}
     row = lead_row(db, lid)
     assert (row["status"], row["full_name"], row["phone"], row["ad_id"]) == (
-        "new", "Zoë", "+14155552671", "9")
+        "new",
+        "Zoë",
+        "+14155552671",
+        "9",
+    )
     assert row["answers"] == {"q": ["a", "b"]}
     assert row["next_fetch_at"] is None and row["fetched_at"] is not None
-    again = api.rpc("meta_complete", {"p_results": [{"lead_id": lead_id, "ok": True,
-                                                     "lead": {"full_name": "Other"}}]})
+    again = api.rpc(
+        "meta_complete",
+        {"p_results": [{"lead_id": lead_id, "ok": True, "lead": {"full_name": "Other"}}]},
+    )
     assert again["skipped"] == 1
     assert lead_row(db, lid)["full_name"] == "Zoë"
 
 
-@pytest.mark.parametrize(("error_class", "retried"), [
-    ("auth", True), ("permission", True), ("throttled", True), ("transient", True),
-    ("config", True), ("unknown_lead", False),
-])
+@pytest.mark.parametrize(
+    ("error_class", "retried"),
+    [
+        ("auth", True),
+        ("permission", True),
+        ("throttled", True),
+        ("transient", True),
+        ("config", True),
+        ("unknown_lead", False),
+    ],
+)
 def test_meta_complete_failure_schedules_retry_by_class(
     api: Database, db: Conn, error_class: str, retried: bool
 ) -> None:
     lid = new_leadgen_id()
     lead_id = ingest(api, lid)["to_fetch"][0]["lead_id"]
-    api.rpc("meta_complete", {"p_results": [{
-        "lead_id": lead_id, "ok": False, "error_class": error_class, "error_code": "graph_x",
-        "message": "What to do.", "details": {"graph_code": 1}}]})
+    api.rpc(
+        "meta_complete",
+        {
+            "p_results": [
+                {
+                    "lead_id": lead_id,
+                    "ok": False,
+                    "error_class": error_class,
+                    "error_code": "graph_x",
+                    "message": "What to do.",
+                    "details": {"graph_code": 1},
+                }
+            ]
+        },
+    )
     row = lead_row(db, lid)
     assert row["status"] == "fetch_pending"
     assert row["fetch_error_code"] == "graph_x"
     assert (row["next_fetch_at"] is not None) is retried
-    log = db.execute("select status, error_code, message, details->>'error_class' from "
-                     "integration_logs where external_id = %s and event = 'lead.fetch_failed'",
-                     (lid,)).fetchone()
+    log = db.execute(
+        "select status, error_code, message, details->>'error_class' from "
+        "integration_logs where external_id = %s and event = 'lead.fetch_failed'",
+        (lid,),
+    ).fetchone()
     assert log is not None
     assert log[:2] == ("error", "graph_x")
     assert log[2].startswith("What to do.")
@@ -153,17 +214,22 @@ def test_meta_claim_due_concurrent_sweeps_never_share_a_lead(api: Database, db: 
 
 def test_leads_phone_must_be_e164(db: Conn) -> None:
     with pytest.raises(psycopg.errors.CheckViolation):
-        db.execute("insert into leads (meta_leadgen_id, phone) values (%s, '415 555 2671')",
-                   (new_leadgen_id(),))
+        db.execute(
+            "insert into leads (meta_leadgen_id, phone) values (%s, '415 555 2671')",
+            (new_leadgen_id(),),
+        )
 
 
 def test_rls_enabled_on_every_table_without_policies(db: Conn) -> None:
-    rows = db.execute("select relname, relrowsecurity from pg_class where relnamespace = "
-                      "'public'::regnamespace and relkind = 'r'").fetchall()
+    rows = db.execute(
+        "select relname, relrowsecurity from pg_class where relnamespace = "
+        "'public'::regnamespace and relkind = 'r'"
+    ).fetchall()
     assert {name for name, _ in rows} >= {"leads", "webhook_events", "integration_logs"}
     assert all(secure for _, secure in rows)
-    assert db.execute("select count(*) from pg_policies where schemaname = 'public'"
-                      ).fetchone() == (0,)
+    assert db.execute(
+        "select count(*) from pg_policies where schemaname = 'public'"
+    ).fetchone() == (0,)
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
@@ -179,9 +245,11 @@ def test_rls_client_roles_cannot_read_or_call(db: Conn, role: str) -> None:
 
 
 def test_standin_anon_key_refused_with_postgrest_error(stack: local_stack.Stack) -> None:
-    response = httpx.post(f"{stack.env['SUPABASE_URL']}/rest/v1/rpc/meta_claim_due",
-                          json={"p_limit": 1},
-                          headers={"Authorization": f"Bearer {stack.env['SUPABASE_ANON_KEY']}"})
+    response = httpx.post(
+        f"{stack.env['SUPABASE_URL']}/rest/v1/rpc/meta_claim_due",
+        json={"p_limit": 1},
+        headers={"Authorization": f"Bearer {stack.env['SUPABASE_ANON_KEY']}"},
+    )
     assert response.status_code == 401
     assert response.json()["code"] == "42501"
 
@@ -190,8 +258,11 @@ def test_standin_forged_jwt_refused(stack: local_stack.Stack) -> None:
     from tools import jwt
 
     forged = jwt.local_key("service_role", secret="not-the-project-secret-at-all-000000")
-    response = httpx.post(f"{stack.env['SUPABASE_URL']}/rest/v1/rpc/meta_claim_due",
-                          json={"p_limit": 1}, headers={"Authorization": f"Bearer {forged}"})
+    response = httpx.post(
+        f"{stack.env['SUPABASE_URL']}/rest/v1/rpc/meta_claim_due",
+        json={"p_limit": 1},
+        headers={"Authorization": f"Bearer {forged}"},
+    )
     assert response.status_code == 401
     assert response.json()["code"] == "PGRST301"
 
@@ -217,17 +288,29 @@ def test_standin_raise_and_unique_violation_statuses(stack: local_stack.Stack, d
     raised = httpx.post(url, json={"p_kind": "raise"}, headers=headers)
     unique = httpx.post(url, json={"p_kind": "dup"}, headers=headers)
     assert (raised.status_code, raised.json()["code"], raised.json()["message"]) == (
-        400, "P0001", "nope")
+        400,
+        "P0001",
+        "nope",
+    )
     assert (unique.status_code, unique.json()["code"]) == (409, "23505")
 
 
-@pytest.mark.parametrize(("sqlstate", "role", "status"), [
-    ("08006", "service_role", 503), ("23505", "service_role", 409), ("P0001", "anon", 400),
-    ("42883", "anon", 404), ("42501", "anon", 401), ("42501", "authenticated", 403),
-    ("53300", "anon", 503), ("53400", "anon", 500), ("22P02", "anon", 400), ("XX000", "anon", 500),
-])
-def test_standin_http_status_follows_postgrest_table(sqlstate: str, role: str,
-                                                      status: int) -> None:
+@pytest.mark.parametrize(
+    ("sqlstate", "role", "status"),
+    [
+        ("08006", "service_role", 503),
+        ("23505", "service_role", 409),
+        ("P0001", "anon", 400),
+        ("42883", "anon", 404),
+        ("42501", "anon", 401),
+        ("42501", "authenticated", 403),
+        ("53300", "anon", 503),
+        ("53400", "anon", 500),
+        ("22P02", "anon", 400),
+        ("XX000", "anon", 500),
+    ],
+)
+def test_standin_http_status_follows_postgrest_table(sqlstate: str, role: str, status: int) -> None:
     assert http_status(sqlstate, role=role) == status
 
 
@@ -236,11 +319,19 @@ def test_standin_database_down_503_and_database_unavailable(
 ) -> None:
     port = local_stack.free_port()
     dead = f"postgresql://authenticator:x@127.0.0.1:{local_stack.free_port()}/postgres"
-    process = local_stack.spawn("tools.rest_standin", "--port", str(port), "--db-url", dead,
-                                env={}, log=tmp_path / "rest.log")
+    process = local_stack.spawn(
+        "tools.rest_standin",
+        "--port",
+        str(port),
+        "--db-url",
+        dead,
+        env={},
+        log=tmp_path / "rest.log",
+    )
     try:
-        local_stack.wait_until(local_stack.http_ok(f"http://127.0.0.1:{port}/health"),
-                               what="stand-in")
+        local_stack.wait_until(
+            local_stack.http_ok(f"http://127.0.0.1:{port}/health"), what="stand-in"
+        )
         down = Database(f"http://127.0.0.1:{port}", stack.env["SUPABASE_SERVICE_ROLE_KEY"])
         with pytest.raises(DatabaseUnavailable) as caught:
             down.rpc("meta_claim_due", {"p_limit": 1})

@@ -36,16 +36,47 @@ def test_parse_delivery_numeric_ids_become_strings() -> None:
 
 
 def test_parse_delivery_docs_batch_of_entries_and_changes_all_kept() -> None:
-    body = json.dumps({"object": "page", "entry": [
-        {"id": 1, "time": 2, "changes": [
-            {"field": "leadgen", "value": {"leadgen_id": 11, "page_id": 1, "form_id": 5,
-                                           "adgroup_id": 7, "ad_id": 7, "created_time": 3}},
-            {"field": "leadgen", "value": {"leadgen_id": 12, "page_id": 1, "form_id": 5,
-                                           "created_time": 3}}]},
-        {"id": 2, "time": 2, "changes": [
-            {"field": "feed", "value": {"item": "status"}},
-            {"field": "leadgen", "value": {"leadgen_id": "13", "form_id": "5"}}]},
-    ]}).encode()
+    body = json.dumps(
+        {
+            "object": "page",
+            "entry": [
+                {
+                    "id": 1,
+                    "time": 2,
+                    "changes": [
+                        {
+                            "field": "leadgen",
+                            "value": {
+                                "leadgen_id": 11,
+                                "page_id": 1,
+                                "form_id": 5,
+                                "adgroup_id": 7,
+                                "ad_id": 7,
+                                "created_time": 3,
+                            },
+                        },
+                        {
+                            "field": "leadgen",
+                            "value": {
+                                "leadgen_id": 12,
+                                "page_id": 1,
+                                "form_id": 5,
+                                "created_time": 3,
+                            },
+                        },
+                    ],
+                },
+                {
+                    "id": 2,
+                    "time": 2,
+                    "changes": [
+                        {"field": "feed", "value": {"item": "status"}},
+                        {"field": "leadgen", "value": {"leadgen_id": "13", "form_id": "5"}},
+                    ],
+                },
+            ],
+        }
+    ).encode()
     parsed = parse_delivery(body)
     assert [lead["leadgen_id"] for lead in parsed.leads] == ["11", "12", "13"]
     assert parsed.leads[0]["ad_id"] == "7"
@@ -54,9 +85,20 @@ def test_parse_delivery_docs_batch_of_entries_and_changes_all_kept() -> None:
 
 
 def test_parse_delivery_change_without_leadgen_id_rejected_alone() -> None:
-    body = json.dumps({"object": "page", "entry": [{"id": "1", "changes": [
-        {"field": "leadgen", "value": {"form_id": "5"}},
-        {"field": "leadgen", "value": {"leadgen_id": "14"}}]}]}).encode()
+    body = json.dumps(
+        {
+            "object": "page",
+            "entry": [
+                {
+                    "id": "1",
+                    "changes": [
+                        {"field": "leadgen", "value": {"form_id": "5"}},
+                        {"field": "leadgen", "value": {"leadgen_id": "14"}},
+                    ],
+                }
+            ],
+        }
+    ).encode()
     parsed = parse_delivery(body)
     assert [lead["leadgen_id"] for lead in parsed.leads] == ["14"]
     assert parsed.skipped[0]["status"] == "rejected"
@@ -70,14 +112,17 @@ def test_parse_delivery_other_object_ignored() -> None:
     assert parsed.skipped[0]["status"] == "ignored"
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    (b"{not json", "malformed_json"),
-    (b"", "malformed_json"),
-    (b"[]", "invalid_payload"),
-    (b'{"object": "page"}', "invalid_payload"),
-    (b'{"object": "page", "entry": {"id": 1}}', "invalid_payload"),
-    (b'{"object": "page", "entry": [{"changes": [{"value": {}}]}]}', "invalid_payload"),
-])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{not json", "malformed_json"),
+        (b"", "malformed_json"),
+        (b"[]", "invalid_payload"),
+        (b'{"object": "page"}', "invalid_payload"),
+        (b'{"object": "page", "entry": {"id": 1}}', "invalid_payload"),
+        (b'{"object": "page", "entry": [{"changes": [{"value": {}}]}]}', "invalid_payload"),
+    ],
+)
 def test_parse_delivery_malformed_body_bad_request(body: bytes, code: str) -> None:
     with pytest.raises(BadRequest) as caught:
         parse_delivery(body)
@@ -90,15 +135,18 @@ def test_map_lead_docs_example_maps_standard_and_custom_fields() -> None:
     assert lead["full_name"] == "Joe Example"
     assert lead["email"] == "joe@example.com"
     assert lead["phone"] is None
-    assert lead["answers"] == {"car_make": "Honda", "full_name": "Joe Example",
-                               "email": "joe@example.com", "selected_dealer": "99213450"}
+    assert lead["answers"] == {
+        "car_make": "Honda",
+        "full_name": "Joe Example",
+        "email": "joe@example.com",
+        "selected_dealer": "99213450",
+    }
     assert lead["ad_id"] == "6012345678901"
     assert warnings == []
 
 
 def test_map_lead_first_last_non_ascii_multi_value_and_national_phone() -> None:
-    lead, warnings = map_lead(graph_sample("graph_lead_custom_questions.json"),
-                              default_region="US")
+    lead, warnings = map_lead(graph_sample("graph_lead_custom_questions.json"), default_region="US")
     assert lead["full_name"] == "Zoë Łukasiewicz-Müller"
     assert lead["email"] == "zoe.lm@example.com"
     assert lead["phone"] == "+14155552671"
@@ -119,40 +167,51 @@ def test_map_lead_invalid_phone_kept_in_answers_with_warning() -> None:
     assert "DEFAULT_PHONE_REGION" in warnings[0]
 
 
-@pytest.mark.parametrize(("raw", "region", "expected"), [
-    ("(415) 555-2671", "US", "+14155552671"),
-    ("+44 20 7946 0958", "US", "+442079460958"),
-    ("020 7946 0958", "GB", "+442079460958"),
-    ("0151 23456789", "DE", "+4915123456789"),
-    ("not a number", "US", None),
-    ("", "US", None),
-    ("555", "US", None),
-])
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("(415) 555-2671", "US", "+14155552671"),
+        ("+44 20 7946 0958", "US", "+442079460958"),
+        ("020 7946 0958", "GB", "+442079460958"),
+        ("0151 23456789", "DE", "+4915123456789"),
+        ("not a number", "US", None),
+        ("", "US", None),
+        ("555", "US", None),
+    ],
+)
 def test_to_e164_normalises_or_refuses(raw: str, region: str, expected: str | None) -> None:
     assert to_e164(raw, default_region=region) == expected
 
 
-@pytest.mark.parametrize(("code", "subcode", "error_class", "our_code"), [
-    (190, 460, "auth", "graph_token_invalid"),
-    (190, 463, "auth", "graph_token_invalid"),
-    (190, None, "auth", "graph_token_invalid"),
-    (10, None, "permission", "graph_permission_denied"),
-    (200, None, "permission", "graph_permission_denied"),
-    (299, None, "permission", "graph_permission_denied"),
-    (4, None, "throttled", "graph_rate_limited"),
-    (17, None, "throttled", "graph_rate_limited"),
-    (32, None, "throttled", "graph_rate_limited"),
-    (613, None, "throttled", "graph_rate_limited"),
-    (80005, None, "throttled", "graph_rate_limited"),
-    (100, 33, "unknown_lead", "graph_unknown_lead"),
-    (1, None, "transient", "graph_unavailable"),
-    (2, None, "transient", "graph_unavailable"),
-    (12345, None, "transient", "graph_error"),
-])
-def test_classify_graph_error_by_code(code: int, subcode: int | None, error_class: str,
-                                      our_code: str) -> None:
-    error: dict[str, Any] = {"message": "x", "type": "OAuthException", "code": code,
-                             "fbtrace_id": "t"}
+@pytest.mark.parametrize(
+    ("code", "subcode", "error_class", "our_code"),
+    [
+        (190, 460, "auth", "graph_token_invalid"),
+        (190, 463, "auth", "graph_token_invalid"),
+        (190, None, "auth", "graph_token_invalid"),
+        (10, None, "permission", "graph_permission_denied"),
+        (200, None, "permission", "graph_permission_denied"),
+        (299, None, "permission", "graph_permission_denied"),
+        (4, None, "throttled", "graph_rate_limited"),
+        (17, None, "throttled", "graph_rate_limited"),
+        (32, None, "throttled", "graph_rate_limited"),
+        (613, None, "throttled", "graph_rate_limited"),
+        (80005, None, "throttled", "graph_rate_limited"),
+        (100, 33, "unknown_lead", "graph_unknown_lead"),
+        (1, None, "transient", "graph_unavailable"),
+        (2, None, "transient", "graph_unavailable"),
+        (12345, None, "transient", "graph_error"),
+    ],
+)
+def test_classify_graph_error_by_code(
+    code: int, subcode: int | None, error_class: str, our_code: str
+) -> None:
+    error: dict[str, Any] = {
+        "message": "x",
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "t",
+    }
     if subcode is not None:
         error["error_subcode"] = subcode
     err = classify_graph_error(400, {"error": error})
@@ -173,8 +232,10 @@ def test_classify_graph_error_html_5xx_is_transient() -> None:
 
 
 def test_classify_graph_error_bad_appsecret_proof_points_at_app_secret() -> None:
-    err = classify_graph_error(400, {"error": {
-        "message": "Invalid appsecret_proof provided in the API argument", "code": 100}})
+    err = classify_graph_error(
+        400,
+        {"error": {"message": "Invalid appsecret_proof provided in the API argument", "code": 100}},
+    )
     assert err.code == "graph_appsecret_proof_invalid"
     assert "META_APP_SECRET" in err.message
 
@@ -184,12 +245,15 @@ def test_verify_subscription_right_token_returns_challenge_verbatim() -> None:
     assert verify_subscription(args, verify_token="t") == "1158201444"
 
 
-@pytest.mark.parametrize("args", [
-    {"hub.mode": "subscribe", "hub.challenge": "1", "hub.verify_token": "wrong"},
-    {"hub.mode": "unsubscribe", "hub.challenge": "1", "hub.verify_token": "t"},
-    {"hub.mode": "subscribe", "hub.verify_token": "t"},
-    {},
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"hub.mode": "subscribe", "hub.challenge": "1", "hub.verify_token": "wrong"},
+        {"hub.mode": "unsubscribe", "hub.challenge": "1", "hub.verify_token": "t"},
+        {"hub.mode": "subscribe", "hub.verify_token": "t"},
+        {},
+    ],
+)
 def test_verify_subscription_anything_else_forbidden(args: dict[str, str]) -> None:
     with pytest.raises(Forbidden):
         verify_subscription(args, verify_token="t")

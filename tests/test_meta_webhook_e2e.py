@@ -31,19 +31,29 @@ Conn = psycopg.Connection[Any]
 
 def lead(db: Conn, leadgen_id: str) -> dict[str, Any] | None:
     with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        return cur.execute("select * from leads where meta_leadgen_id = %s",
-                           (leadgen_id,)).fetchone()
+        return cur.execute(
+            "select * from leads where meta_leadgen_id = %s", (leadgen_id,)
+        ).fetchone()
 
 
 def logs(db: Conn, external_id: str) -> list[tuple[str, str, str | None, str]]:
-    return [tuple(r) for r in db.execute(  # type: ignore[misc]
-        "select event, status, error_code, message from integration_logs "
-        "where external_id = %s order by id", (external_id,))]
+    return [
+        tuple(r)
+        for r in db.execute(  # type: ignore[misc]
+            "select event, status, error_code, message from integration_logs "
+            "where external_id = %s order by id",
+            (external_id,),
+        )
+    ]
 
 
 def graph_error(code: int, subcode: int | None = None, message: str = "error") -> dict[str, Any]:
-    error: dict[str, Any] = {"message": message, "type": "OAuthException", "code": code,
-                             "fbtrace_id": "AXyz"}
+    error: dict[str, Any] = {
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "AXyz",
+    }
     if subcode:
         error["error_subcode"] = subcode
     return {"error": error}
@@ -51,20 +61,29 @@ def graph_error(code: int, subcode: int | None = None, message: str = "error") -
 
 # --- the subscription handshake ------------------------------------------------------------
 
+
 def test_handshake_right_token_echoes_challenge_as_text(functions: Functions) -> None:
-    response = httpx.get(functions.url("meta_webhook"), params={
-        "hub.mode": "subscribe", "hub.challenge": "1158201444",
-        "hub.verify_token": functions.env["META_VERIFY_TOKEN"]})
+    response = httpx.get(
+        functions.url("meta_webhook"),
+        params={
+            "hub.mode": "subscribe",
+            "hub.challenge": "1158201444",
+            "hub.verify_token": functions.env["META_VERIFY_TOKEN"],
+        },
+    )
     assert response.status_code == 200
     assert response.text == "1158201444"
     assert response.headers["content-type"].startswith("text/plain")
 
 
-@pytest.mark.parametrize("params", [
-    {"hub.mode": "subscribe", "hub.challenge": "1", "hub.verify_token": "wrong"},
-    {"hub.mode": "unsubscribe", "hub.challenge": "1"},
-    {},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"hub.mode": "subscribe", "hub.challenge": "1", "hub.verify_token": "wrong"},
+        {"hub.mode": "unsubscribe", "hub.challenge": "1"},
+        {},
+    ],
+)
 def test_handshake_anything_else_403(functions: Functions, params: dict[str, str]) -> None:
     if params.get("hub.mode") == "unsubscribe":
         params["hub.verify_token"] = functions.env["META_VERIFY_TOKEN"]
@@ -74,6 +93,7 @@ def test_handshake_anything_else_403(functions: Functions, params: dict[str, str
 
 
 # --- deliveries ----------------------------------------------------------------------------
+
 
 def test_delivery_official_sample_ends_as_complete_lead(
     functions: Functions, graph: GraphFake, db: Conn
@@ -85,17 +105,33 @@ def test_delivery_official_sample_ends_as_complete_lead(
     graph.script(lid, lead={**node, "id": lid})
     response = functions.post_meta(json.dumps(sample).encode())
     assert response.status_code == 200
-    assert response.json() == {"received": 1, "new": 1, "duplicates": 0, "fetched": 1,
-                               "pending": 0, "ignored": 0, "rejected": 0}
+    assert response.json() == {
+        "received": 1,
+        "new": 1,
+        "duplicates": 0,
+        "fetched": 1,
+        "pending": 0,
+        "ignored": 0,
+        "rejected": 0,
+    }
     row = lead(db, lid)
     assert row is not None
     assert (row["status"], row["full_name"], row["email"], row["phone"]) == (
-        "new", "Zoë Łukasiewicz-Müller", "zoe.lm@example.com", "+14155552671")
+        "new",
+        "Zoë Łukasiewicz-Müller",
+        "zoe.lm@example.com",
+        "+14155552671",
+    )
     assert row["answers"]["which_services_are_you_interested_in?"] == ["roof_repair", "gutters"]
     assert (row["page_id"], row["form_id"], row["campaign_id"]) == (
-        "138124712925158", "172036835026334", "120210000000000003")
+        "138124712925158",
+        "172036835026334",
+        "120210000000000003",
+    )
     assert [(e, s) for e, s, _, _ in logs(db, lid)] == [
-        ("lead.received", "ok"), ("lead.fetched", "ok")]
+        ("lead.received", "ok"),
+        ("lead.fetched", "ok"),
+    ]
     assert graph.fetches(lid) == 1
 
 
@@ -111,20 +147,23 @@ def test_delivery_graph_request_carries_fields_and_appsecret_proof(
     assert len(query["appsecret_proof"]) == 64
 
 
-def test_delivery_tampered_body_401_rejected_nothing_stored(
-    functions: Functions, db: Conn
-) -> None:
+def test_delivery_tampered_body_401_rejected_nothing_stored(functions: Functions, db: Conn) -> None:
     lid, other = new_leadgen_id(), new_leadgen_id()
     valid = sign_meta(leadgen_delivery(other), secret=functions.env["META_APP_SECRET"])
-    response = httpx.post(functions.url("meta_webhook"), content=leadgen_delivery(lid),
-                          headers={"X-Hub-Signature-256": valid})
+    response = httpx.post(
+        functions.url("meta_webhook"),
+        content=leadgen_delivery(lid),
+        headers={"X-Hub-Signature-256": valid},
+    )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_signature"
     assert lead(db, lid) is None
-    assert db.execute("select count(*) from webhook_events where external_id = %s",
-                      (lid,)).fetchone() == (0,)
-    last = db.execute("select status, error_code from integration_logs order by id desc limit 1"
-                      ).fetchone()
+    assert db.execute(
+        "select count(*) from webhook_events where external_id = %s", (lid,)
+    ).fetchone() == (0,)
+    last = db.execute(
+        "select status, error_code from integration_logs order by id desc limit 1"
+    ).fetchone()
     assert last == ("rejected", "invalid_signature")
 
 
@@ -148,8 +187,9 @@ def test_delivery_duplicate_sequential_one_lead_one_fetch(
     second = functions.post_meta(leadgen_delivery(lid))
     assert (first.status_code, second.status_code) == (200, 200)
     assert second.json()["duplicates"] == 1 and second.json()["fetched"] == 0
-    assert db.execute("select count(*) from leads where meta_leadgen_id = %s",
-                      (lid,)).fetchone() == (1,)
+    assert db.execute(
+        "select count(*) from leads where meta_leadgen_id = %s", (lid,)
+    ).fetchone() == (1,)
     assert graph.fetches(lid) == 1
 
 
@@ -162,8 +202,9 @@ def test_delivery_duplicate_simultaneous_one_lead_one_fetch(
         responses = list(pool.map(lambda _: functions.post_meta(body), range(10)))
     assert {r.status_code for r in responses} == {200}
     assert sum(r.json()["new"] for r in responses) == 1
-    assert db.execute("select count(*) from leads where meta_leadgen_id = %s",
-                      (lid,)).fetchone() == (1,)
+    assert db.execute(
+        "select count(*) from leads where meta_leadgen_id = %s", (lid,)
+    ).fetchone() == (1,)
     assert graph.fetches(lid) == 1
 
 
@@ -171,17 +212,40 @@ def test_delivery_batch_of_entries_and_changes_every_lead_stored(
     functions: Functions, db: Conn
 ) -> None:
     ids = [new_leadgen_id() for _ in range(4)]
-    body = json.dumps({"object": "page", "entry": [
-        {"id": 1, "time": 2, "changes": [
-            {"field": "leadgen", "value": {"leadgen_id": int(ids[0]), "page_id": 1,
-                                           "form_id": 5, "ad_id": 7, "adgroup_id": 7,
-                                           "created_time": 1630087926}},
-            {"field": "feed", "value": {"item": "status"}},
-            {"field": "leadgen", "value": {"leadgen_id": ids[1], "form_id": "5"}}]},
-        {"id": "2", "time": 3, "changes": [
-            {"field": "leadgen", "value": {"leadgen_id": ids[2], "form_id": "6"}},
-            {"field": "leadgen", "value": {"leadgen_id": ids[3], "form_id": "6"}}]},
-    ]}).encode()
+    body = json.dumps(
+        {
+            "object": "page",
+            "entry": [
+                {
+                    "id": 1,
+                    "time": 2,
+                    "changes": [
+                        {
+                            "field": "leadgen",
+                            "value": {
+                                "leadgen_id": int(ids[0]),
+                                "page_id": 1,
+                                "form_id": 5,
+                                "ad_id": 7,
+                                "adgroup_id": 7,
+                                "created_time": 1630087926,
+                            },
+                        },
+                        {"field": "feed", "value": {"item": "status"}},
+                        {"field": "leadgen", "value": {"leadgen_id": ids[1], "form_id": "5"}},
+                    ],
+                },
+                {
+                    "id": "2",
+                    "time": 3,
+                    "changes": [
+                        {"field": "leadgen", "value": {"leadgen_id": ids[2], "form_id": "6"}},
+                        {"field": "leadgen", "value": {"leadgen_id": ids[3], "form_id": "6"}},
+                    ],
+                },
+            ],
+        }
+    ).encode()
     response = functions.post_meta(body)
     assert response.status_code == 200
     assert response.json()["received"] == 4
@@ -189,32 +253,59 @@ def test_delivery_batch_of_entries_and_changes_every_lead_stored(
     assert response.json()["ignored"] == 1
     rows = {lid: lead(db, lid) for lid in ids}
     assert all(row is not None and row["status"] == "new" for row in rows.values())
-    stored = db.execute("select payload -> 'value' ->> 'ad_id' from webhook_events "
-                        "where external_id = %s", (ids[0],)).fetchone()
+    stored = db.execute(
+        "select payload -> 'value' ->> 'ad_id' from webhook_events where external_id = %s",
+        (ids[0],),
+    ).fetchone()
     assert stored == ("7",)
     assert rows[ids[2]]["page_id"] == "2"  # type: ignore[index]
-    ignored = db.execute("select count(*) from integration_logs where event = 'webhook.feed' "
-                         "and status = 'ignored'").fetchone()
+    ignored = db.execute(
+        "select count(*) from integration_logs where event = 'webhook.feed' and status = 'ignored'"
+    ).fetchone()
     assert ignored is not None and ignored[0] >= 1
 
 
-@pytest.mark.parametrize(("responses", "error_code", "retried", "words"), [
-    ([{"status": 400, "body": graph_error(190, 463, "Session has expired")}],
-     "graph_token_invalid", True, "META_ACCESS_TOKEN"),
-    ([{"status": 403, "body": graph_error(10, None, "Permission denied")}],
-     "graph_permission_denied", True, "leads_retrieval"),
-    ([{"status": 400, "body": graph_error(200)}], "graph_permission_denied", True,
-     "Leads Access Manager"),
-    ([{"status": 400, "body": graph_error(4)}], "graph_rate_limited", True, "automatically"),
-    ([{"status": 400, "body": graph_error(80005)}], "graph_rate_limited", True, "backoff"),
-    ([{"status": 400, "body": graph_error(100, 33, "Unsupported get request.")}],
-     "graph_unknown_lead", False, "test button"),
-    ([{"status": 500, "body": {"error": "boom"}}], "graph_unavailable", True, "Retried"),
-    ([{"status": 200, "body": {"id": "x"}, "delay": 1.5}], "graph_timeout", True, "in time"),
-])
+@pytest.mark.parametrize(
+    ("responses", "error_code", "retried", "words"),
+    [
+        (
+            [{"status": 400, "body": graph_error(190, 463, "Session has expired")}],
+            "graph_token_invalid",
+            True,
+            "META_ACCESS_TOKEN",
+        ),
+        (
+            [{"status": 403, "body": graph_error(10, None, "Permission denied")}],
+            "graph_permission_denied",
+            True,
+            "leads_retrieval",
+        ),
+        (
+            [{"status": 400, "body": graph_error(200)}],
+            "graph_permission_denied",
+            True,
+            "Leads Access Manager",
+        ),
+        ([{"status": 400, "body": graph_error(4)}], "graph_rate_limited", True, "automatically"),
+        ([{"status": 400, "body": graph_error(80005)}], "graph_rate_limited", True, "backoff"),
+        (
+            [{"status": 400, "body": graph_error(100, 33, "Unsupported get request.")}],
+            "graph_unknown_lead",
+            False,
+            "test button",
+        ),
+        ([{"status": 500, "body": {"error": "boom"}}], "graph_unavailable", True, "Retried"),
+        ([{"status": 200, "body": {"id": "x"}, "delay": 1.5}], "graph_timeout", True, "in time"),
+    ],
+)
 def test_delivery_graph_error_lead_pending_with_reason_and_200(
-    functions: Functions, graph: GraphFake, db: Conn, responses: list[dict[str, Any]],
-    error_code: str, retried: bool, words: str,
+    functions: Functions,
+    graph: GraphFake,
+    db: Conn,
+    responses: list[dict[str, Any]],
+    error_code: str,
+    retried: bool,
+    words: str,
 ) -> None:
     lid = new_leadgen_id()
     graph.script(lid, *responses)
@@ -239,8 +330,9 @@ def test_sweep_completes_lead_once_graph_recovers(
     row = lead(db, lid)
     assert row is not None and row["status"] == "fetch_pending"
     # The retry is due 30 s later; move it to the front of the queue instead of waiting.
-    db.execute("update leads set next_fetch_at = now() - interval '1 day' where id = %s",
-               (row["id"],))
+    db.execute(
+        "update leads set next_fetch_at = now() - interval '1 day' where id = %s", (row["id"],)
+    )
     response = functions.sweep()
     assert response.status_code == 200
     assert response.json()["claimed"] >= 1 and response.json()["completed"] >= 1
@@ -251,32 +343,39 @@ def test_sweep_completes_lead_once_graph_recovers(
 
 
 def test_sweep_nothing_due_answers_zero_counts(functions: Functions, db: Conn) -> None:
-    db.execute("update leads set next_fetch_at = now() + interval '1 hour' "
-               "where status = 'fetch_pending' and next_fetch_at <= now()")
+    db.execute(
+        "update leads set next_fetch_at = now() + interval '1 hour' "
+        "where status = 'fetch_pending' and next_fetch_at <= now()"
+    )
     response = functions.sweep()
     assert response.status_code == 200
     assert response.json() == {"claimed": 0, "completed": 0, "failed": 0, "remaining": 0}
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong", "Basic abc", "Bearer"])
-def test_sweep_without_internal_token_401(functions: Functions,
-                                          authorization: str | None) -> None:
+def test_sweep_without_internal_token_401(functions: Functions, authorization: str | None) -> None:
     headers = {"Authorization": authorization} if authorization else {}
     response = httpx.post(functions.url("meta_webhook", "/sweep"), headers=headers)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    (b"{not json", "malformed_json"), (b'{"object": "page"}', "invalid_payload"),
-])
-def test_delivery_malformed_400_and_rejected_log(functions: Functions, db: Conn, body: bytes,
-                                                 code: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"{not json", "malformed_json"),
+        (b'{"object": "page"}', "invalid_payload"),
+    ],
+)
+def test_delivery_malformed_400_and_rejected_log(
+    functions: Functions, db: Conn, body: bytes, code: str
+) -> None:
     response = functions.post_meta(body)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == code
-    last = db.execute("select status, error_code from integration_logs order by id desc limit 1"
-                      ).fetchone()
+    last = db.execute(
+        "select status, error_code from integration_logs order by id desc limit 1"
+    ).fetchone()
     assert last == ("rejected", code)
 
 
@@ -289,21 +388,48 @@ def test_delivery_over_body_limit_413(functions: Functions) -> None:
 
 def test_delivery_batch_of_1000_changes_fits_the_limit(functions: Functions, db: Conn) -> None:
     ids = [new_leadgen_id() for _ in range(1000)]
-    body = json.dumps({"object": "page", "entry": [{"id": "138124712925158", "time": 1,
-        "changes": [{"field": "leadgen", "value": {
-            "leadgen_id": lid, "page_id": "138124712925158", "form_id": "172036835026334",
-            "adgroup_id": "120210000000000001", "ad_id": "120210000000000001",
-            "created_time": 1630087926}} for lid in ids]}]}).encode()
+    body = json.dumps(
+        {
+            "object": "page",
+            "entry": [
+                {
+                    "id": "138124712925158",
+                    "time": 1,
+                    "changes": [
+                        {
+                            "field": "leadgen",
+                            "value": {
+                                "leadgen_id": lid,
+                                "page_id": "138124712925158",
+                                "form_id": "172036835026334",
+                                "adgroup_id": "120210000000000001",
+                                "ad_id": "120210000000000001",
+                                "created_time": 1630087926,
+                            },
+                        }
+                        for lid in ids
+                    ],
+                }
+            ],
+        }
+    ).encode()
     response = functions.post_meta(body)
     assert response.status_code == 200
     assert response.json()["received"] == 1000
-    assert db.execute("select count(*) from leads where meta_leadgen_id = any(%s)",
-                      (ids,)).fetchone() == (1000,)
+    assert db.execute(
+        "select count(*) from leads where meta_leadgen_id = any(%s)", (ids,)
+    ).fetchone() == (1000,)
     # Graph fetches past the inline limit are left due for the sweep, not dropped.
-    assert db.execute("select count(*) from leads where meta_leadgen_id = any(%s) and status = "
-                      "'fetch_pending' and next_fetch_at <= now()", (ids,)).fetchone() == (980,)
-    db.execute("update leads set next_fetch_at = now() + interval '1 hour' "
-               "where meta_leadgen_id = any(%s) and status = 'fetch_pending'", (ids,))
+    assert db.execute(
+        "select count(*) from leads where meta_leadgen_id = any(%s) and status = "
+        "'fetch_pending' and next_fetch_at <= now()",
+        (ids,),
+    ).fetchone() == (980,)
+    db.execute(
+        "update leads set next_fetch_at = now() + interval '1 hour' "
+        "where meta_leadgen_id = any(%s) and status = 'fetch_pending'",
+        (ids,),
+    )
 
 
 def test_method_not_allowed_405(functions: Functions) -> None:
@@ -312,6 +438,7 @@ def test_method_not_allowed_405(functions: Functions) -> None:
 
 
 # --- configuration and outages -------------------------------------------------------------
+
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[list[Functions]]:
@@ -328,8 +455,11 @@ def test_missing_app_secret_500_names_variable(
     env = {k: v for k, v in stack.env.items() if k != "META_APP_SECRET"}
     server = serve_functions({**env, "META_APP_SECRET": ""}, tmp_path / "f.log")
     served.append(server)
-    response = httpx.post(server.url("meta_webhook"), content=leadgen_delivery("1"),
-                          headers={"X-Hub-Signature-256": "sha256=" + "0" * 64})
+    response = httpx.post(
+        server.url("meta_webhook"),
+        content=leadgen_delivery("1"),
+        headers={"X-Hub-Signature-256": "sha256=" + "0" * 64},
+    )
     assert response.status_code == 500
     error = response.json()["error"]
     assert error["code"] == "missing_configuration"
@@ -337,11 +467,16 @@ def test_missing_app_secret_500_names_variable(
 
 
 def test_database_api_unreachable_503_nothing_written(
-    stack: local_stack.Stack, served: list[Functions], graph: GraphFake, db: Conn,
+    stack: local_stack.Stack,
+    served: list[Functions],
+    graph: GraphFake,
+    db: Conn,
     tmp_path: Path,
 ) -> None:
-    server = serve_functions({**stack.env, "SUPABASE_URL":
-                              f"http://127.0.0.1:{local_stack.free_port()}"}, tmp_path / "f.log")
+    server = serve_functions(
+        {**stack.env, "SUPABASE_URL": f"http://127.0.0.1:{local_stack.free_port()}"},
+        tmp_path / "f.log",
+    )
     served.append(server)
     lid = new_leadgen_id()
     response = server.post_meta(leadgen_delivery(lid))
@@ -356,13 +491,22 @@ def test_database_down_behind_api_503(
 ) -> None:
     port = local_stack.free_port()
     dead_db = f"postgresql://authenticator:x@127.0.0.1:{local_stack.free_port()}/postgres"
-    standin = local_stack.spawn("tools.rest_standin", "--port", str(port), "--db-url", dead_db,
-                                env={}, log=tmp_path / "rest.log")
+    standin = local_stack.spawn(
+        "tools.rest_standin",
+        "--port",
+        str(port),
+        "--db-url",
+        dead_db,
+        env={},
+        log=tmp_path / "rest.log",
+    )
     try:
-        local_stack.wait_until(local_stack.http_ok(f"http://127.0.0.1:{port}/health"),
-                               what="stand-in")
-        server = serve_functions({**stack.env, "SUPABASE_URL": f"http://127.0.0.1:{port}"},
-                                 tmp_path / "f.log")
+        local_stack.wait_until(
+            local_stack.http_ok(f"http://127.0.0.1:{port}/health"), what="stand-in"
+        )
+        server = serve_functions(
+            {**stack.env, "SUPABASE_URL": f"http://127.0.0.1:{port}"}, tmp_path / "f.log"
+        )
         served.append(server)
         lid = new_leadgen_id()
         response = server.post_meta(leadgen_delivery(lid))

@@ -33,8 +33,9 @@ def test_verify_meta_known_vector_accepted() -> None:
 def test_verify_meta_reserialized_body_rejected() -> None:
     unescaped = META["wrong_if_reserialized_unescaped"]["body"].encode()
     with pytest.raises(InvalidSignature):
-        verify_meta(unescaped, {"X-Hub-Signature-256": META["header"]},
-                    secrets=[META["app_secret"]])
+        verify_meta(
+            unescaped, {"X-Hub-Signature-256": META["header"]}, secrets=[META["app_secret"]]
+        )
 
 
 def test_verify_meta_lowercase_header_name_accepted() -> None:
@@ -47,10 +48,19 @@ def test_verify_meta_rotated_secret_accepted() -> None:
     verify_meta(body, headers_for(body, "new"), secrets=["old", "new"])
 
 
-@pytest.mark.parametrize("value", [
-    None, "", "sha256=", "sha1=" + "0" * 40, "sha256=" + "zz" * 32, "sha256=" + "0" * 63,
-    "0" * 64, "sha256 = " + "0" * 64,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "sha256=",
+        "sha1=" + "0" * 40,
+        "sha256=" + "zz" * 32,
+        "sha256=" + "0" * 63,
+        "0" * 64,
+        "sha256 = " + "0" * 64,
+    ],
+)
 def test_verify_meta_malformed_header_rejected(value: str | None) -> None:
     headers = {} if value is None else {"X-Hub-Signature-256": value}
     with pytest.raises(InvalidSignature):
@@ -65,8 +75,10 @@ def test_verify_meta_no_secret_rejected() -> None:
 
 def test_appsecret_proof_known_vector_matches() -> None:
     vector = VECTORS["meta_appsecret_proof"]
-    assert appsecret_proof(vector["access_token"], app_secret=vector["app_secret"]) == (
-        vector["appsecret_proof"])
+    assert (
+        appsecret_proof(vector["access_token"], app_secret=vector["app_secret"])
+        == (vector["appsecret_proof"])
+    )
 
 
 def test_token_matches_only_exact_token() -> None:
@@ -81,25 +93,30 @@ def test_verify_meta_sign_then_verify_roundtrips(body: bytes, secret: str) -> No
     verify_meta(body, headers_for(body, secret), secrets=[secret])
 
 
-@given(body=st.binary(min_size=1, max_size=512), position=st.integers(min_value=0),
-       flip=st.integers(min_value=1, max_value=255))
+@given(
+    body=st.binary(min_size=1, max_size=512),
+    position=st.integers(min_value=0),
+    flip=st.integers(min_value=1, max_value=255),
+)
 def test_verify_meta_any_body_mutation_rejected(body: bytes, position: int, flip: int) -> None:
     headers = headers_for(body)
     index = position % len(body)
-    mutated = body[:index] + bytes([body[index] ^ flip]) + body[index + 1:]
+    mutated = body[:index] + bytes([body[index] ^ flip]) + body[index + 1 :]
     with pytest.raises(InvalidSignature):
         verify_meta(mutated, headers, secrets=["s3cret"])
 
 
-@given(body=st.binary(max_size=256), position=st.integers(min_value=0),
-       char=st.sampled_from("0123456789abcdef"))
-def test_verify_meta_any_signature_mutation_rejected(body: bytes, position: int,
-                                                     char: str) -> None:
+@given(
+    body=st.binary(max_size=256),
+    position=st.integers(min_value=0),
+    char=st.sampled_from("0123456789abcdef"),
+)
+def test_verify_meta_any_signature_mutation_rejected(body: bytes, position: int, char: str) -> None:
     header = sign_meta(body, secret="s3cret")
     index = len("sha256=") + position % 64
     if header[index] == char:
         char = "f" if char != "f" else "0"
-    mutated = header[:index] + char + header[index + 1:]
+    mutated = header[:index] + char + header[index + 1 :]
     with pytest.raises(InvalidSignature):
         verify_meta(body, {"X-Hub-Signature-256": mutated}, secrets=["s3cret"])
 

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import threading
-from pathlib import Path
 
 import httpx
 
@@ -28,17 +27,31 @@ SWEEP_EVERY_SECONDS = 60
 def supabase_stack(environ: dict[str, str]) -> tuple[dict[str, str], list[subprocess.Popen[bytes]]]:
     """`supabase start` (needs Docker) and its API, keys and database; plus the Graph fake."""
     subprocess.run([str(stack.SUPABASE_CLI), "start", "--workdir", str(ROOT)], check=True)
-    out = subprocess.run([str(stack.SUPABASE_CLI), "status", "-o", "env", "--workdir", str(ROOT)],
-                         check=True, capture_output=True, text=True).stdout
-    status = {k: v.strip('"') for k, _, v in (line.partition("=") for line in out.splitlines())
-              if v}
+    out = subprocess.run(
+        [str(stack.SUPABASE_CLI), "status", "-o", "env", "--workdir", str(ROOT)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    status = {
+        k: v.strip('"') for k, _, v in (line.partition("=") for line in out.splitlines()) if v
+    }
     env = stack.local_secrets(environ)
-    env.update({"SUPABASE_URL": status["API_URL"],
-                "SUPABASE_SERVICE_ROLE_KEY": status["SERVICE_ROLE_KEY"],
-                "DATABASE_URL": status["DB_URL"]})
+    env.update(
+        {
+            "SUPABASE_URL": status["API_URL"],
+            "SUPABASE_SERVICE_ROLE_KEY": status["SERVICE_ROLE_KEY"],
+            "DATABASE_URL": status["DB_URL"],
+        }
+    )
     graph_port = stack.free_port(54329)
-    graph = stack.spawn("tools.graph_fake", "--port", str(graph_port), env={**env, **environ},
-                        log=STATE / "graph.log")
+    graph = stack.spawn(
+        "tools.graph_fake",
+        "--port",
+        str(graph_port),
+        env={**env, **environ},
+        log=STATE / "graph.log",
+    )
     env["META_GRAPH_URL"] = f"http://127.0.0.1:{graph_port}"
     return env, [graph]
 
@@ -68,28 +81,53 @@ def main() -> None:
     if args.stack == "supabase":
         generated, processes = supabase_stack(seed)
     else:
-        local = stack.start(STATE, environ=seed, pg_port=54322, rest_port=54321,
-                            graph_port=54329)
+        local = stack.start(STATE, environ=seed, pg_port=54322, rest_port=54321, graph_port=54329)
         generated = local.env
     env = {**generated, **user}
-    dev_env = {key: env[key] for key in [*generated, "META_GRAPH_VERSION", "DEFAULT_PHONE_REGION",
-                                         "HTTP_TIMEOUT_SECONDS", "PLACE_CALL_URL"] if key in env}
+    dev_env = {
+        key: env[key]
+        for key in [
+            *generated,
+            "META_GRAPH_VERSION",
+            "DEFAULT_PHONE_REGION",
+            "HTTP_TIMEOUT_SECONDS",
+            "PLACE_CALL_URL",
+        ]
+        if key in env
+    }
     dev_env.setdefault("PLACE_CALL_URL", f"http://127.0.0.1:{port}/functions/v1/place_call")
     envfile.write(envfile.DEV_ENV_FILE, dev_env)
 
-    server = stack.spawn("tools.serve", "--port", str(port), env={**env, "PYTHONPATH": str(ROOT)},
-                         log=STATE / "functions.log")
+    server = stack.spawn(
+        "tools.serve",
+        "--port",
+        str(port),
+        env={**env, "PYTHONPATH": str(ROOT)},
+        log=STATE / "functions.log",
+    )
     processes.append(server)
     stop = threading.Event()
     try:
         stack.wait_until(stack.http_ok(f"http://127.0.0.1:{port}/health"), what="the functions")
         base = f"http://127.0.0.1:{port}/functions/v1"
-        print(json.dumps({"functions": f"{base}/<name>", "health": f"http://127.0.0.1:{port}/health",
-                          "env_file": str(envfile.DEV_ENV_FILE.relative_to(ROOT)),
-                          "logs": str(STATE.relative_to(ROOT))}, indent=2), flush=True)
+        print(
+            json.dumps(
+                {
+                    "functions": f"{base}/<name>",
+                    "health": f"http://127.0.0.1:{port}/health",
+                    "env_file": str(envfile.DEV_ENV_FILE.relative_to(ROOT)),
+                    "logs": str(STATE.relative_to(ROOT)),
+                },
+                indent=2,
+            ),
+            flush=True,
+        )
         print("Ready. `make send-test-event` posts a signed lead; Ctrl-C stops.", flush=True)
-        threading.Thread(target=sweep_forever, daemon=True, args=(
-            f"{base}/meta_webhook/sweep", env["INTERNAL_TOKEN"], stop)).start()
+        threading.Thread(
+            target=sweep_forever,
+            daemon=True,
+            args=(f"{base}/meta_webhook/sweep", env["INTERNAL_TOKEN"], stop),
+        ).start()
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
         server.wait()
         print("The functions server exited; see .local/stack/functions.log", flush=True)

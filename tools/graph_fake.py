@@ -42,8 +42,12 @@ _VERSIONED = re.compile(r"^/(v\d+\.\d+)/(.+)$")
 def graph_error(
     message: str, code: int, *, type_: str = "OAuthException", subcode: int | None = None
 ) -> dict[str, Any]:
-    error: dict[str, Any] = {"message": message, "type": type_, "code": code,
-                             "fbtrace_id": "AbCdEfGhIjK"}
+    error: dict[str, Any] = {
+        "message": message,
+        "type": type_,
+        "code": code,
+        "fbtrace_id": "AbCdEfGhIjK",
+    }
     if subcode is not None:
         error["error_subcode"] = subcode
     return {"error": error}
@@ -80,8 +84,15 @@ class GraphFake:
         self.scripts: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[dict[str, Any]] = []
         self.token_info: dict[str, Any] = {
-            "is_valid": True, "expires_at": 0, "scopes": ["leads_retrieval", "pages_show_list",
-            "pages_read_engagement", "pages_manage_metadata", "ads_management"],
+            "is_valid": True,
+            "expires_at": 0,
+            "scopes": [
+                "leads_retrieval",
+                "pages_show_list",
+                "pages_read_engagement",
+                "pages_manage_metadata",
+                "ads_management",
+            ],
             "subscribed_fields": ["leadgen"],
         }
 
@@ -102,13 +113,20 @@ class GraphFake:
             if not message.get("more_body"):
                 break
         status, payload, delay = self.handle(
-            scope["method"], scope["path"],
-            dict(parse_qsl(scope.get("query_string", b"").decode())), body,
+            scope["method"],
+            scope["path"],
+            dict(parse_qsl(scope.get("query_string", b"").decode())),
+            body,
         )
         if delay:
             await asyncio.sleep(delay)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json; charset=UTF-8")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json; charset=UTF-8")],
+            }
+        )
         await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
 
     def handle(
@@ -120,22 +138,50 @@ class GraphFake:
             return (*self.control(method, path.removeprefix("/_fake/"), body), 0)
         match = _VERSIONED.match(path)
         if method != "GET" or match is None:
-            return 400, graph_error("Unsupported request - method type: " + method.lower(), 100,
-                                    type_="GraphMethodException"), 0
+            return (
+                400,
+                graph_error(
+                    "Unsupported request - method type: " + method.lower(),
+                    100,
+                    type_="GraphMethodException",
+                ),
+                0,
+            )
         node = match.group(2)
         self.requests.append({"path": path, "node": node, "query": query})
         denied = self.check_credentials(query)
         if denied is not None:
             return 400, denied, 0
         if node == "debug_token":
-            return 200, {"data": {
-                "app_id": "1234567890", "type": "PAGE", "application": "Speed to lead",
-                "is_valid": self.token_info["is_valid"], "expires_at": self.token_info["expires_at"],
-                "data_access_expires_at": 0, "scopes": self.token_info["scopes"],
-            }}, 0
+            return (
+                200,
+                {
+                    "data": {
+                        "app_id": "1234567890",
+                        "type": "PAGE",
+                        "application": "Speed to lead",
+                        "is_valid": self.token_info["is_valid"],
+                        "expires_at": self.token_info["expires_at"],
+                        "data_access_expires_at": 0,
+                        "scopes": self.token_info["scopes"],
+                    }
+                },
+                0,
+            )
         if node.endswith("/subscribed_apps"):
-            return 200, {"data": [{"name": "Speed to lead", "id": "1234567890",
-                                   "subscribed_fields": self.token_info["subscribed_fields"]}]}, 0
+            return (
+                200,
+                {
+                    "data": [
+                        {
+                            "name": "Speed to lead",
+                            "id": "1234567890",
+                            "subscribed_fields": self.token_info["subscribed_fields"],
+                        }
+                    ]
+                },
+                0,
+            )
         script = self.scripts.get(node)
         if script:
             step = script.pop(0)
@@ -145,14 +191,19 @@ class GraphFake:
     def check_credentials(self, query: dict[str, str]) -> dict[str, Any] | None:
         token = query.get("access_token") or query.get("input_token")
         if self.access_token and query.get("access_token") != self.access_token:
-            return graph_error("Invalid OAuth access token - Cannot parse access token", 190,
-                               subcode=None)
+            return graph_error(
+                "Invalid OAuth access token - Cannot parse access token", 190, subcode=None
+            )
         if self.app_secret and token:
-            proof = hmac.new(self.app_secret.encode(), (query.get("access_token") or "").encode(),
-                             hashlib.sha256).hexdigest()
+            proof = hmac.new(
+                self.app_secret.encode(), (query.get("access_token") or "").encode(), hashlib.sha256
+            ).hexdigest()
             if not hmac.compare_digest(proof, query.get("appsecret_proof", "")):
-                return graph_error("Invalid appsecret_proof provided in the API argument", 100,
-                                   type_="GraphMethodException")
+                return graph_error(
+                    "Invalid appsecret_proof provided in the API argument",
+                    100,
+                    type_="GraphMethodException",
+                )
         return None
 
     def control(self, method: str, what: str, body: bytes) -> tuple[int, Any]:

@@ -19,7 +19,6 @@ A development and test tool: never deployed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -37,11 +36,34 @@ KNOWN_ROLES = ("anon", "authenticated", "service_role")
 
 # (SQLSTATE prefix or code, HTTP status), most specific first.
 _STATUS_BY_SQLSTATE: tuple[tuple[str, int], ...] = (
-    ("23503", 409), ("23505", 409), ("25006", 405), ("53400", 500), ("42883", 404),
-    ("42P01", 404), ("42P17", 500), ("P0001", 400),
-    ("08", 503), ("09", 500), ("0L", 403), ("0P", 403), ("25", 500), ("28", 403), ("2D", 500),
-    ("38", 500), ("39", 500), ("3B", 500), ("40", 500), ("53", 503), ("54", 500), ("55", 500),
-    ("57", 500), ("58", 500), ("F0", 500), ("HV", 500), ("P0", 500), ("XX", 500),
+    ("23503", 409),
+    ("23505", 409),
+    ("25006", 405),
+    ("53400", 500),
+    ("42883", 404),
+    ("42P01", 404),
+    ("42P17", 500),
+    ("P0001", 400),
+    ("08", 503),
+    ("09", 500),
+    ("0L", 403),
+    ("0P", 403),
+    ("25", 500),
+    ("28", 403),
+    ("2D", 500),
+    ("38", 500),
+    ("39", 500),
+    ("3B", 500),
+    ("40", 500),
+    ("53", 503),
+    ("54", 500),
+    ("55", 500),
+    ("57", 500),
+    ("58", 500),
+    ("F0", 500),
+    ("HV", 500),
+    ("P0", 500),
+    ("XX", 500),
 )
 
 
@@ -82,9 +104,15 @@ class RpcApp:
         if scope["type"] != "http":
             return
         status, body = await self._handle(scope, receive)
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/json; charset=utf-8"),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json; charset=utf-8"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -150,7 +178,8 @@ class RpcApp:
                 await conn.execute(
                     "select set_config('role', $1, true), "
                     "set_config('request.jwt.claims', $2, true)",
-                    role, json.dumps(claims),
+                    role,
+                    json.dumps(claims),
                 )
                 args = ", ".join(
                     f'"{name}" := ${i}::text::{arg_types[name]}' for i, name in enumerate(params, 1)
@@ -166,13 +195,16 @@ class RpcApp:
         except asyncpg.PostgresError as exc:
             sqlstate = exc.sqlstate or "XX000"
             return http_status(sqlstate, role=role), _error(
-                sqlstate, getattr(exc, "message", None) or str(exc),
-                getattr(exc, "detail", None), getattr(exc, "hint", None),
+                sqlstate,
+                getattr(exc, "message", None) or str(exc),
+                getattr(exc, "detail", None),
+                getattr(exc, "hint", None),
             )
-        except (OSError, asyncio.TimeoutError, asyncpg.InterfaceError) as exc:
+        except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
             self.pool = None
             return 503, _error(
-                "PGRST001", "Could not connect with the database due to an internal error",
+                "PGRST001",
+                "Could not connect with the database due to an internal error",
                 str(exc) or type(exc).__name__,
             )
 

@@ -31,18 +31,23 @@ def build_app() -> object:
         sys.path.insert(0, str(ROOT))
     mounts = {
         f"/functions/v1/{name}": functions_framework.create_app(
-            name, str(FUNCTIONS / name / "main.py"))
+            name, str(FUNCTIONS / name / "main.py")
+        )
         for name in function_names()
     }
 
     def root(environ: dict[str, object], start_response: object) -> object:
         if environ.get("PATH_INFO") == "/health":
-            response = Response('{"status":"ok","functions":%d}' % len(mounts),
-                                mimetype="application/json")
+            response = Response(
+                f'{{"status":"ok","functions":{len(mounts)}}}', mimetype="application/json"
+            )
         else:
-            response = Response('{"error":{"code":"not_found","message":"Functions are served '
-                                'at /functions/v1/<name>."}}', status=404,
-                                mimetype="application/json")
+            response = Response(
+                '{"error":{"code":"not_found","message":"Functions are served '
+                'at /functions/v1/<name>."}}',
+                status=404,
+                mimetype="application/json",
+            )
         return response(environ, start_response)  # type: ignore[arg-type]
 
     dispatcher = DispatcherMiddleware(root, mounts)  # type: ignore[arg-type]

@@ -31,7 +31,7 @@ from tools import jwt
 
 ROOT = Path(__file__).resolve().parent.parent
 SUPABASE_CLI = ROOT / "node_modules" / ".bin" / "supabase"
-AUTHENTICATOR_PASSWORD = "authenticator-local"  # noqa: S105 - loopback-only throwaway database
+AUTHENTICATOR_PASSWORD = "authenticator-local"  # loopback-only throwaway database
 
 ROLES_SQL = f"""
 do $$
@@ -52,9 +52,12 @@ end $$;
 grant anon, authenticated, service_role to authenticator;
 create schema if not exists extensions;
 grant usage on schema public, extensions to anon, authenticated, service_role;
-alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
-alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
-alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+alter default privileges in schema public
+  grant all on tables to anon, authenticated, service_role;
+alter default privileges in schema public
+  grant all on functions to anon, authenticated, service_role;
+alter default privileges in schema public
+  grant all on sequences to anon, authenticated, service_role;
 """
 
 
@@ -143,15 +146,37 @@ class Postgres:
                         break
                     parent.chmod(parent.stat().st_mode | 0o011)
                 shutil.chown(self.data_dir, "postgres", "postgres")
-            self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "-A", "trust",
-                      "-E", "UTF8", "--no-locale", "--no-sync")
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            )
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.data_dir} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=200"
         )
-        self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir),
-                  "-l", str(self.data_dir / "server.log"), "-o", options)
+        self._run(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.data_dir / "server.log"),
+            "-o",
+            options,
+        )
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
@@ -168,9 +193,22 @@ def apply_migrations(db_url: str) -> None:
     if not SUPABASE_CLI.exists():
         raise StackError(f"{SUPABASE_CLI} is missing: run `npm ci` (make install does)")
     result = subprocess.run(
-        [str(SUPABASE_CLI), "db", "push", "--db-url", f"{db_url}?sslmode=disable",
-         "--include-all", "--yes", "--workdir", str(ROOT)],
-        capture_output=True, text=True, check=False, cwd=ROOT, stdin=subprocess.DEVNULL,
+        [
+            str(SUPABASE_CLI),
+            "db",
+            "push",
+            "--db-url",
+            f"{db_url}?sslmode=disable",
+            "--include-all",
+            "--yes",
+            "--workdir",
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
     )
     if result.returncode != 0:
         raise StackError(f"supabase db push failed:\n{result.stderr}\n{result.stdout}")
@@ -181,8 +219,12 @@ def spawn(module: str, *args: str, env: Mapping[str, str], log: Path) -> subproc
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", module, *args], cwd=ROOT, env={**os.environ, **env},
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
 
 
@@ -237,20 +279,35 @@ def start(
         rest_port = free_port(rest_port)
         graph_port = free_port(graph_port)
         jwt_secret = environ.get("JWT_SECRET") or jwt.LOCAL_JWT_SECRET
-        standin_db = (f"postgresql://authenticator:{AUTHENTICATOR_PASSWORD}"
-                      f"@127.0.0.1:{postgres.port}/postgres")
-        stack.processes.append(spawn(
-            "tools.rest_standin", "--port", str(rest_port), "--db-url", standin_db,
-            env={"JWT_SECRET": jwt_secret}, log=state_dir / "rest.log"))
-        stack.processes.append(spawn(
-            "tools.graph_fake", "--port", str(graph_port), env=env, log=state_dir / "graph.log"))
-        env.update({
-            "SUPABASE_URL": f"http://127.0.0.1:{rest_port}",
-            "SUPABASE_SERVICE_ROLE_KEY": jwt.local_key("service_role", secret=jwt_secret),
-            "SUPABASE_ANON_KEY": jwt.local_key("anon", secret=jwt_secret),
-            "DATABASE_URL": postgres.url,
-            "META_GRAPH_URL": f"http://127.0.0.1:{graph_port}",
-        })
+        standin_db = (
+            f"postgresql://authenticator:{AUTHENTICATOR_PASSWORD}"
+            f"@127.0.0.1:{postgres.port}/postgres"
+        )
+        stack.processes.append(
+            spawn(
+                "tools.rest_standin",
+                "--port",
+                str(rest_port),
+                "--db-url",
+                standin_db,
+                env={"JWT_SECRET": jwt_secret},
+                log=state_dir / "rest.log",
+            )
+        )
+        stack.processes.append(
+            spawn(
+                "tools.graph_fake", "--port", str(graph_port), env=env, log=state_dir / "graph.log"
+            )
+        )
+        env.update(
+            {
+                "SUPABASE_URL": f"http://127.0.0.1:{rest_port}",
+                "SUPABASE_SERVICE_ROLE_KEY": jwt.local_key("service_role", secret=jwt_secret),
+                "SUPABASE_ANON_KEY": jwt.local_key("anon", secret=jwt_secret),
+                "DATABASE_URL": postgres.url,
+                "META_GRAPH_URL": f"http://127.0.0.1:{graph_port}",
+            }
+        )
         stack.env = env
         wait_until(http_ok(f"{env['SUPABASE_URL']}/health"), what="the PostgREST stand-in")
         wait_until(http_ok(f"{env['META_GRAPH_URL']}/health"), what="the Graph API fake")

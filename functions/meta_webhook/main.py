@@ -14,8 +14,14 @@ from lib import meta
 from lib.config import get_config
 from lib.db import get_db
 from lib.errors import MethodNotAllowed
-from lib.http import endpoint, json_response, read_body, require_internal_token, subpath
-from lib.http import text_response
+from lib.http import (
+    endpoint,
+    json_response,
+    read_body,
+    require_internal_token,
+    subpath,
+    text_response,
+)
 from lib.signatures import verify_meta
 
 
@@ -35,4 +41,5 @@ def meta_webhook(request: Request) -> Response:
     verify_meta(body, request.headers, secrets=config.secrets("META_APP_SECRET"))
     delivery = meta.parse_delivery(body)
     return json_response(
-        meta.process_delivery(get_db(), delivery, inline_limit=config.inline_fetch_limit))
+        meta.process_delivery(get_db(), delivery, inline_limit=config.inline_fetch_limit)
+    )
