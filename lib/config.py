@@ -67,7 +67,10 @@ class Config:
     def secrets(self, name: str) -> list[str]:
         """A secret that may hold several comma-separated values while it is being rotated."""
         (value,) = self.require(name)
-        return [part.strip() for part in value.split(",") if part.strip()]
+        values = [part.strip() for part in value.split(",") if part.strip()]
+        if not values:
+            raise ConfigError([], invalid=[name])
+        return values
 
 
 @cache

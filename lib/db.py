@@ -21,6 +21,9 @@ from lib.errors import DatabaseError, DatabaseUnavailable
 # connection errors (08*), insufficient resources (53*), PGRST000-002, gateway statuses.
 _UNAVAILABLE_PREFIXES = ("08", "53", "57P", "PGRST000", "PGRST001", "PGRST002", "502", "503", "504")
 
+_KEY_HINT = "check that SUPABASE_SERVICE_ROLE_KEY is the project's service_role key"
+_HINTS = {"PGRST301": _KEY_HINT, "PGRST302": _KEY_HINT, "42501": _KEY_HINT}
+
 
 class Database:
     """A thin typed wrapper over ``SyncPostgrestClient.rpc`` with the project's error mapping."""
@@ -57,9 +60,9 @@ class Database:
                     f"The database is unavailable ({code}: {exc.message}).",
                     details={"function": function, "db_code": code},
                 ) from exc
+            hint = _HINTS.get(code, "are all migrations applied? (`make doctor`)")
             raise DatabaseError(
-                f"The database refused {function} ({code}: {exc.message}); are all migrations "
-                "applied? (`make doctor`)",
+                f"The database refused {function} ({code}: {exc.message}); {hint}.",
                 details={"function": function, "db_code": code},
             ) from exc
 

@@ -52,3 +52,10 @@ def test_config_invalid_number_named() -> None:
 def test_config_secrets_split_for_rotation() -> None:
     config = Config.from_mapping({"META_APP_SECRET": "new, old"})
     assert config.secrets("META_APP_SECRET") == ["new", "old"]
+
+
+def test_config_secrets_only_separators_invalid() -> None:
+    config = Config.from_mapping({"META_APP_SECRET": " , "})
+    with pytest.raises(ConfigError) as caught:
+        config.secrets("META_APP_SECRET")
+    assert "invalid META_APP_SECRET" in caught.value.message

@@ -342,6 +342,13 @@ def test_standin_database_down_503_and_database_unavailable(
         process.wait(timeout=10)
 
 
+def test_database_wrong_key_error_points_at_the_key(stack: local_stack.Stack) -> None:
+    anon = Database(stack.env["SUPABASE_URL"], stack.env["SUPABASE_ANON_KEY"])
+    with pytest.raises(DatabaseError) as caught:
+        anon.rpc("meta_claim_due", {"p_limit": 1})
+    assert "SUPABASE_SERVICE_ROLE_KEY" in caught.value.message
+
+
 def test_database_unreachable_api_is_database_unavailable(stack: local_stack.Stack) -> None:
     nowhere = Database(f"http://127.0.0.1:{local_stack.free_port()}", "key")
     with pytest.raises(DatabaseUnavailable):

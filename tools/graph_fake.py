@@ -100,8 +100,7 @@ class GraphFake:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
-                done = message["type"].replace("lifespan.", "lifespan.") + ".complete"
-                await send({"type": done})
+                await send({"type": message["type"] + ".complete"})
                 if message["type"] == "lifespan.shutdown":
                     return
         if scope["type"] != "http":

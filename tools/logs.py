@@ -1,0 +1,171 @@
+"""`make logs`: the latest integration_logs rows, newest first.
+
+    python -m tools.logs [--provider P] [--status S] [--limit N] [--json]
+
+Prints an aligned table (created_at in UTC, provider, event, status, error_code, external_id, the
+first 8 characters of lead_id, message), or one JSON object per row with ``--json`` (full lead_id,
+plus id, details and duration_ms). Reads DATABASE_URL directly with psycopg, from
+:func:`tools.envfile.project_env` (the environment wins over supabase/.env and .local/dev.env).
+Exits 2 with a one-line error when DATABASE_URL is not set or the database cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+
+from tools.envfile import project_env
+
+STATUSES = ("ok", "error", "rejected", "ignored", "duplicate")  # integration_logs_status_known
+COLUMNS = (
+    "created_at",
+    "provider",
+    "event",
+    "status",
+    "error_code",
+    "external_id",
+    "lead_id",
+    "message",
+)
+CONNECT_TIMEOUT_SECONDS = 5
+
+_QUERY = """
+select id, created_at, provider, event, status, error_code, external_id, lead_id, message,
+       details, duration_ms
+from public.integration_logs
+where (%(provider)s::text is null or provider = %(provider)s)
+  and (%(status)s::text is null or status = %(status)s)
+order by created_at desc, id desc
+limit %(limit)s
+"""
+
+
+class LogsError(Exception):
+    """The logs cannot be read (exit 2); the message says why."""
+
+
+def fetch(
+    database_url: str, *, provider: str | None = None, status: str | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """The latest ``limit`` rows matching the filters, newest first."""
+    try:
+        with psycopg.connect(
+            database_url, connect_timeout=CONNECT_TIMEOUT_SECONDS, row_factory=dict_row
+        ) as conn:
+            params = {"provider": provider, "status": status, "limit": limit}
+            return conn.execute(_QUERY, params).fetchall()
+    except psycopg.errors.UndefinedTable:
+        raise LogsError(
+            "public.integration_logs does not exist in this database: are the "
+            "migrations applied? (`make doctor` checks)"
+        ) from None
+    except psycopg.Error as exc:
+        raise LogsError(
+            f"cannot read the database at {_where(database_url)}: {_first_line(exc)}"
+        ) from None
+
+
+def _where(database_url: str) -> str:
+    """host:port/dbname of a connection string, never its password."""
+    try:
+        info = conninfo_to_dict(database_url)
+    except psycopg.ProgrammingError:
+        return "DATABASE_URL (unparsable)"
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _cell(row: Mapping[str, Any], column: str) -> str:
+    value = row[column]
+    if value is None:
+        return "-"
+    if column == "created_at":
+        return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+    if column == "lead_id":
+        return str(value)[:8]
+    return " ".join(str(value).split())  # one line per row
+
+
+def table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``rows`` as an aligned text table; the message, last, is never padded or cut."""
+    header = [f"{COLUMNS[0]} (UTC)", *COLUMNS[1:]]
+    cells = [header, *[[_cell(row, column) for column in COLUMNS] for row in rows]]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS) - 1)]
+    return "\n".join(
+        "  ".join(
+            [*(text.ljust(width) for text, width in zip(line, widths, strict=False)), line[-1]]
+        ).rstrip()
+        for line in cells
+    )
+
+
+def _jsonable(key: str, value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if key == "lead_id" and value is not None:
+        return str(value)
+    return value
+
+
+def json_lines(rows: Sequence[Mapping[str, Any]]) -> str:
+    """One JSON object per row (timestamps in ISO 8601, UTC; the full lead_id)."""
+    return "\n".join(
+        json.dumps({key: _jsonable(key, value) for key, value in row.items()}) for row in rows
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError("must be between 1 and 10000")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    result = argparse.ArgumentParser(
+        prog="python -m tools.logs", description=__doc__.splitlines()[0]
+    )
+    result.add_argument("--provider", help="only this provider (meta, calendly, elevenlabs ...)")
+    result.add_argument("--status", choices=STATUSES, help="only this status")
+    result.add_argument("--limit", type=_positive, default=20, help="rows (default %(default)s)")
+    result.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    return result
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    database_url = (project_env() if env is None else env).get("DATABASE_URL", "").strip()
+    try:
+        if not database_url:
+            raise LogsError(
+                "DATABASE_URL is not set: set it (supabase/.env or the environment; "
+                "`make dev` writes it to .local/dev.env)"
+            )
+        rows = fetch(database_url, provider=args.provider, status=args.status, limit=args.limit)
+    except LogsError as err:
+        print(f"logs: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        if rows:
+            print(json_lines(rows))
+    elif rows:
+        print(table(rows))
+    else:
+        print("(no integration_logs rows match)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
