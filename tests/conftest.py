@@ -61,6 +61,70 @@ def leadgen_delivery(
     ).encode()
 
 
+def batch_delivery(first: str, second: str, third: str, fourth: str) -> bytes:
+    """The batch shape of Meta's docs: two entries, several changes each, numeric ids in the
+    first entry and strings in the second, an ``ad_id`` on the first lead only, no ``page_id``
+    on the later ones, and a non-leadgen field between them."""
+    leadgen: dict[str, Any] = {"field": "leadgen"}
+    return json.dumps(
+        {
+            "object": "page",
+            "entry": [
+                {
+                    "id": 1,
+                    "time": 2,
+                    "changes": [
+                        {
+                            **leadgen,
+                            "value": {
+                                "leadgen_id": int(first),
+                                "page_id": 1,
+                                "form_id": 5,
+                                "ad_id": 7,
+                                "adgroup_id": 7,
+                                "created_time": 1630087926,
+                            },
+                        },
+                        {"field": "feed", "value": {"item": "status"}},
+                        {**leadgen, "value": {"leadgen_id": int(second), "form_id": 5}},
+                    ],
+                },
+                {
+                    "id": "2",
+                    "time": 3,
+                    "changes": [
+                        {**leadgen, "value": {"leadgen_id": third, "form_id": "6"}},
+                        {**leadgen, "value": {"leadgen_id": fourth, "form_id": "6"}},
+                    ],
+                },
+            ],
+        }
+    ).encode()
+
+
+@pytest.fixture
+def dead_database_api(tmp_path: Path) -> Iterator[str]:
+    """The URL of a PostgREST stand-in whose database is down (a closed port)."""
+    port = local_stack.free_port()
+    dead = f"postgresql://authenticator:x@127.0.0.1:{local_stack.free_port()}/postgres"
+    process = local_stack.spawn(
+        "tools.rest_standin",
+        "--port",
+        str(port),
+        "--db-url",
+        dead,
+        env={},
+        log=tmp_path / "dead-rest.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        local_stack.wait_until(local_stack.http_ok(f"{url}/health"), what="stand-in")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_stack.Stack]:
     started = local_stack.start(tmp_path_factory.mktemp("stack"), environ={})

@@ -315,31 +315,13 @@ def test_standin_http_status_follows_postgrest_table(sqlstate: str, role: str, s
 
 
 def test_standin_database_down_503_and_database_unavailable(
-    stack: local_stack.Stack, tmp_path: Any
+    stack: local_stack.Stack, dead_database_api: str
 ) -> None:
-    port = local_stack.free_port()
-    dead = f"postgresql://authenticator:x@127.0.0.1:{local_stack.free_port()}/postgres"
-    process = local_stack.spawn(
-        "tools.rest_standin",
-        "--port",
-        str(port),
-        "--db-url",
-        dead,
-        env={},
-        log=tmp_path / "rest.log",
-    )
-    try:
-        local_stack.wait_until(
-            local_stack.http_ok(f"http://127.0.0.1:{port}/health"), what="stand-in"
-        )
-        down = Database(f"http://127.0.0.1:{port}", stack.env["SUPABASE_SERVICE_ROLE_KEY"])
-        with pytest.raises(DatabaseUnavailable) as caught:
-            down.rpc("meta_claim_due", {"p_limit": 1})
-        assert caught.value.status == 503
-        assert caught.value.details["db_code"] == "PGRST001"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    down = Database(dead_database_api, stack.env["SUPABASE_SERVICE_ROLE_KEY"])
+    with pytest.raises(DatabaseUnavailable) as caught:
+        down.rpc("meta_claim_due", {"p_limit": 1})
+    assert caught.value.status == 503
+    assert caught.value.details["db_code"] == "PGRST001"
 
 
 def test_database_wrong_key_error_points_at_the_key(stack: local_stack.Stack) -> None:

@@ -11,7 +11,7 @@ from lib.errors import BadRequest, Forbidden
 from lib.meta import classify_graph_error, map_lead, parse_delivery, verify_subscription
 from lib.phone import to_e164
 
-from .conftest import FIXTURES, fixture_bytes, leadgen_delivery
+from .conftest import FIXTURES, batch_delivery, fixture_bytes, leadgen_delivery
 
 
 def graph_sample(name: str) -> dict[str, Any]:
@@ -36,51 +36,13 @@ def test_parse_delivery_numeric_ids_become_strings() -> None:
 
 
 def test_parse_delivery_docs_batch_of_entries_and_changes_all_kept() -> None:
-    body = json.dumps(
-        {
-            "object": "page",
-            "entry": [
-                {
-                    "id": 1,
-                    "time": 2,
-                    "changes": [
-                        {
-                            "field": "leadgen",
-                            "value": {
-                                "leadgen_id": 11,
-                                "page_id": 1,
-                                "form_id": 5,
-                                "adgroup_id": 7,
-                                "ad_id": 7,
-                                "created_time": 3,
-                            },
-                        },
-                        {
-                            "field": "leadgen",
-                            "value": {
-                                "leadgen_id": 12,
-                                "page_id": 1,
-                                "form_id": 5,
-                                "created_time": 3,
-                            },
-                        },
-                    ],
-                },
-                {
-                    "id": 2,
-                    "time": 2,
-                    "changes": [
-                        {"field": "feed", "value": {"item": "status"}},
-                        {"field": "leadgen", "value": {"leadgen_id": "13", "form_id": "5"}},
-                    ],
-                },
-            ],
-        }
-    ).encode()
+    body = batch_delivery("11", "12", "13", "14")
     parsed = parse_delivery(body)
-    assert [lead["leadgen_id"] for lead in parsed.leads] == ["11", "12", "13"]
+    assert [lead["leadgen_id"] for lead in parsed.leads] == ["11", "12", "13", "14"]
     assert parsed.leads[0]["ad_id"] == "7"
-    assert parsed.leads[2]["page_id"] == "2"  # from the entry when the value has none
+    assert parsed.leads[1]["ad_id"] is None
+    assert parsed.leads[1]["page_id"] == "1"  # from the entry when the value has none
+    assert parsed.leads[2]["page_id"] == "2"
     assert [(s["event"], s["status"]) for s in parsed.skipped] == [("webhook.feed", "ignored")]
 
 

@@ -20,6 +20,7 @@ from .conftest import (
     FIXTURES,
     Functions,
     GraphFake,
+    batch_delivery,
     fixture_bytes,
     leadgen_delivery,
     new_leadgen_id,
@@ -212,40 +213,7 @@ def test_delivery_batch_of_entries_and_changes_every_lead_stored(
     functions: Functions, db: Conn
 ) -> None:
     ids = [new_leadgen_id() for _ in range(4)]
-    body = json.dumps(
-        {
-            "object": "page",
-            "entry": [
-                {
-                    "id": 1,
-                    "time": 2,
-                    "changes": [
-                        {
-                            "field": "leadgen",
-                            "value": {
-                                "leadgen_id": int(ids[0]),
-                                "page_id": 1,
-                                "form_id": 5,
-                                "ad_id": 7,
-                                "adgroup_id": 7,
-                                "created_time": 1630087926,
-                            },
-                        },
-                        {"field": "feed", "value": {"item": "status"}},
-                        {"field": "leadgen", "value": {"leadgen_id": ids[1], "form_id": "5"}},
-                    ],
-                },
-                {
-                    "id": "2",
-                    "time": 3,
-                    "changes": [
-                        {"field": "leadgen", "value": {"leadgen_id": ids[2], "form_id": "6"}},
-                        {"field": "leadgen", "value": {"leadgen_id": ids[3], "form_id": "6"}},
-                    ],
-                },
-            ],
-        }
-    ).encode()
+    body = batch_delivery(*ids)
     response = functions.post_meta(body)
     assert response.status_code == 200
     assert response.json()["received"] == 4
@@ -466,17 +434,22 @@ def test_missing_app_secret_500_names_variable(
     assert "META_APP_SECRET" in error["message"]
 
 
-def test_database_api_unreachable_503_nothing_written(
+@pytest.mark.parametrize("outage", ["database API unreachable", "database down behind the API"])
+def test_database_outage_503_nothing_written(
     stack: local_stack.Stack,
     served: list[Functions],
     graph: GraphFake,
     db: Conn,
     tmp_path: Path,
+    request: pytest.FixtureRequest,
+    outage: str,
 ) -> None:
-    server = serve_functions(
-        {**stack.env, "SUPABASE_URL": f"http://127.0.0.1:{local_stack.free_port()}"},
-        tmp_path / "f.log",
+    supabase_url = (
+        f"http://127.0.0.1:{local_stack.free_port()}"
+        if outage == "database API unreachable"
+        else request.getfixturevalue("dead_database_api")
     )
+    server = serve_functions({**stack.env, "SUPABASE_URL": supabase_url}, tmp_path / "f.log")
     served.append(server)
     lid = new_leadgen_id()
     response = server.post_meta(leadgen_delivery(lid))
@@ -484,34 +457,3 @@ def test_database_api_unreachable_503_nothing_written(
     assert response.json()["error"]["code"] == "database_unavailable"
     assert lead(db, lid) is None
     assert graph.fetches(lid) == 0
-
-
-def test_database_down_behind_api_503(
-    stack: local_stack.Stack, served: list[Functions], db: Conn, tmp_path: Path
-) -> None:
-    port = local_stack.free_port()
-    dead_db = f"postgresql://authenticator:x@127.0.0.1:{local_stack.free_port()}/postgres"
-    standin = local_stack.spawn(
-        "tools.rest_standin",
-        "--port",
-        str(port),
-        "--db-url",
-        dead_db,
-        env={},
-        log=tmp_path / "rest.log",
-    )
-    try:
-        local_stack.wait_until(
-            local_stack.http_ok(f"http://127.0.0.1:{port}/health"), what="stand-in"
-        )
-        server = serve_functions(
-            {**stack.env, "SUPABASE_URL": f"http://127.0.0.1:{port}"}, tmp_path / "f.log"
-        )
-        served.append(server)
-        lid = new_leadgen_id()
-        response = server.post_meta(leadgen_delivery(lid))
-        assert response.status_code == 503
-        assert lead(db, lid) is None
-    finally:
-        standin.terminate()
-        standin.wait(timeout=10)
