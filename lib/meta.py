@@ -452,24 +452,29 @@ def process_delivery(db: Database, parsed: ParsedDelivery, *, inline_limit: int)
         {"p_leads": parsed.leads, "p_skipped": parsed.skipped, "p_claim_limit": inline_limit},
     )
     outcome = _complete(db, fetch_leads(stored["to_fetch"]))
-    return {
+    counts = {
         "received": len(parsed.leads),
-        "new": len(stored["to_fetch"]) + len(stored.get("deferred", [])),
+        "new": len(stored["to_fetch"]) + len(stored["deferred"]),
         "duplicates": len(stored["duplicates"]),
         "fetched": outcome["completed"],
         "pending": len(parsed.leads) - len(stored["duplicates"]) - outcome["completed"],
         "ignored": sum(1 for s in parsed.skipped if s["status"] == "ignored"),
         "rejected": sum(1 for s in parsed.skipped if s["status"] == "rejected"),
     }
+    log.info("Meta delivery processed", function="meta_webhook", **counts)
+    return counts
 
 
 def sweep(db: Database, *, limit: int) -> dict[str, Any]:
     """Fetch up to ``limit`` fetch_pending leads whose retry time has come."""
     claimed = db.rpc("meta_claim_due", {"p_limit": limit})
     outcome = _complete(db, fetch_leads(claimed["claimed"]))
-    return {
+    counts = {
         "claimed": len(claimed["claimed"]),
         "completed": outcome["completed"],
         "failed": outcome["failed"],
         "remaining": claimed["remaining"],
     }
+    if counts["claimed"]:
+        log.info("Meta sweep", function="meta_webhook", **counts)
+    return counts
