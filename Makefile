@@ -6,7 +6,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
-export PYTHONDONTWRITEBYTECODE := 1
 
 # What `make deploy` and `make test` depend on being installed.
 DEPS_STAMP := $(VENV)/.deps-stamp

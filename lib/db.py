@@ -16,6 +16,7 @@ from postgrest import APIError, SyncPostgrestClient
 
 from lib.config import get_config
 from lib.errors import DatabaseError, DatabaseUnavailable
+from lib.outbound import outbound_client
 
 # PostgREST codes meaning "the database is not reachable now" (a retry may succeed):
 # connection errors (08*), insufficient resources (53*), PGRST000-002, gateway statuses.
@@ -101,4 +102,4 @@ def get_db() -> Database:
     """The process's database client, built on first use from the configuration."""
     config = get_config()
     url, key = config.require("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
-    return Database(url, key, timeout=max(config.http_timeout_seconds, 10.0))
+    return Database(url, key, http_client=outbound_client())

@@ -21,6 +21,7 @@ from lib import log
 from lib.config import get_config
 from lib.db import Database
 from lib.errors import BadRequest, ConfigError, DatabaseUnavailable, Forbidden
+from lib.outbound import outbound_client
 from lib.phone import to_e164
 from lib.signatures import appsecret_proof, token_matches
 
@@ -291,12 +292,15 @@ class GraphClient:
             "access_token": access_token,
             "appsecret_proof": appsecret_proof(access_token, app_secret=app_secret),
         }
+        self._timeout = timeout
         self._http = http_client or httpx.Client(timeout=timeout)
 
     def get(self, path: str, **params: str) -> Any:
         """GET ``/{version}/{path}``: its JSON, or :class:`GraphError`."""
         try:
-            response = self._http.get(f"{self._base}/{path}", params={**params, **self._params})
+            response = self._http.get(
+                f"{self._base}/{path}", params={**params, **self._params}, timeout=self._timeout
+            )
         except httpx.TimeoutException as exc:
             raise GraphError(
                 "transient",
@@ -334,6 +338,7 @@ def get_graph() -> GraphClient:
         access_token=token,
         app_secret=config.secrets("META_APP_SECRET")[0],
         timeout=config.http_timeout_seconds,
+        http_client=outbound_client(),
     )
 
 
