@@ -15,12 +15,18 @@ from functools import cache
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lib import log
 from lib.config import get_config
 from lib.db import Database
-from lib.errors import BadRequest, ConfigError, DatabaseUnavailable, Forbidden
+from lib.errors import (
+    BadRequest,
+    ConfigError,
+    DatabaseError,
+    DatabaseUnavailable,
+    Forbidden,
+)
 from lib.outbound import outbound_client
 from lib.phone import to_e164
 from lib.signatures import appsecret_proof, token_matches
@@ -38,12 +44,36 @@ class _Model(BaseModel):
 
 
 class LeadgenValue(_Model):
-    leadgen_id: str
+    """A leadgen change's value. Only ``leadgen_id`` is required: an odd optional field must
+    not cost the lead (the Graph fetch fills in what the webhook did not say)."""
+
+    leadgen_id: str = Field(min_length=1, max_length=64, pattern=r"^\s*[0-9A-Za-z_.:-]+\s*$")
     page_id: str | None = None
     form_id: str | None = None
     ad_id: str | None = None
     adgroup_id: str | None = None
     created_time: int | None = None
+
+    @field_validator("page_id", "form_id", "ad_id", "adgroup_id", mode="before")
+    @classmethod
+    def _id_or_none(cls, value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            return None
+        return str(value).strip() or None
+
+    @field_validator("created_time", mode="before")
+    @classmethod
+    def _unix_seconds_or_none(cls, value: Any) -> int | None:
+        try:
+            seconds = int(value)
+        except (TypeError, ValueError, OverflowError):
+            return None
+        return seconds if 0 < seconds < 2**31 else None
+
+    @field_validator("leadgen_id", mode="after")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
 
 
 class Change(_Model):
@@ -377,10 +407,11 @@ def map_lead(node: Mapping[str, Any], *, default_region: str) -> tuple[dict[str,
         "ad_name",
         "campaign_name",
         "platform",
-        "is_organic",
     ):
-        if node.get(key) is not None:
-            lead[key] = node[key]
+        if isinstance(node.get(key), (str, int)) and not isinstance(node[key], bool):
+            lead[key] = str(node[key])
+    if isinstance(node.get("is_organic"), bool):
+        lead["is_organic"] = node["is_organic"]
     return lead, warnings
 
 
@@ -439,10 +470,13 @@ def _complete(db: Database, results: list[dict[str, Any]]) -> dict[str, Any]:
         return {"completed": 0, "failed": 0, "skipped": 0}
     try:
         return dict(db.rpc("meta_complete", {"p_results": results}))
-    except DatabaseUnavailable as err:
-        # The leads are stored and claimed: the sweep fetches them again after the lease.
+    except (DatabaseUnavailable, DatabaseError) as err:
+        # The leads are stored and claimed: the sweep fetches them again after the lease, and a
+        # redelivery would change nothing, so the delivery is still answered 200.
         log.error(
             "Could not record Graph results; the sweep will retry",
+            function="meta_webhook",
+            error_code=err.code,
             reason=err.message,
             leads=[r["lead_id"] for r in results],
         )

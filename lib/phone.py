@@ -15,4 +15,6 @@ def to_e164(raw: str | None, *, default_region: str) -> str | None:
         return None
     if not phonenumbers.is_valid_number(number):
         return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # The same rule as the leads_phone_e164 check: 7 to 15 digits after the "+".
+    return e164 if 8 <= len(e164) <= 16 else None

@@ -219,3 +219,55 @@ def test_verify_subscription_right_token_returns_challenge_verbatim() -> None:
 def test_verify_subscription_anything_else_forbidden(args: dict[str, str]) -> None:
     with pytest.raises(Forbidden):
         verify_subscription(args, verify_token="t")
+
+
+@pytest.mark.parametrize("leadgen_id", ["", "   ", None, {"id": 1}, True, "12 34; drop"])
+def test_parse_delivery_unusable_leadgen_id_rejected_alone(leadgen_id: Any) -> None:
+    body = json.dumps(
+        {
+            "object": "page",
+            "entry": [
+                {
+                    "id": "1",
+                    "changes": [
+                        {"field": "leadgen", "value": {"leadgen_id": leadgen_id}},
+                        {"field": "leadgen", "value": {"leadgen_id": "15"}},
+                    ],
+                }
+            ],
+        }
+    ).encode()
+    parsed = parse_delivery(body)
+    assert [lead["leadgen_id"] for lead in parsed.leads] == ["15"]
+    assert [s["status"] for s in parsed.skipped] == ["rejected"]
+
+
+def test_parse_delivery_odd_optional_fields_keep_the_lead() -> None:
+    body = json.dumps(
+        {
+            "object": "page",
+            "entry": [
+                {
+                    "id": "1",
+                    "changes": [
+                        {
+                            "field": "leadgen",
+                            "value": {
+                                "leadgen_id": " 16 ",
+                                "form_id": {"x": 1},
+                                "ad_id": None,
+                                "page_id": True,
+                                "created_time": "yesterday",
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    ).encode()
+    parsed = parse_delivery(body)
+    assert parsed.skipped == []
+    lead = parsed.leads[0]
+    assert lead["leadgen_id"] == "16"
+    assert (lead["form_id"], lead["ad_id"], lead["created_time"]) == (None, None, None)
+    assert lead["page_id"] == "1"  # from the entry

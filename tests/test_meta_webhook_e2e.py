@@ -457,3 +457,21 @@ def test_database_outage_503_nothing_written(
     assert response.json()["error"]["code"] == "database_unavailable"
     assert lead(db, lid) is None
     assert graph.fetches(lid) == 0
+
+
+def test_delivery_result_not_recorded_still_200_and_lead_kept_for_sweep(
+    functions: Functions, graph: GraphFake, db: Conn
+) -> None:
+    lid = new_leadgen_id()
+    db.execute("revoke execute on function public.meta_complete(jsonb) from service_role")
+    try:
+        response = functions.post_meta(leadgen_delivery(lid))
+    finally:
+        db.execute("grant execute on function public.meta_complete(jsonb) to service_role")
+    assert response.status_code == 200
+    assert response.json()["pending"] == 1
+    row = lead(db, lid)
+    assert row is not None
+    assert row["status"] == "fetch_pending"
+    assert row["next_fetch_at"] is not None  # the lease: the sweep takes it over
+    assert graph.fetches(lid) == 1
