@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def sweep_forever(url: str, token: str, every: float, stop: threading.Event) -> 
             print(f"sweep: failed ({type(exc).__name__}); trying again later", flush=True)
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
+def _stop_on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
@@ -84,7 +85,8 @@ def main() -> None:
     )
     parser.add_argument("--sweep-every", type=float, default=60.0, help="seconds (60)")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job ignores it
+        signal.signal(signum, _stop_on_signal)
     state: Path = args.state_dir.resolve() / "stack"
     env_file: Path = args.state_dir.resolve() / "dev.env"
 
@@ -96,36 +98,39 @@ def main() -> None:
     port = int(user.get("PORT", "8080"))
     processes: list[subprocess.Popen[bytes]] = []
     local: stack.Stack | None = None
-    if args.stack == "supabase":
-        generated, processes = supabase_stack(seed, state)
-    else:
-        local = stack.start(state, environ=seed, pg_port=54322, rest_port=54321, graph_port=54329)
-        generated = local.env
-    env = {**generated, **user}
-    dev_env = {
-        key: env[key]
-        for key in [
-            *generated,
-            "META_GRAPH_VERSION",
-            "DEFAULT_PHONE_REGION",
-            "HTTP_TIMEOUT_SECONDS",
-            "PLACE_CALL_URL",
-        ]
-        if key in env
-    }
-    dev_env.setdefault("PLACE_CALL_URL", f"http://127.0.0.1:{port}/functions/v1/place_call")
-    envfile.write(env_file, dev_env)
-
-    server = stack.spawn(
-        "tools.serve",
-        "--port",
-        str(port),
-        env={**env, "PYTHONPATH": str(ROOT)},
-        log=state / "functions.log",
-    )
-    processes.append(server)
     stop = threading.Event()
+    exit_code = 0
     try:
+        if args.stack == "supabase":
+            generated, processes = supabase_stack(seed, state)
+        else:
+            local = stack.start(
+                state, environ=seed, pg_port=54322, rest_port=54321, graph_port=54329
+            )
+            generated = local.env
+        env = {**generated, **user}
+        dev_env = {
+            key: env[key]
+            for key in [
+                *generated,
+                "META_GRAPH_VERSION",
+                "DEFAULT_PHONE_REGION",
+                "HTTP_TIMEOUT_SECONDS",
+                "PLACE_CALL_URL",
+            ]
+            if key in env
+        }
+        dev_env.setdefault("PLACE_CALL_URL", f"http://127.0.0.1:{port}/functions/v1/place_call")
+        envfile.write(env_file, dev_env)
+
+        server = stack.spawn(
+            "tools.serve",
+            "--port",
+            str(port),
+            env={**env, "PYTHONPATH": str(ROOT)},
+            log=state / "functions.log",
+        )
+        processes.append(server)
         stack.wait_until(stack.http_ok(f"http://127.0.0.1:{port}/health"), what="the functions")
         base = f"http://127.0.0.1:{port}/functions/v1"
         print(
@@ -148,16 +153,24 @@ def main() -> None:
         ).start()
         server.wait()
         print(f"The functions server exited; see {state / 'functions.log'}", flush=True)
+        exit_code = 1
     except KeyboardInterrupt:
         print("\nStopping ...", flush=True)
+    except stack.StackError as exc:
+        print(f"make dev: {exc}", file=sys.stderr, flush=True)
+        exit_code = 1
     finally:
         stop.set()
         for process in processes:
             process.terminate()
         for process in processes:
-            process.wait(timeout=10)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
         if local is not None:
             local.stop()
+    sys.exit(exit_code)
 
 
 if __name__ == "__main__":
