@@ -335,3 +335,10 @@ def test_database_unreachable_api_is_database_unavailable(stack: local_stack.Sta
     nowhere = Database(f"http://127.0.0.1:{local_stack.free_port()}", "key")
     with pytest.raises(DatabaseUnavailable):
         nowhere.rpc("meta_claim_due", {"p_limit": 1})
+
+
+def test_local_secrets_generate_every_name_and_keep_given_ones() -> None:
+    generated = local_stack.local_secrets({"META_APP_SECRET": "mine"})
+    assert set(generated) == set(local_stack.LOCAL_SECRET_NAMES)
+    assert generated["META_APP_SECRET"] == "mine"
+    assert all(generated.values())

@@ -94,7 +94,7 @@ def main() -> None:
     # earlier run (in dev.env) are reused so that they stay stable between runs.
     user = {**envfile.read(envfile.SECRETS_FILE), **os.environ}
     previous = envfile.read(env_file)
-    seed = {**{k: v for k, v in previous.items() if k in stack.local_secrets({})}, **user}
+    seed = {**{k: v for k, v in previous.items() if k in stack.LOCAL_SECRET_NAMES}, **user}
     port = int(user.get("PORT", "8080"))
     processes: list[subprocess.Popen[bytes]] = []
     local: stack.Stack | None = None

@@ -247,6 +247,15 @@ class Stack:
         self.postgres.stop()
 
 
+LOCAL_SECRET_NAMES = (
+    "META_APP_SECRET",
+    "META_VERIFY_TOKEN",
+    "META_ACCESS_TOKEN",
+    "META_PAGE_ID",
+    "INTERNAL_TOKEN",
+)
+
+
 def local_secrets(existing: Mapping[str, str]) -> dict[str, str]:
     """Local values for the secrets, unless ``existing`` (the environment) already sets them."""
     generated = {
