@@ -234,37 +234,34 @@ def test_rls_enabled_on_every_table_without_policies(db: Conn) -> None:
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
 def test_rls_client_roles_cannot_read_or_call(db: Conn, role: str) -> None:
-    with db.transaction(force_rollback=True):
-        db.execute(f"set local role {role}")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            db.execute("select * from leads")
-    with db.transaction(force_rollback=True):
-        db.execute(f"set local role {role}")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            db.execute("select public.meta_claim_due(1)")
+    for statement in ("select * from leads", "select public.meta_claim_due(1)"):
+        with db.transaction(force_rollback=True):
+            db.execute(f"set local role {role}")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                db.execute(statement)
 
 
-def test_standin_anon_key_refused_with_postgrest_error(stack: local_stack.Stack) -> None:
-    response = httpx.post(
-        f"{stack.env['SUPABASE_URL']}/rest/v1/rpc/meta_claim_due",
-        json={"p_limit": 1},
-        headers={"Authorization": f"Bearer {stack.env['SUPABASE_ANON_KEY']}"},
-    )
-    assert response.status_code == 401
-    assert response.json()["code"] == "42501"
-
-
-def test_standin_forged_jwt_refused(stack: local_stack.Stack) -> None:
+@pytest.mark.parametrize(
+    ("key", "code"),
+    [("anon", "42501"), ("forged service_role", "PGRST301")],
+)
+def test_standin_refuses_other_keys_with_postgrest_error(
+    stack: local_stack.Stack, key: str, code: str
+) -> None:
     from tools import jwt
 
-    forged = jwt.local_key("service_role", secret="not-the-project-secret-at-all-000000")
+    token = (
+        stack.env["SUPABASE_ANON_KEY"]
+        if key == "anon"
+        else jwt.local_key("service_role", secret="not-the-project-secret-at-all-000000")
+    )
     response = httpx.post(
         f"{stack.env['SUPABASE_URL']}/rest/v1/rpc/meta_claim_due",
         json={"p_limit": 1},
-        headers={"Authorization": f"Bearer {forged}"},
+        headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status_code == 401
-    assert response.json()["code"] == "PGRST301"
+    assert response.json()["code"] == code
 
 
 def test_standin_unknown_function_404_pgrst202(api: Database) -> None:
