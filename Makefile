@@ -41,8 +41,9 @@ format: install ## Format the code with ruff
 	$(VENV)/bin/ruff format lib functions tools tests
 	$(VENV)/bin/ruff check --fix lib functions tools tests
 
-typecheck: install ## mypy --strict on lib/ and functions/
-	$(VENV)/bin/mypy
+typecheck: install ## mypy --strict on lib/ and each function, as its bundle sees it
+	@set -e; for dir in functions/*/; do \
+		echo "mypy lib $$dir"; MYPYPATH=$$dir $(VENV)/bin/mypy lib $$dir; done
 
 check: lint typecheck test ## Format check, lint, types and tests
 

@@ -1,22 +1,60 @@
-"""HTTP plumbing shared by the functions: responses, body limits, private-endpoint auth, and the
-one place where errors become JSON (:func:`endpoint`)."""
+"""HTTP plumbing shared by the functions: the route table, responses, body limits,
+private-endpoint auth, and the one place where errors become JSON (:func:`endpoint`).
+
+A function's entry point is a route table::
+
+    @functions_framework.http
+    @endpoint(provider="meta")
+    def meta_webhook() -> Routes:
+        return {
+            ("GET", "/"): Route(handshake),
+            ("POST", "/"): Route(receive_delivery),
+            ("POST", "/sweep"): Route(run_sweep, auth=internal_token),
+        }
+
+The decorated function's name is the function's name (in logs and integration_logs); an unknown
+subpath answers 404, a known one with another method 405 with ``Allow``.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Request, Response
 
 from lib import log
 from lib.config import get_config
-from lib.errors import AppError, DatabaseUnavailable, PayloadTooLarge, Unauthorized
+from lib.errors import (
+    AppError,
+    DatabaseUnavailable,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
 from lib.signatures import token_matches
 
 Handler = Callable[[Request], Response]
+Auth = Callable[[Request], None]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A handler, what authenticates its caller before it runs (``None``: a public route that
+    verifies its own provider signature), and the provider its log rows name (``None``: the
+    endpoint's)."""
+
+    handler: Handler
+    auth: Auth | None = None
+    provider: str | None = None
+
+
+Routes = Mapping[tuple[str, str], Route]
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
@@ -28,7 +66,10 @@ def text_response(text: str, status: int = 200) -> Response:
 
 
 def error_response(err: AppError) -> Response:
-    return json_response({"error": {"code": err.code, "message": err.message}}, err.status)
+    response = json_response({"error": {"code": err.code, "message": err.message}}, err.status)
+    if isinstance(err, MethodNotAllowed) and err.allow:
+        response.headers["Allow"] = ", ".join(err.allow)
+    return response
 
 
 def read_body(request: Request, *, limit: int) -> bytes:
@@ -43,36 +84,63 @@ def read_body(request: Request, *, limit: int) -> bytes:
 
 def subpath(request: Request) -> str:
     """The path below the function's own URL: ``/sweep`` for ``.../meta_webhook/sweep``."""
-    return "/" + request.path.strip("/") if request.path.strip("/") else "/"
+    return "/" + request.path.strip("/")
 
 
-def require_internal_token(request: Request) -> None:
-    """The private endpoints take ``Authorization: Bearer $INTERNAL_TOKEN`` (constant-time)."""
+def internal_token(request: Request) -> None:
+    """Auth of the private routes: ``Authorization: Bearer $INTERNAL_TOKEN`` (constant-time)."""
     (expected,) = get_config().require("INTERNAL_TOKEN")
     scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token_matches(token.strip(), expected=expected):
         raise Unauthorized("Missing or wrong bearer token: use INTERNAL_TOKEN.")
 
 
-def endpoint(function: str, *, provider: str) -> Callable[[Handler], Handler]:
-    """Wrap a handler: an :class:`AppError` becomes its JSON answer and, unless the database is
-    the problem, a row in integration_logs; anything else is logged with its traceback and
-    answered with a generic 500 that leaks nothing."""
+def match(routes: Routes, request: Request) -> Route:
+    """The route for the request's method and subpath; 404 or 405 (with ``Allow``) otherwise."""
+    path = subpath(request)
+    route = routes.get((request.method, path))
+    if route is not None:
+        return route
+    allow = sorted(method for method, route_path in routes if route_path == path)
+    if allow:
+        raise MethodNotAllowed(
+            f"{request.method} is not supported on {path}: use {' or '.join(allow)}.",
+            allow=allow,
+        )
+    known = ", ".join(sorted({route_path for _, route_path in routes}))
+    raise NotFound(f"No route {path}; this function answers {known}.")
 
-    def wrap(handler: Handler) -> Handler:
-        @functools.wraps(handler)
+
+def endpoint(*, provider: str) -> Callable[[Callable[[], Routes]], Handler]:
+    """Turn a function returning its route table into the function's entry point.
+
+    Each request is matched to its route, authenticated, and handled; an :class:`AppError`
+    becomes its JSON answer and, unless the database is the problem, a row in integration_logs
+    under the route's provider; anything else is logged with its traceback and answered with a
+    generic 500 that leaks nothing."""
+
+    def wrap(table: Callable[[], Routes]) -> Handler:
+        routes = table()
+        function = table.__name__
+
+        @functools.wraps(table)
         def view(request: Request) -> Response:
             started = time.perf_counter()
+            route_provider = provider
             try:
-                return handler(request)
+                route = match(routes, request)
+                route_provider = route.provider or provider
+                if route.auth is not None:
+                    route.auth(request)
+                return route.handler(request)
             except AppError as err:
-                _record(function, provider, request, err, started)
+                _record(function, route_provider, request, err, started)
                 return error_response(err)
             except Exception as exc:  # noqa: BLE001 - the one place that catches everything
                 log.error("Unexpected error", exc=exc, function=function, path=request.path)
                 internal = AppError("Internal error; the function's logs have the details.")
                 details = {"exception": type(exc).__name__}
-                _record(function, provider, request, internal, started, details=details)
+                _record(function, route_provider, request, internal, started, details=details)
                 return error_response(internal)
 
         return view

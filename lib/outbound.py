@@ -1,13 +1,18 @@
-"""The one HTTP client a function uses for every outbound call (database API, provider APIs):
-one connection pool and one TLS context (loading the CA bundle costs ~20 ms of cold start)."""
+"""Calls to outside APIs (database API, Graph, ElevenLabs, Calendly): one HTTP client per
+function (one connection pool, one TLS context: loading the CA bundle costs ~20 ms of cold
+start), and :func:`call`, which turns a network failure into a classified
+:class:`~lib.errors.ProviderFailure`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import httpx
 
 from lib.config import get_config
+from lib.errors import FailureClass, ProviderFailure
 
 # The database answers within this even when the provider timeout is set lower; provider
 # clients pass their own (HTTP_TIMEOUT_SECONDS) per request.
@@ -18,3 +23,59 @@ _DATABASE_TIMEOUT_SECONDS = 10.0
 def outbound_client() -> httpx.Client:
     timeout = max(get_config().http_timeout_seconds, _DATABASE_TIMEOUT_SECONDS)
     return httpx.Client(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=32))
+
+
+@dataclass(frozen=True)
+class Api:
+    """An outside API as the operator knows it: ``name`` for messages ("the Graph API"),
+    ``code`` as the prefix of failure codes (``graph_timeout``), ``url_setting`` the variable
+    holding its base URL."""
+
+    name: str
+    code: str
+    url_setting: str
+
+    @property
+    def subject(self) -> str:
+        """``name`` at the start of a sentence."""
+        return self.name[:1].upper() + self.name[1:]
+
+
+def call(
+    api: Api,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    idempotent: bool = True,
+    client: httpx.Client | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send one request; any answer is returned as it is, a network failure raises
+    :class:`ProviderFailure`. A timeout after the request was sent is ``ambiguous`` unless the
+    request is ``idempotent`` (it may have taken effect: do not repeat it at once)."""
+    try:
+        return (client or outbound_client()).request(method, url, timeout=timeout, **kwargs)
+    except httpx.TimeoutException as exc:
+        sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
+        ambiguous = sent and not idempotent
+        raise ProviderFailure(
+            FailureClass.AMBIGUOUS if ambiguous else FailureClass.TRANSIENT,
+            f"{api.code}_timeout",
+            f"{api.subject} did not answer within {timeout:g} s "
+            "(HTTP_TIMEOUT_SECONDS); "
+            + (
+                "it may have gone through, so it is retried only after the retry wait."
+                if ambiguous
+                else "retried automatically."
+            ),
+            {"exception": type(exc).__name__},
+        ) from None
+    except httpx.TransportError as exc:
+        raise ProviderFailure(
+            FailureClass.TRANSIENT,
+            f"{api.code}_unreachable",
+            f"{api.subject} is unreachable ({type(exc).__name__}); "
+            f"check {api.url_setting} and outbound network. Retried automatically.",
+            {"exception": type(exc).__name__},
+        ) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,7 +12,7 @@ import psycopg
 import pytest
 
 from lib.db import Database
-from lib.errors import DatabaseError, DatabaseUnavailable
+from lib.errors import DatabaseError, DatabaseUnavailable, FailureClass
 from tools import stack as local_stack
 from tools.rest_standin import http_status
 
@@ -140,7 +141,7 @@ def test_meta_complete_success_fills_lead(api: Database, db: Conn) -> None:
     assert outcome == {"completed": 1, "failed": 0, "skipped": 0}
     row = lead_row(db, lid)
     assert (row["status"], row["full_name"], row["phone"], row["ad_id"]) == (
-        "new",
+        "fetched",
         "Zoë",
         "+14155552671",
         "9",
@@ -163,7 +164,11 @@ def test_meta_complete_success_fills_lead(api: Database, db: Conn) -> None:
         ("throttled", True),
         ("transient", True),
         ("config", True),
-        ("unknown_lead", False),
+        ("not_found", False),
+        ("invalid", False),
+        ("ambiguous", True),
+        ("quota", True),
+        ("no_such_class", True),
     ],
 )
 def test_meta_complete_failure_schedules_retry_by_class(
@@ -198,26 +203,164 @@ def test_meta_complete_failure_schedules_retry_by_class(
     assert log is not None
     assert log[:2] == ("error", "graph_x")
     assert log[2].startswith("What to do.")
-    assert log[3] == error_class
+    known = {c.value for c in FailureClass}
+    assert log[3] == (error_class if error_class in known else "transient")
+    assert row["fetch_error_class"] == log[3]
 
 
-def test_meta_claim_due_concurrent_sweeps_never_share_a_lead(api: Database, db: Conn) -> None:
-    ids = [new_leadgen_id() for _ in range(12)]
+def test_meta_claim_due_skips_leads_claimed_by_an_open_transaction(
+    stack: local_stack.Stack, api: Database, db: Conn
+) -> None:
+    ids = [new_leadgen_id() for _ in range(6)]
     ingest(api, *ids, claim_limit=0)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        claims = list(pool.map(lambda _: api.rpc("meta_claim_due", {"p_limit": 100}), range(4)))
-    claimed = [c["leadgen_id"] for result in claims for c in result["claimed"]]
-    assert len(claimed) == len(set(claimed))
-    assert set(ids) <= set(claimed)
-    assert api.rpc("meta_claim_due", {"p_limit": 100})["claimed"] == []  # leased now
+    held, other = ids[:3], ids[3:]
+    # Only the held ones are due now; the others come due once the first claim is open.
+    db.execute(
+        "update leads set next_fetch_at = now() + interval '1 hour' where meta_leadgen_id = any(%s)",
+        (other,),
+    )
+    with psycopg.connect(stack.env["DATABASE_URL"]) as first:
+        first.execute("select public.meta_claim_due(100000)")  # the transaction stays open
+        db.execute(
+            "update leads set next_fetch_at = now() - interval '1 second' "
+            "where meta_leadgen_id = any(%s)",
+            (other,),
+        )
+        with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as second:
+            # Without SKIP LOCKED this waits on the held rows and fails after lock_timeout.
+            second.execute("set lock_timeout = '3s'")
+            row = second.execute("select public.meta_claim_due(100000)").fetchone()
+        first.rollback()
+    assert row is not None
+    claimed = {c["leadgen_id"] for c in row[0]["claimed"]}
+    assert claimed.isdisjoint(held)
+    assert set(other) <= claimed
+    db.execute(
+        "update leads set next_fetch_at = now() + interval '1 hour' where meta_leadgen_id = any(%s)",
+        (ids,),
+    )
+
+
+def insert_lead(db: Conn, *, status: str = "fetched", **columns: Any) -> str:
+    """A lead row put in directly (source manual unless given); its id."""
+    values = {"source": "manual", "status": status, **columns}
+    names = ", ".join(values)
+    marks = ", ".join(["%s"] * len(values))
+    row = db.execute(
+        f"insert into leads ({names}) values ({marks}) returning id::text",  # noqa: S608
+        tuple(values.values()),
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 def test_leads_phone_must_be_e164(db: Conn) -> None:
+    with pytest.raises(psycopg.errors.CheckViolation) as caught:
+        insert_lead(db, phone="415 555 2671")
+    assert caught.value.diag.constraint_name == "leads_phone_e164"
+
+
+@pytest.mark.parametrize(
+    ("columns", "constraint"),
+    [
+        ({"source": "carrier_pigeon"}, "leads_source_known"),
+        ({"source": "meta_lead_ads"}, "leads_meta_has_leadgen_id"),
+    ],
+)
+def test_leads_source_rules(db: Conn, columns: dict[str, str], constraint: str) -> None:
+    with pytest.raises(psycopg.errors.CheckViolation) as caught:
+        insert_lead(db, **columns)
+    assert caught.value.diag.constraint_name == constraint
+
+
+def test_leads_calendly_source_needs_no_leadgen_id(db: Conn) -> None:
+    lead_id = insert_lead(db, source="calendly", status="booked", email="b@example.com")
+    assert db.execute("select source from leads where id = %s", (lead_id,)).fetchone() == (
+        "calendly",
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ["fetch_pending", "fetched", "call_queued", "calling", "voicemail", "call_queued"],
+        ["fetched", "call_queued", "calling", "no_answer", "booked", "canceled", "booked"],
+        ["fetch_pending", "call_queued", "calling", "called", "booked"],
+        ["fetched", "booked", "do_not_call"],
+    ],
+)
+def test_leads_lifecycle_allowed_paths(db: Conn, path: list[str]) -> None:
+    lead_id = insert_lead(db, status=path[0])
+    for status in path[1:]:
+        db.execute("update leads set status = %s where id = %s", (status, lead_id))
+    assert db.execute("select status from leads where id = %s", (lead_id,)).fetchone() == (
+        path[-1],
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "refused"),
+    [
+        ("booked", "call_queued"),
+        ("booked", "calling"),
+        ("do_not_call", "call_queued"),
+        ("do_not_call", "fetched"),
+        ("fetched", "fetch_pending"),
+        ("called", "calling"),
+    ],
+)
+def test_leads_lifecycle_refuses_other_transitions(db: Conn, start: str, refused: str) -> None:
+    lead_id = insert_lead(db, status=start)
     with pytest.raises(psycopg.errors.CheckViolation):
-        db.execute(
-            "insert into leads (meta_leadgen_id, phone) values (%s, '415 555 2671')",
-            (new_leadgen_id(),),
-        )
+        db.execute("update leads set status = %s where id = %s", (refused, lead_id))
+    assert db.execute("select status from leads where id = %s", (lead_id,)).fetchone() == (start,)
+
+
+def test_leads_unknown_status_refused(db: Conn) -> None:
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        insert_lead(db, status="new")
+
+
+def test_failure_class_enum_matches_python(db: Conn) -> None:
+    row = db.execute("select enum_range(null::failure_class)::text[]").fetchone()
+    assert row is not None
+    assert row[0] == [c.value for c in FailureClass]
+
+
+@pytest.mark.parametrize(
+    ("failure_class", "attempts", "wait_seconds"),
+    [
+        ("transient", 1, 10),
+        ("transient", 2, 20),
+        ("throttled", 3, 40),
+        ("auth", 4, 60),  # capped at max_retry
+        ("ambiguous", 1, 10),
+        ("transient", 5, None),  # max_attempts reached
+        ("not_found", 1, None),
+        ("invalid", 1, None),
+    ],
+)
+def test_queue_retry_at_follows_the_policy_numbers(
+    db: Conn, failure_class: str, attempts: int, wait_seconds: int | None
+) -> None:
+    policy = "row('5 minutes', '10 seconds', '1 minute', 5)::queue_policy"
+    row = db.execute(
+        f"select extract(epoch from queue_retry_at({policy}, %s, %s) - now()), "  # noqa: S608
+        f"extract(epoch from queue_lease_until({policy}) - now())",
+        (failure_class, attempts),
+    ).fetchone()
+    assert row is not None
+    assert (None if row[0] is None else round(row[0])) == wait_seconds
+    assert round(row[1]) == 300
+
+
+def test_meta_fetch_policy_numbers(db: Conn) -> None:
+    assert db.execute("select (meta_fetch_policy()).*").fetchone() == (
+        timedelta(minutes=2),
+        timedelta(seconds=30),
+        timedelta(hours=1),
+        40,
+    )
 
 
 def test_rls_enabled_on_every_table_without_policies(db: Conn) -> None:

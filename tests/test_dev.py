@@ -68,7 +68,7 @@ def test_dev_serves_handshake_and_delivery_then_ctrl_c_stops_everything(tmp_path
                 "select status, phone from leads where meta_leadgen_id = %s", (lid,)
             ).fetchone()
         assert row is not None
-        assert row[0] == "new"
+        assert row[0] == "fetched"
         assert row[1] is not None and row[1].startswith("+1")
     finally:
         process.send_signal(signal.SIGINT)

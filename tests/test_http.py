@@ -1,4 +1,4 @@
-"""lib.http: the one place where errors become answers."""
+"""lib.http: the route table, and the one place where errors become answers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from flask import Flask, Request, Response
 from lib.config import get_config
 from lib.db import get_db
 from lib.errors import BadRequest, PayloadTooLarge
-from lib.http import endpoint, read_body, subpath
+from lib.http import Handler, Route, Routes, endpoint, read_body, subpath, text_response
 
 
 @pytest.fixture(autouse=True)
@@ -19,17 +19,29 @@ def _fresh_config() -> None:
     get_db.cache_clear()
 
 
+def serve(handler: Handler, path: str = "/", method: str = "POST", **kwargs: object) -> Response:
+    """``handler`` called inside a request context, as functions-framework calls it."""
+    with Flask(__name__).test_request_context(path, method=method, **kwargs):  # type: ignore[arg-type]
+        from flask import request
+
+        return handler(request)
+
+
+def one_route(handler: Handler) -> Handler:
+    @endpoint(provider="meta")
+    def demo() -> Routes:
+        return {("POST", "/"): Route(handler)}
+
+    return demo
+
+
 def test_endpoint_unexpected_exception_generic_500_without_traceback(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    @endpoint("demo", provider="meta")
     def handler(request: Request) -> Response:
         raise RuntimeError("secret internals at /srv/app.py line 3")
 
-    with Flask(__name__).test_request_context("/", method="POST"):
-        from flask import request
-
-        response = handler(request)
+    response = serve(one_route(handler))
     assert response.status_code == 500
     body = json.loads(response.get_data())
     assert body == {
@@ -40,20 +52,79 @@ def test_endpoint_unexpected_exception_generic_500_without_traceback(
     }
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert logged[0]["severity"] == "ERROR"
+    assert logged[0]["function"] == "demo"
     assert "RuntimeError: secret internals" in logged[0]["stack_trace"]
 
 
 def test_endpoint_app_error_answers_its_status_and_code() -> None:
-    @endpoint("demo", provider="meta")
     def handler(request: Request) -> Response:
         raise BadRequest("Body is not valid JSON.", code="malformed_json")
 
-    with Flask(__name__).test_request_context("/", method="POST"):
-        from flask import request
-
-        response = handler(request)
+    response = serve(one_route(handler))
     assert response.status_code == 400
     assert json.loads(response.get_data())["error"]["code"] == "malformed_json"
+
+
+def handled(name: str) -> Handler:
+    def handler(request: Request) -> Response:
+        return text_response(name)
+
+    return handler
+
+
+def deny(request: Request) -> None:
+    from lib.errors import Unauthorized
+
+    raise Unauthorized("no")
+
+
+@endpoint(provider="meta")
+def routed() -> Routes:
+    return {
+        ("GET", "/"): Route(handled("handshake")),
+        ("POST", "/"): Route(handled("delivery")),
+        ("POST", "/sweep"): Route(handled("sweep"), auth=deny),
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "answer"),
+    [("GET", "/", "handshake"), ("POST", "/", "delivery")],
+)
+def test_endpoint_route_table_dispatches_on_method_and_subpath(
+    method: str, path: str, answer: str
+) -> None:
+    response = serve(routed, path, method)
+    assert (response.status_code, response.get_data(as_text=True)) == (200, answer)
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/anything"), ("GET", "/sweep/x")])
+def test_endpoint_unknown_subpath_404(method: str, path: str) -> None:
+    response = serve(routed, path, method)
+    assert response.status_code == 404
+    assert json.loads(response.get_data())["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("PUT", "/", "GET, POST"), ("GET", "/sweep", "POST"), ("DELETE", "/sweep/", "POST")],
+)
+def test_endpoint_known_subpath_other_method_405_with_allow(
+    method: str, path: str, allow: str
+) -> None:
+    response = serve(routed, path, method)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allow
+    assert json.loads(response.get_data())["error"]["code"] == "method_not_allowed"
+
+
+def test_endpoint_route_auth_runs_before_its_handler() -> None:
+    response = serve(routed, "/sweep", "POST")
+    assert response.status_code == 401
+
+
+def test_endpoint_function_name_comes_from_the_decorated_function() -> None:
+    assert routed.__name__ == "routed"
 
 
 def test_read_body_over_limit_without_content_length_413() -> None:
@@ -79,10 +150,10 @@ def test_read_body_at_limit_returned_whole() -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "expected"), [("/", "/"), ("/sweep", "/sweep"), ("/sweep/", "/sweep"), ("", "/")]
+    ("path", "expected"), [("/", "/"), ("/sweep", "/sweep"), ("/sweep/", "/sweep"), ("//", "/")]
 )
 def test_subpath_below_function_url(path: str, expected: str) -> None:
-    with Flask(__name__).test_request_context(path or "/"):
+    with Flask(__name__).test_request_context(path):
         from flask import request
 
         assert subpath(request) == expected

@@ -1,4 +1,5 @@
-"""lib.meta without I/O: parsing deliveries, mapping Graph leads, classifying Graph errors."""
+"""meta_webhook's pure modules: parsing deliveries (leadgen), mapping Graph leads (lead_mapping),
+classifying Graph errors (graph_errors)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from graph_errors import classify_graph_error
+from lead_mapping import map_lead
+from leadgen import parse_delivery, verify_subscription
 from lib.errors import BadRequest, Forbidden
-from lib.meta import classify_graph_error, map_lead, parse_delivery, verify_subscription
 from lib.phone import to_e164
 
 from .conftest import FIXTURES, batch_delivery, fixture_bytes, leadgen_delivery
@@ -159,7 +162,7 @@ def test_to_e164_normalises_or_refuses(raw: str, region: str, expected: str | No
         (32, None, "throttled", "graph_rate_limited"),
         (613, None, "throttled", "graph_rate_limited"),
         (80005, None, "throttled", "graph_rate_limited"),
-        (100, 33, "unknown_lead", "graph_unknown_lead"),
+        (100, 33, "not_found", "graph_unknown_lead"),
         (1, None, "transient", "graph_unavailable"),
         (2, None, "transient", "graph_unavailable"),
         (12345, None, "transient", "graph_error"),
@@ -177,7 +180,7 @@ def test_classify_graph_error_by_code(
     if subcode is not None:
         error["error_subcode"] = subcode
     err = classify_graph_error(400, {"error": error})
-    assert (err.error_class, err.code) == (error_class, our_code)
+    assert (err.failure_class, err.code) == (error_class, our_code)
     assert err.details["graph_code"] == code
 
 
@@ -190,7 +193,7 @@ def test_classify_graph_error_docs_190_says_renew_token() -> None:
 
 def test_classify_graph_error_html_5xx_is_transient() -> None:
     err = classify_graph_error(502, None)
-    assert (err.error_class, err.code) == ("transient", "graph_unavailable")
+    assert (err.failure_class, err.code) == ("transient", "graph_unavailable")
 
 
 def test_classify_graph_error_bad_appsecret_proof_points_at_app_secret() -> None:

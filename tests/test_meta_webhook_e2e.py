@@ -118,7 +118,7 @@ def test_delivery_official_sample_ends_as_complete_lead(
     row = lead(db, lid)
     assert row is not None
     assert (row["status"], row["full_name"], row["email"], row["phone"]) == (
-        "new",
+        "fetched",
         "Zoë Łukasiewicz-Müller",
         "zoe.lm@example.com",
         "+14155552671",
@@ -220,7 +220,7 @@ def test_delivery_batch_of_entries_and_changes_every_lead_stored(
     assert response.json()["fetched"] == 4
     assert response.json()["ignored"] == 1
     rows = {lid: lead(db, lid) for lid in ids}
-    assert all(row is not None and row["status"] == "new" for row in rows.values())
+    assert all(row is not None and row["status"] == "fetched" for row in rows.values())
     stored = db.execute(
         "select payload -> 'value' ->> 'ad_id' from webhook_events where external_id = %s",
         (ids[0],),
@@ -263,7 +263,7 @@ def test_delivery_batch_of_entries_and_changes_every_lead_stored(
             "test button",
         ),
         ([{"status": 500, "body": {"error": "boom"}}], "graph_unavailable", True, "Retried"),
-        ([{"status": 200, "body": {"id": "x"}, "delay": 1.5}], "graph_timeout", True, "in time"),
+        ([{"status": 200, "body": {"id": "x"}, "delay": 1.5}], "graph_timeout", True, "within"),
     ],
 )
 def test_delivery_graph_error_lead_pending_with_reason_and_200(
@@ -305,7 +305,7 @@ def test_sweep_completes_lead_once_graph_recovers(
     assert response.status_code == 200
     assert response.json()["claimed"] >= 1 and response.json()["completed"] >= 1
     done = lead(db, lid)
-    assert done is not None and done["status"] == "new" and done["fetch_error_code"] is None
+    assert done is not None and done["status"] == "fetched" and done["fetch_error_code"] is None
     assert done["fetch_attempts"] == 2
     assert graph.fetches(lid) == 2
 

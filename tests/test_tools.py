@@ -114,7 +114,7 @@ def test_send_event_meta_to_served_webhook_stores_new_lead(
     row = db.execute(
         "select status, page_id, form_id from leads where meta_leadgen_id = %s", [leadgen_id]
     ).fetchone()
-    assert row == ("new", "555000111", send_event.DEFAULT_FORM_ID)
+    assert row == ("fetched", "555000111", send_event.DEFAULT_FORM_ID)
 
 
 def test_send_event_meta_wrong_secret_exits_1_with_401(

@@ -542,7 +542,7 @@ class DbCounters:
         counts = {f"calls.{name}": int(calls.get(name, 0)) for name in RPC_FUNCTIONS}
         row = self.conn.execute(
             "select (select count(*) from public.leads), "
-            "(select count(*) from public.leads where status = 'new'), "
+            "(select count(*) from public.leads where status = 'fetched'), "
             "(select count(*) from public.leads where status = 'fetch_pending'), "
             "(select count(*) from public.integration_logs), "
             "(select count(*) from public.integration_logs where event like '%.request')"

@@ -24,10 +24,10 @@ from typing import Any, NamedTuple
 import httpx
 import psycopg
 
+from graph import GraphClient
 from lib.config import Config
 from lib.db import Database
-from lib.errors import AppError, ConfigError
-from lib.meta import GraphClient, GraphError
+from lib.errors import AppError, ConfigError, ProviderFailure
 from tools.envfile import ROOT, project_env
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
@@ -65,7 +65,7 @@ class Context:
     now: float = field(default_factory=time.time)
     migrations_dir: Path = MIGRATIONS
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10.0))
-    _token: dict[str, Any] | GraphError | None = field(default=None, init=False, repr=False)
+    _token: dict[str, Any] | ProviderFailure | None = field(default=None, init=False, repr=False)
 
     def __enter__(self) -> Context:
         return self
@@ -101,16 +101,16 @@ class Context:
         )
 
     def token_info(self) -> dict[str, Any]:
-        """``debug_token``'s ``data`` for META_ACCESS_TOKEN (fetched once); GraphError if it
+        """``debug_token``'s ``data`` for META_ACCESS_TOKEN (fetched once); ProviderFailure if it
         failed."""
         if self._token is None:
             token = self.value("META_ACCESS_TOKEN")
             try:
                 answer = self.graph().get("debug_token", input_token=token)
                 self._token = dict(answer.get("data") or {})
-            except GraphError as err:
+            except ProviderFailure as err:
                 self._token = err
-        if isinstance(self._token, GraphError):
+        if isinstance(self._token, ProviderFailure):
             raise self._token
         return self._token
 
@@ -230,7 +230,7 @@ def check_token_valid(ctx: Context) -> Result:
         return _skipped("Meta token", missing)
     try:
         info = ctx.token_info()
-    except GraphError as err:
+    except ProviderFailure as err:
         return Result(FAIL, f"Meta token: debug_token failed: {err.message}")
     if not info.get("is_valid"):
         # debug_token explains an invalid token in data.error.message.
@@ -255,7 +255,7 @@ def _valid_token_info(ctx: Context, what: str) -> dict[str, Any] | Result:
         return _skipped(what, missing)
     try:
         info = ctx.token_info()
-    except GraphError:
+    except ProviderFailure:
         return Result(SKIP, f"{what}: not checked, debug_token failed")
     if not info.get("is_valid"):
         return Result(SKIP, f"{what}: not checked, the token is not valid")
@@ -336,7 +336,7 @@ def check_page_subscription(ctx: Context) -> Result:
     page_id = ctx.value("META_PAGE_ID")
     try:
         apps = ctx.graph().get(f"{page_id}/subscribed_apps").get("data") or []
-    except GraphError as err:
+    except ProviderFailure as err:
         return Result(FAIL, f"page {page_id} subscription: subscribed_apps failed: {err.message}")
     leadgen = [app for app in apps if "leadgen" in (app.get("subscribed_fields") or [])]
     if not leadgen:

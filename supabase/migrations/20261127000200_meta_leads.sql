@@ -4,21 +4,12 @@
 -- claim the Graph fetch) before the Graph API is called, meta_complete after it. The sweep costs
 -- two as well: meta_claim_due, then meta_complete.
 
--- How long a claimed Graph fetch is reserved for the claimer before the sweep may take it over
--- (the immediate path died, the instance was recycled ...).
-create function public.meta_fetch_lease() returns interval
-language sql immutable as $$ select interval '2 minutes' $$;
-
--- When to retry a failed Graph fetch: exponential from 30 s, capped at an hour; never for an
--- unknown lead id (Graph error 100) and never after 40 attempts (about a day and a half).
-create function public.meta_next_fetch_at(p_error_class text, p_attempts integer)
-returns timestamptz
-language sql stable as $$
-    select case
-        when p_error_class = 'unknown_lead' or p_attempts >= 40 then null
-        else now() + least(interval '30 seconds' * power(2, greatest(p_attempts - 1, 0)),
-                           interval '1 hour')
-    end
+-- The Graph fetch queue's numbers (public.queue_policy): a claim is reserved for 2 minutes
+-- (the immediate path died, the instance was recycled … and the sweep takes over); retries
+-- start 30 s apart, doubling, at most an hour apart, for 40 attempts (about a day and a half).
+create function public.meta_fetch_policy() returns public.queue_policy
+language sql immutable set search_path = '' as $$
+    select row(interval '2 minutes', interval '30 seconds', interval '1 hour', 40)::public.queue_policy
 $$;
 
 -- meta_ingest: store each leadgen change of one delivery, idempotently on leadgen_id.
@@ -64,7 +55,8 @@ begin
              v_item ->> 'ad_id', v_item ->> 'adgroup_id',
              to_timestamp((v_item ->> 'created_time')::double precision),
              'fetch_pending', case when v_claim then 1 else 0 end,
-             case when v_claim then now() + public.meta_fetch_lease() else now() end)
+             case when v_claim then public.queue_lease_until(public.meta_fetch_policy())
+                  else now() end)
         on conflict (meta_leadgen_id) do nothing
         returning l.id into v_lead_id;
 
@@ -128,7 +120,7 @@ begin
         for update skip locked
     ), claimed as (
         update public.leads l
-        set next_fetch_at = now() + public.meta_fetch_lease(),
+        set next_fetch_at = public.queue_lease_until(public.meta_fetch_policy()),
             fetch_attempts = l.fetch_attempts + 1
         from due where l.id = due.id
         returning l.id, l.meta_leadgen_id, l.fetch_attempts
@@ -161,6 +153,7 @@ declare
     v_lead jsonb;
     v_row public.leads;
     v_next timestamptz;
+    v_class public.failure_class;
     v_completed integer := 0;
     v_failed integer := 0;
     v_skipped integer := 0;
@@ -177,7 +170,7 @@ begin
         if (v_item ->> 'ok')::boolean then
             v_lead := coalesce(v_item -> 'lead', '{}'::jsonb);
             update public.leads l set
-                status = 'new',
+                status = 'fetched',
                 full_name = v_lead ->> 'full_name',
                 email = v_lead ->> 'email',
                 phone = v_lead ->> 'phone',
@@ -191,6 +184,7 @@ begin
                 platform = coalesce(v_lead ->> 'platform', l.platform),
                 is_organic = coalesce((v_lead ->> 'is_organic')::boolean, l.is_organic),
                 fetched_at = now(),
+                fetch_error_class = null,
                 fetch_error_code = null,
                 fetch_error = null,
                 next_fetch_at = null
@@ -201,8 +195,11 @@ begin
                 v_row.id, null, coalesce(v_item -> 'details', '{}'::jsonb),
                 (v_item ->> 'duration_ms')::integer);
         else
-            v_next := public.meta_next_fetch_at(v_item ->> 'error_class', v_row.fetch_attempts);
+            v_class := public.failure_class_of(v_item ->> 'error_class');
+            v_next := public.queue_retry_at(public.meta_fetch_policy(), v_class,
+                                            v_row.fetch_attempts);
             update public.leads l set
+                fetch_error_class = v_class,
                 fetch_error_code = v_item ->> 'error_code',
                 fetch_error = v_item ->> 'message',
                 next_fetch_at = v_next
@@ -217,7 +214,7 @@ begin
                 end,
                 v_row.meta_leadgen_id, v_row.id, v_item ->> 'error_code',
                 coalesce(v_item -> 'details', '{}'::jsonb)
-                    || jsonb_build_object('error_class', v_item ->> 'error_class',
+                    || jsonb_build_object('error_class', v_class,
                                           'attempt', v_row.fetch_attempts,
                                           'next_fetch_at', v_next),
                 (v_item ->> 'duration_ms')::integer);
@@ -228,13 +225,11 @@ begin
 end
 $$;
 
-revoke all on function public.meta_fetch_lease() from public, anon, authenticated;
-revoke all on function public.meta_next_fetch_at(text, integer) from public, anon, authenticated;
+revoke all on function public.meta_fetch_policy() from public, anon, authenticated;
 revoke all on function public.meta_ingest(jsonb, jsonb, integer) from public, anon, authenticated;
 revoke all on function public.meta_claim_due(integer) from public, anon, authenticated;
 revoke all on function public.meta_complete(jsonb) from public, anon, authenticated;
 grant execute on function public.meta_ingest(jsonb, jsonb, integer) to service_role;
 grant execute on function public.meta_claim_due(integer) to service_role;
 grant execute on function public.meta_complete(jsonb) to service_role;
-grant execute on function public.meta_fetch_lease() to service_role;
-grant execute on function public.meta_next_fetch_at(text, integer) to service_role;
+grant execute on function public.meta_fetch_policy() to service_role;

@@ -1,0 +1,80 @@
+"""The Graph API client: reads lead nodes, with ``appsecret_proof`` and a timeout.
+
+https://developers.facebook.com/docs/marketing-api/guides/lead-ads/retrieving
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import httpx
+
+from graph_errors import classify_graph_error
+from lib.config import get_config
+from lib.outbound import Api, call
+from lib.signatures import appsecret_proof
+
+GRAPH = Api(name="the Graph API", code="graph", url_setting="META_GRAPH_URL")
+LEAD_FIELDS = (
+    "id,created_time,ad_id,ad_name,adset_id,campaign_id,campaign_name,form_id,"
+    "is_organic,platform,field_data"
+)
+
+
+class GraphClient:
+    """Reads nodes from the Graph API, with ``appsecret_proof`` and a timeout; ``http_client``
+    defaults to the function's one outbound client."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        version: str,
+        access_token: str,
+        app_secret: str,
+        timeout: float,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        self._base = f"{base_url.rstrip('/')}/{version.strip('/')}"
+        self._params = {
+            "access_token": access_token,
+            "appsecret_proof": appsecret_proof(access_token, app_secret=app_secret),
+        }
+        self._timeout = timeout
+        self._http = http_client
+
+    def get(self, path: str, **params: str) -> dict[str, Any]:
+        """GET ``/{version}/{path}``: its JSON object, or :class:`ProviderFailure`."""
+        response = call(
+            GRAPH,
+            "GET",
+            f"{self._base}/{path}",
+            params={**params, **self._params},
+            timeout=self._timeout,
+            client=self._http,
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code != 200 or not isinstance(body, dict) or "error" in body:
+            raise classify_graph_error(response.status_code, body)
+        return body
+
+    def fetch_lead(self, leadgen_id: str) -> dict[str, Any]:
+        return self.get(leadgen_id, fields=LEAD_FIELDS)
+
+
+@cache
+def get_graph() -> GraphClient:
+    """The process's Graph client, built on first use from the configuration."""
+    config = get_config()
+    token, _ = config.require("META_ACCESS_TOKEN", "META_APP_SECRET")
+    return GraphClient(
+        base_url=config.meta_graph_url,
+        version=config.meta_graph_version,
+        access_token=token,
+        app_secret=config.secrets("META_APP_SECRET")[0],
+        timeout=config.http_timeout_seconds,
+    )

@@ -1,0 +1,109 @@
+"""The Meta lead flow: store a delivery (round trip 1), fetch the new leads from the Graph API,
+record the results (round trip 2); the sweep retries what is due the same way."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from graph import GraphClient, get_graph
+from lead_mapping import map_lead
+from leadgen import ParsedDelivery
+from lib import log
+from lib.config import get_config
+from lib.db import Database
+from lib.errors import ConfigError, DatabaseError, DatabaseUnavailable, ProviderFailure
+
+_FETCH_THREADS = 8
+
+
+def _fetch_one(graph: GraphClient, claim: Mapping[str, Any], region: str) -> dict[str, Any]:
+    """One claimed lead fetched and mapped, as a meta_complete result."""
+    started = time.perf_counter()
+    try:
+        lead, warnings = map_lead(graph.fetch_lead(str(claim["leadgen_id"])), default_region=region)
+    except ProviderFailure as failure:
+        result = failure.result()
+    else:
+        result = {
+            "ok": True,
+            "lead": lead,
+            "details": {"warnings": warnings} if warnings else {},
+            "message": f"Lead answers fetched from the Graph API ({len(lead['answers'])} "
+            f"answers{', phone invalid' if warnings else ''}).",
+        }
+    result["lead_id"] = claim["lead_id"]
+    result["duration_ms"] = int((time.perf_counter() - started) * 1000)
+    return result
+
+
+def fetch_leads(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fetch the claimed leads (concurrently when several), as meta_complete's results."""
+    if not claims:
+        return []
+    try:
+        graph = get_graph()
+    except ConfigError as err:
+        failure = ProviderFailure.from_config(err).result()
+        return [{**failure, "lead_id": claim["lead_id"]} for claim in claims]
+    region = get_config().default_phone_region
+    if len(claims) == 1:
+        return [_fetch_one(graph, claims[0], region)]
+    with ThreadPoolExecutor(max_workers=min(_FETCH_THREADS, len(claims))) as pool:
+        return list(pool.map(lambda claim: _fetch_one(graph, claim, region), claims))
+
+
+def _complete(db: Database, results: list[dict[str, Any]]) -> dict[str, Any]:
+    if not results:
+        return {"completed": 0, "failed": 0, "skipped": 0}
+    try:
+        return dict(db.rpc("meta_complete", {"p_results": results}))
+    except (DatabaseUnavailable, DatabaseError) as err:
+        # The leads are stored and claimed: the sweep fetches them again after the lease, and a
+        # redelivery would change nothing, so the delivery is still answered 200.
+        log.error(
+            "Could not record Graph results; the sweep will retry",
+            function="meta_webhook",
+            error_code=err.code,
+            reason=err.message,
+            leads=[r["lead_id"] for r in results],
+        )
+        return {"completed": 0, "failed": 0, "skipped": len(results)}
+
+
+def process_delivery(db: Database, parsed: ParsedDelivery, *, inline_limit: int) -> dict[str, Any]:
+    """Store the delivery (round trip 1), fetch the new leads, record the results (round trip 2).
+    New leads past ``inline_limit`` are left due for the sweep."""
+    stored = db.rpc(
+        "meta_ingest",
+        {"p_leads": parsed.leads, "p_skipped": parsed.skipped, "p_claim_limit": inline_limit},
+    )
+    outcome = _complete(db, fetch_leads(stored["to_fetch"]))
+    counts = {
+        "received": len(parsed.leads),
+        "new": len(stored["to_fetch"]) + len(stored["deferred"]),
+        "duplicates": len(stored["duplicates"]),
+        "fetched": outcome["completed"],
+        "pending": len(parsed.leads) - len(stored["duplicates"]) - outcome["completed"],
+        "ignored": sum(1 for s in parsed.skipped if s["status"] == "ignored"),
+        "rejected": sum(1 for s in parsed.skipped if s["status"] == "rejected"),
+    }
+    log.info("Meta delivery processed", function="meta_webhook", **counts)
+    return counts
+
+
+def sweep(db: Database, *, limit: int) -> dict[str, Any]:
+    """Fetch up to ``limit`` fetch_pending leads whose retry time has come."""
+    claimed = db.rpc("meta_claim_due", {"p_limit": limit})
+    outcome = _complete(db, fetch_leads(claimed["claimed"]))
+    counts = {
+        "claimed": len(claimed["claimed"]),
+        "completed": outcome["completed"],
+        "failed": outcome["failed"],
+        "remaining": claimed["remaining"],
+    }
+    if counts["claimed"]:
+        log.info("Meta sweep", function="meta_webhook", **counts)
+    return counts
