@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -216,7 +216,8 @@ def test_meta_claim_due_skips_leads_claimed_by_an_open_transaction(
     held, other = ids[:3], ids[3:]
     # Only the held ones are due now; the others come due once the first claim is open.
     db.execute(
-        "update leads set next_fetch_at = now() + interval '1 hour' where meta_leadgen_id = any(%s)",
+        "update leads set next_fetch_at = now() + interval '1 hour' "
+        "where meta_leadgen_id = any(%s)",
         (other,),
     )
     with psycopg.connect(stack.env["DATABASE_URL"]) as first:
@@ -236,7 +237,8 @@ def test_meta_claim_due_skips_leads_claimed_by_an_open_transaction(
     assert claimed.isdisjoint(held)
     assert set(other) <= claimed
     db.execute(
-        "update leads set next_fetch_at = now() + interval '1 hour' where meta_leadgen_id = any(%s)",
+        "update leads set next_fetch_at = now() + interval '1 hour' "
+        "where meta_leadgen_id = any(%s)",
         (ids,),
     )
 
@@ -247,7 +249,7 @@ def insert_lead(db: Conn, *, status: str = "fetched", **columns: Any) -> str:
     names = ", ".join(values)
     marks = ", ".join(["%s"] * len(values))
     row = db.execute(
-        f"insert into leads ({names}) values ({marks}) returning id::text",  # noqa: S608
+        f"insert into leads ({names}) values ({marks}) returning id::text",
         tuple(values.values()),
     ).fetchone()
     assert row is not None
@@ -345,7 +347,7 @@ def test_queue_retry_at_follows_the_policy_numbers(
 ) -> None:
     policy = "row('5 minutes', '10 seconds', '1 minute', 5)::queue_policy"
     row = db.execute(
-        f"select extract(epoch from queue_retry_at({policy}, %s, %s) - now()), "  # noqa: S608
+        f"select extract(epoch from queue_retry_at({policy}, %s, %s) - now()), "
         f"extract(epoch from queue_lease_until({policy}) - now())",
         (failure_class, attempts),
     ).fetchone()
