@@ -3,11 +3,8 @@ PostgREST stand-in, the Graph fake) and the functions served over real HTTP, per
 
 from __future__ import annotations
 
-import itertools
-import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,89 +14,14 @@ import httpx
 import psycopg
 import pytest
 
-from lib.signatures import sign_meta
 from tools import stack as local_stack
+from tools.samples import meta_headers
 
 FIXTURES = Path(__file__).parent / "fixtures"
-_ids = itertools.count(int(time.time() * 1000) % 10**9 * 1000)
 
 
 def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
-
-
-def new_leadgen_id() -> str:
-    """A leadgen id no other test uses (Meta's are 15-16 digit numbers)."""
-    return str(1_000_000_000_000_000 + next(_ids))
-
-
-def leadgen_delivery(
-    *leadgen_ids: str,
-    page_id: str = "138124712925158",
-    form_id: str = "172036835026334",
-    numeric: bool = False,
-) -> bytes:
-    """A delivery shaped like Meta's, one entry with one leadgen change per id."""
-
-    def cast(value: str) -> Any:
-        return int(value) if numeric else value
-
-    changes = [
-        {
-            "field": "leadgen",
-            "value": {
-                "leadgen_id": cast(lid),
-                "page_id": cast(page_id),
-                "form_id": cast(form_id),
-                "created_time": 1630087926,
-            },
-        }
-        for lid in leadgen_ids
-    ]
-    return json.dumps(
-        {"object": "page", "entry": [{"id": cast(page_id), "time": 1630087927, "changes": changes}]}
-    ).encode()
-
-
-def batch_delivery(first: str, second: str, third: str, fourth: str) -> bytes:
-    """The batch shape of Meta's docs: two entries, several changes each, numeric ids in the
-    first entry and strings in the second, an ``ad_id`` on the first lead only, no ``page_id``
-    on the later ones, and a non-leadgen field between them."""
-    leadgen: dict[str, Any] = {"field": "leadgen"}
-    return json.dumps(
-        {
-            "object": "page",
-            "entry": [
-                {
-                    "id": 1,
-                    "time": 2,
-                    "changes": [
-                        {
-                            **leadgen,
-                            "value": {
-                                "leadgen_id": int(first),
-                                "page_id": 1,
-                                "form_id": 5,
-                                "ad_id": 7,
-                                "adgroup_id": 7,
-                                "created_time": 1630087926,
-                            },
-                        },
-                        {"field": "feed", "value": {"item": "status"}},
-                        {**leadgen, "value": {"leadgen_id": int(second), "form_id": 5}},
-                    ],
-                },
-                {
-                    "id": "2",
-                    "time": 3,
-                    "changes": [
-                        {**leadgen, "value": {"leadgen_id": third, "form_id": "6"}},
-                        {**leadgen, "value": {"leadgen_id": fourth, "form_id": "6"}},
-                    ],
-                },
-            ],
-        }
-    ).encode()
 
 
 @pytest.fixture
@@ -144,8 +66,7 @@ class Functions:
         return f"{self.base}/functions/v1/{name}{path}"
 
     def post_meta(self, body: bytes, *, secret: str | None = None, **kwargs: Any) -> httpx.Response:
-        signature = sign_meta(body, secret=secret or self.env["META_APP_SECRET"])
-        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+        headers = meta_headers(body, secret=secret or self.env["META_APP_SECRET"])
         return httpx.post(
             self.url("meta_webhook"), content=body, headers=headers, timeout=30, **kwargs
         )
@@ -230,7 +151,5 @@ __all__ = [
     "Functions",
     "GraphFake",
     "fixture_bytes",
-    "leadgen_delivery",
-    "new_leadgen_id",
     "serve_functions",
 ]

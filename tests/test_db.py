@@ -15,8 +15,7 @@ from lib.db import Database
 from lib.errors import DatabaseError, DatabaseUnavailable, FailureClass
 from tools import stack as local_stack
 from tools.rest_standin import http_status
-
-from .conftest import new_leadgen_id
+from tools.samples import new_leadgen_id
 
 Conn = psycopg.Connection[Any]
 

@@ -14,8 +14,7 @@ import psycopg
 from lib.signatures import sign_meta
 from tools import envfile
 from tools import stack as local_stack
-
-from .conftest import leadgen_delivery, new_leadgen_id
+from tools.samples import leadgen_delivery, new_leadgen_id
 
 
 def test_dev_serves_handshake_and_delivery_then_ctrl_c_stops_everything(tmp_path: Path) -> None:

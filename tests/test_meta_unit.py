@@ -13,8 +13,9 @@ from lead_mapping import map_lead
 from leadgen import parse_delivery, verify_subscription
 from lib.errors import BadRequest, Forbidden
 from lib.phone import to_e164
+from tools.samples import batch_delivery, leadgen_delivery
 
-from .conftest import FIXTURES, batch_delivery, fixture_bytes, leadgen_delivery
+from .conftest import FIXTURES, fixture_bytes
 
 
 def graph_sample(name: str) -> dict[str, Any]:

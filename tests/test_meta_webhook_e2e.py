@@ -15,17 +15,9 @@ import pytest
 
 from lib.signatures import sign_meta
 from tools import stack as local_stack
+from tools.samples import batch_delivery, leadgen_delivery, new_leadgen_id
 
-from .conftest import (
-    FIXTURES,
-    Functions,
-    GraphFake,
-    batch_delivery,
-    fixture_bytes,
-    leadgen_delivery,
-    new_leadgen_id,
-    serve_functions,
-)
+from .conftest import FIXTURES, Functions, GraphFake, fixture_bytes, serve_functions
 
 Conn = psycopg.Connection[Any]
 

@@ -17,9 +17,10 @@ import psycopg
 import pytest
 
 from lib.signatures import verify_meta
-from tests.conftest import Functions, GraphFake, new_leadgen_id
+from tests.conftest import Functions, GraphFake
 from tools import doctor, graph_fake, send_event
 from tools import stack as local_stack
+from tools.samples import new_leadgen_id
 
 # What the Graph fake answers for debug_token and subscribed_apps until a test changes it.
 DEFAULT_TOKEN = graph_fake.GraphFake(None, None).token_info
@@ -69,9 +70,9 @@ def test_send_event_meta_delivery_signature_verifies_over_sent_bytes() -> None:
 
 
 def test_send_event_meta_numeric_ids_sends_numbers() -> None:
-    body = send_event.meta_delivery(
-        leadgen_id="1234567890123456", page_id="42", form_id="7", now=1, numeric_ids=True
-    )
+    ids = ["--leadgen-id", "1234567890123456", "--page-id", "42", "--form-id", "7"]
+    args = send_event.parser().parse_args(["meta", *ids, "--numeric-ids"])
+    body = send_event.build_meta(args, {"META_APP_SECRET": "s"}).body
     entry = json.loads(body)["entry"][0]
 
     assert entry["id"] == 42
@@ -79,7 +80,7 @@ def test_send_event_meta_numeric_ids_sends_numbers() -> None:
         "leadgen_id": 1234567890123456,
         "page_id": 42,
         "form_id": 7,
-        "created_time": 1,
+        "created_time": entry["time"] - 1,
     }
 
 

@@ -14,22 +14,19 @@ any other answer, 2 when it cannot send (no secret configured, URL unreachable).
 from __future__ import annotations
 
 import argparse
-import json
-import secrets
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
-from lib.signatures import META_HEADER, sign_meta
+from tools import samples
 from tools.envfile import project_env
 
 # The ids the Graph fake's default lead uses; any id works against the fake.
-DEFAULT_PAGE_ID = "138124712925158"
-DEFAULT_FORM_ID = "172036835026334"
+DEFAULT_PAGE_ID = samples.PAGE_ID
+DEFAULT_FORM_ID = samples.FORM_ID
 TIMEOUT_SECONDS = 30.0  # meta_webhook fetches the lead from the Graph API before answering
 
 
@@ -55,39 +52,7 @@ def functions_url(env: Mapping[str, str], name: str) -> str:
     return f"http://127.0.0.1:{env.get('PORT') or '8080'}/functions/v1/{name}"
 
 
-def new_leadgen_id() -> str:
-    """A random 16-digit leadgen id (Meta's are 15-16 digit numbers)."""
-    return str(10**15 + secrets.randbelow(9 * 10**15))
-
-
 # --- meta ------------------------------------------------------------------------------------
-
-
-def meta_delivery(
-    *, leadgen_id: str, page_id: str, form_id: str, now: int, numeric_ids: bool = False
-) -> bytes:
-    """A leadgen delivery shaped as Meta sends it: one entry, one ``leadgen`` change.
-
-    https://developers.facebook.com/docs/marketing-api/guides/lead-ads/quickstart/webhooks-integration
-    """
-
-    def cast(value: str) -> Any:
-        # Meta has sent these ids both as strings and as numbers.
-        return int(value) if numeric_ids and value.isdigit() else value
-
-    value = {
-        "leadgen_id": cast(leadgen_id),
-        "page_id": cast(page_id),
-        "form_id": cast(form_id),
-        "created_time": now,
-    }
-    delivery = {
-        "object": "page",
-        "entry": [
-            {"id": cast(page_id), "time": now, "changes": [{"field": "leadgen", "value": value}]},
-        ],
-    }
-    return json.dumps(delivery, separators=(",", ":")).encode()
 
 
 def meta_secret(env: Mapping[str, str]) -> str:
@@ -105,19 +70,19 @@ def meta_secret(env: Mapping[str, str]) -> str:
 def build_meta(args: argparse.Namespace, env: Mapping[str, str]) -> SignedRequest:
     """The signed Meta delivery the ``meta`` subcommand's arguments describe."""
     secret = args.secret or meta_secret(env)
-    leadgen_id = args.leadgen_id or new_leadgen_id()
+    leadgen_id = args.leadgen_id or samples.random_leadgen_id()
     page_id = args.page_id or env.get("META_PAGE_ID") or DEFAULT_PAGE_ID
-    body = meta_delivery(
-        leadgen_id=leadgen_id,
+    body = samples.leadgen_delivery(
+        leadgen_id,
         page_id=page_id,
         form_id=args.form_id,
-        now=int(time.time()),
-        numeric_ids=args.numeric_ids,
+        created_time=int(time.time()),
+        numeric=args.numeric_ids,
     )
     return SignedRequest(
         url=args.url or functions_url(env, "meta_webhook"),
         body=body,
-        headers={"Content-Type": "application/json", META_HEADER: sign_meta(body, secret=secret)},
+        headers=samples.meta_headers(body, secret=secret),
         summary=f"meta leadgen_id={leadgen_id} page_id={page_id} form_id={args.form_id}",
     )
 
