@@ -1,29 +1,46 @@
 """Webhook signature checks: pure functions over the raw body bytes.
 
 Each verifier takes the bytes exactly as received, the headers and ``*, secrets`` (several, so a
-secret can be rotated) and returns None, or raises :class:`InvalidSignature` for every kind of
-failure. Comparisons are constant-time over bytes.
+secret can be rotated) and, for timestamped schemes (Calendly, ElevenLabs), ``now``; it returns
+None, or raises :class:`InvalidSignature` for every kind of failure. Comparisons are constant-time
+over bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from lib.errors import InvalidSignature
 
 __all__ = [
+    "CALENDLY_HEADER",
+    "ELEVENLABS_HEADER",
     "InvalidSignature",
     "appsecret_proof",
     "header",
+    "sign_calendly",
+    "sign_elevenlabs",
     "sign_meta",
+    "sign_timestamped",
     "token_matches",
+    "verify_calendly",
+    "verify_elevenlabs",
     "verify_meta",
+    "verify_timestamped",
 ]
 
 META_HEADER = "X-Hub-Signature-256"
+CALENDLY_HEADER = "Calendly-Webhook-Signature"
+ELEVENLABS_HEADER = "ElevenLabs-Signature"
+
+# ASCII digits only (``int()`` would also take "+1", " 1", "1_0" and non-ASCII digits) and at most
+# 12 of them (year 33658): an absurd timestamp is malformed rather than a big integer to convert.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class Headers(Protocol):
@@ -41,6 +58,9 @@ def header(headers: Headers, name: str) -> str | None:
         lowered = name.lower()
         value = next((v for k, v in headers.items() if k.lower() == lowered), None)
     return value
+
+
+_header = header  # verify_timestamped's ``header`` keyword shadows the function
 
 
 def sign_meta(body: bytes, *, secret: str) -> str:
@@ -69,6 +89,132 @@ def verify_meta(body: bytes, headers: Headers, *, secrets: Sequence[str]) -> Non
         if hmac.compare_digest(given, hmac.new(secret.encode(), body, hashlib.sha256).digest()):
             return
     raise InvalidSignature(f"{META_HEADER} does not match the body.")
+
+
+def sign_timestamped(body: bytes, *, secret: str, timestamp: int, scheme: str) -> str:
+    """The header value a timestamped sender puts on ``body``: ``t=<timestamp>,<scheme>=<hex>``.
+
+    The hex is the HMAC-SHA256, keyed by ``secret``, of ``b"<timestamp>." + body``.
+    """
+    if not 0 <= timestamp < 10**12:
+        raise ValueError("timestamp must be Unix seconds, 0 <= timestamp < 10**12")
+    return f"t={timestamp},{scheme}={_timestamped_digest(body, str(timestamp), secret).hex()}"
+
+
+def sign_calendly(body: bytes, *, secret: str, timestamp: int) -> str:
+    """The ``Calendly-Webhook-Signature`` value Calendly sends for ``body`` at ``timestamp``."""
+    return sign_timestamped(body, secret=secret, timestamp=timestamp, scheme="v1")
+
+
+def sign_elevenlabs(body: bytes, *, secret: str, timestamp: int) -> str:
+    """The ``ElevenLabs-Signature`` value ElevenLabs sends for ``body`` at ``timestamp``."""
+    return sign_timestamped(body, secret=secret, timestamp=timestamp, scheme="v0")
+
+
+def verify_timestamped(
+    body: bytes,
+    headers: Headers,
+    *,
+    header: str,
+    scheme: str,
+    secrets: Sequence[str],
+    now: float,
+    tolerance: float,
+) -> None:
+    """Check a ``t=<unix seconds>,<scheme>=<hex>`` signature header over the raw body.
+
+    The signed content is ``b"<t>." + body`` with ``<t>`` exactly as it appears in the header; the
+    signature is the lowercase hex HMAC-SHA256 keyed by the secret. Parts may come in any order,
+    with whitespace around them; parts with other names are ignored, but one malformed
+    ``<scheme>=`` value refuses the header. The header may carry several ``<scheme>=`` values and
+    ``secrets`` several secrets: any matching pair passes; an empty secret never matches. The
+    timestamp must lie within ``tolerance`` seconds of ``now``, in either direction (both
+    boundaries included); it is checked after the signature, so only an authentic but late (or
+    early) delivery is refused as outside the tolerance. ``now`` is an argument: nothing here
+    reads the clock.
+    """
+    value = _header(headers, header)
+    if not value:
+        raise InvalidSignature(f"Missing {header} header.")
+    timestamps: list[str] = []
+    given: list[bytes] = []
+    for part in value.split(","):
+        name, equals, item = part.strip().partition("=")
+        if not equals:
+            raise InvalidSignature(f"Malformed {header} header.")
+        if name == "t":
+            timestamps.append(item)
+        elif name == scheme:
+            if not _HEX_SHA256.fullmatch(item):
+                raise InvalidSignature(f"Malformed {header} header.")
+            given.append(bytes.fromhex(item))
+    if len(timestamps) != 1 or not _TIMESTAMP.fullmatch(timestamps[0]):
+        raise InvalidSignature(f"Malformed {header} header.")
+    if not given:
+        raise InvalidSignature(f"No {scheme} signature in the {header} header.")
+    keys = [secret for secret in secrets if secret]
+    if not keys:
+        raise InvalidSignature("No secret to check the signature with.")
+    expected = [_timestamped_digest(body, timestamps[0], key) for key in keys]
+    if not any(hmac.compare_digest(g, e) for g in given for e in expected):
+        raise InvalidSignature(f"{header} does not match the body.")
+    # Written so that a NaN ``now`` or ``tolerance`` refuses too.
+    if not now - tolerance <= int(timestamps[0]) <= now + tolerance:
+        raise InvalidSignature(f"{header} timestamp is outside the tolerance.")
+
+
+def verify_calendly(
+    body: bytes,
+    headers: Headers,
+    *,
+    secrets: Sequence[str],
+    now: float,
+    tolerance: float = 180.0,
+) -> None:
+    """Check Calendly's ``Calendly-Webhook-Signature: t=<unix>,v1=<hex>`` over the raw body.
+
+    Calendly's sample refuses only old timestamps, with a 3-minute tolerance; this also refuses
+    timestamps more than ``tolerance`` in the future.
+    https://developer.calendly.com/api-docs/overview/webhooks/webhook-signatures
+    """
+    verify_timestamped(
+        body,
+        headers,
+        header=CALENDLY_HEADER,
+        scheme="v1",
+        secrets=secrets,
+        now=now,
+        tolerance=tolerance,
+    )
+
+
+def verify_elevenlabs(
+    body: bytes,
+    headers: Headers,
+    *,
+    secrets: Sequence[str],
+    now: float,
+    tolerance: float = 1800.0,
+) -> None:
+    """Check ElevenLabs' ``ElevenLabs-Signature: t=<unix>,v0=<hex>`` over the raw body.
+
+    ElevenLabs' SDK refuses only old timestamps, with a 30-minute tolerance; this also refuses
+    timestamps more than ``tolerance`` in the future.
+    https://elevenlabs.io/docs/eleven-agents/workflows/post-call-webhooks
+    """
+    verify_timestamped(
+        body,
+        headers,
+        header=ELEVENLABS_HEADER,
+        scheme="v0",
+        secrets=secrets,
+        now=now,
+        tolerance=tolerance,
+    )
+
+
+def _timestamped_digest(body: bytes, timestamp: str, secret: str) -> bytes:
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).digest()
 
 
 def appsecret_proof(access_token: str, *, app_secret: str) -> str:
