@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -85,6 +86,20 @@ def read_body(request: Request, *, limit: int) -> bytes:
 def subpath(request: Request) -> str:
     """The path below the function's own URL: ``/sweep`` for ``.../meta_webhook/sweep``."""
     return "/" + request.path.strip("/")
+
+
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def trace_id(request: Request) -> str | None:
+    """The request's trace id: W3C ``traceparent``, else Google's ``X-Cloud-Trace-Context``
+    (set by the front end of Cloud Functions), so a log row leads to the request's own logs."""
+    traceparent = (request.headers.get("traceparent") or "").split("-")
+    candidate = traceparent[1] if len(traceparent) == 4 else None
+    if candidate is None:
+        candidate = (request.headers.get("X-Cloud-Trace-Context") or "").split("/")[0]
+    candidate = candidate.strip().lower()
+    return candidate if _TRACE_ID.fullmatch(candidate) else None
 
 
 def internal_token(request: Request) -> None:
@@ -157,12 +172,14 @@ def _record(
     details: dict[str, Any] | None = None,
 ) -> None:
     duration_ms = int((time.perf_counter() - started) * 1000)
+    trace = trace_id(request)
     fields = {
         "function": function,
         "error_code": err.code,
         "status": err.status,
         "path": request.path,
         "method": request.method,
+        "trace_id": trace,
     }
     severity = "WARNING" if err.status < 500 else "ERROR"
     log.emit(severity, err.message, **fields)
@@ -182,6 +199,7 @@ def _record(
                 "method": request.method,
                 "path": subpath(request),
                 "http_status": err.status,
+                "trace_id": trace,
                 **err.details,
                 **(details or {}),
             },

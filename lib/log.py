@@ -1,6 +1,6 @@
 """Structured logs: one JSON object per line on stdout, in the shape Cloud Logging reads
-(https://cloud.google.com/logging/docs/structured-logging). Never a secret; emails and phone
-numbers are masked with :func:`mask_email` and :func:`mask_phone` before they get here."""
+(https://cloud.google.com/logging/docs/structured-logging). Never a secret; a field named for an
+email or a phone number (:data:`MASKED`) is masked by :func:`emit` itself."""
 
 from __future__ import annotations
 
@@ -9,10 +9,19 @@ import sys
 import traceback
 from typing import Any
 
+# Fields that hold a person's contact details, and how each is masked.
+MASKED = {"email": "email", "phone": "phone", "to_number": "phone", "from_number": "phone"}
+
 
 def emit(severity: str, message: str, **fields: Any) -> None:
-    record = {"severity": severity, "message": message}
-    record.update({k: v for k, v in fields.items() if v is not None})
+    record: dict[str, Any] = {"severity": severity, "message": message}
+    for key, value in fields.items():
+        if value is None:
+            continue
+        kind = MASKED.get(key)
+        if kind is not None:
+            value = mask_email(str(value)) if kind == "email" else mask_phone(str(value))
+        record[key] = value
     sys.stdout.write(json.dumps(record, default=str) + "\n")
     sys.stdout.flush()
 
@@ -32,13 +41,20 @@ def error(message: str, *, exc: BaseException | None = None, **fields: Any) -> N
 
 
 def mask_email(email: str | None) -> str | None:
-    if not email or "@" not in email:
-        return None if not email else "***"
-    local, _, domain = email.partition("@")
+    """``z***@example.com``: the first letter and the domain, enough to tell leads apart."""
+    if not email:
+        return None
+    local, at, domain = email.partition("@")
+    if not at or not local:
+        return "***"
     return f"{local[:1]}***@{domain}"
 
 
 def mask_phone(phone: str | None) -> str | None:
+    """``+14*******71``: the country code's start and the last two digits; anything too short
+    to keep a part of is all stars."""
     if not phone:
         return None
-    return phone[:3] + "*" * max(len(phone) - 5, 0) + phone[-2:]
+    if len(phone) < 8:
+        return "*" * len(phone)
+    return phone[:3] + "*" * (len(phone) - 5) + phone[-2:]

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from tools import stack as local_stack
+from tools.fake_api import FakeClient
 from tools.samples import meta_headers
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -65,8 +66,16 @@ class Functions:
     def url(self, name: str, path: str = "") -> str:
         return f"{self.base}/functions/v1/{name}{path}"
 
-    def post_meta(self, body: bytes, *, secret: str | None = None, **kwargs: Any) -> httpx.Response:
+    def post_meta(
+        self,
+        body: bytes,
+        *,
+        secret: str | None = None,
+        headers_extra: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
         headers = meta_headers(body, secret=secret or self.env["META_APP_SECRET"])
+        headers.update(headers_extra or {})
         return httpx.post(
             self.url("meta_webhook"), content=body, headers=headers, timeout=30, **kwargs
         )
@@ -111,11 +120,8 @@ def db(stack: local_stack.Stack) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-class GraphFake:
-    """The Graph fake's control API."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
+class GraphFake(FakeClient):
+    """The Graph fake's control API: requests are filed under the node (the lead id)."""
 
     def script(
         self, leadgen_id: str, *responses: dict[str, Any], lead: dict[str, Any] | None = None
@@ -123,19 +129,24 @@ class GraphFake:
         body: dict[str, Any] = {"responses": list(responses)}
         if lead is not None:
             body["lead"] = lead
-        httpx.put(f"{self.base}/_fake/leads/{leadgen_id}", json=body).raise_for_status()
+        self.put(f"leads/{leadgen_id}", body)
 
     def fetches(self, leadgen_id: str) -> int:
-        requests = httpx.get(f"{self.base}/_fake/requests").json()
-        return sum(1 for r in requests if r["node"] == leadgen_id)
+        return self.count(leadgen_id)
 
     def set_token(self, **info: Any) -> None:
-        httpx.put(f"{self.base}/_fake/token", json=info).raise_for_status()
+        self.put("token", info)
 
 
 @pytest.fixture(scope="session")
 def graph(stack: local_stack.Stack) -> GraphFake:
     return GraphFake(stack.env["META_GRAPH_URL"])
+
+
+@pytest.fixture(scope="session")
+def database_api(stack: local_stack.Stack) -> FakeClient:
+    """The PostgREST stand-in's log of the RPCs it served, filed under the function's name."""
+    return FakeClient(stack.env["SUPABASE_URL"])
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,16 @@ from flask import Flask, Request, Response
 from lib.config import get_config
 from lib.db import get_db
 from lib.errors import BadRequest, PayloadTooLarge
-from lib.http import Handler, Route, Routes, endpoint, read_body, subpath, text_response
+from lib.http import (
+    Handler,
+    Route,
+    Routes,
+    endpoint,
+    read_body,
+    subpath,
+    text_response,
+    trace_id,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -157,3 +166,20 @@ def test_subpath_below_function_url(path: str, expected: str) -> None:
         from flask import request
 
         assert subpath(request) == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, "4bf92f35"),
+        ({"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"}, "105445aa"),
+        ({"traceparent": "garbage", "X-Cloud-Trace-Context": "x" * 5000}, None),
+        ({}, None),
+    ],
+)
+def test_trace_id_from_w3c_or_google_header(headers: dict[str, str], expected: str | None) -> None:
+    with Flask(__name__).test_request_context("/", headers=headers):
+        from flask import request
+
+        found = trace_id(request)
+    assert (found[:8] if found else None) == expected

@@ -3,7 +3,10 @@ PostgREST stand-in, the Graph API faked at its HTTP boundary."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +18,7 @@ import pytest
 
 from lib.signatures import sign_meta
 from tools import stack as local_stack
+from tools.fake_api import FakeClient
 from tools.samples import batch_delivery, leadgen_delivery, new_leadgen_id
 
 from .conftest import FIXTURES, Functions, GraphFake, fixture_bytes, serve_functions
@@ -36,6 +40,18 @@ def logs(db: Conn, external_id: str) -> list[tuple[str, str, str | None, str]]:
             "select event, status, error_code, message from integration_logs "
             "where external_id = %s order by id",
             (external_id,),
+        )
+    ]
+
+
+def traced_logs(db: Conn, trace: str) -> list[tuple[str, str]]:
+    """(status, error_code) of the integration_logs rows written for the request ``trace``."""
+    return [
+        tuple(r)
+        for r in db.execute(  # type: ignore[misc]
+            "select status, error_code from integration_logs where details->>'trace_id' = %s "
+            "order by id",
+            (trace,),
         )
     ]
 
@@ -129,24 +145,51 @@ def test_delivery_official_sample_ends_as_complete_lead(
 
 
 def test_delivery_graph_request_carries_fields_and_appsecret_proof(
-    functions: Functions, stack: local_stack.Stack
+    functions: Functions, graph: GraphFake
 ) -> None:
     lid = new_leadgen_id()
     assert functions.post_meta(leadgen_delivery(lid)).status_code == 200
-    requests = httpx.get(f"{stack.env['META_GRAPH_URL']}/_fake/requests").json()
-    query = next(r for r in requests if r["node"] == lid)["query"]
-    assert "field_data" in query["fields"]
-    assert query["access_token"] == functions.env["META_ACCESS_TOKEN"]
-    assert len(query["appsecret_proof"]) == 64
+    (request,) = graph.requests(lid)
+    query = request["query"]
+    assert "field_data" in query["fields"].split(",")
+    token = functions.env["META_ACCESS_TOKEN"]
+    assert query["access_token"] == token
+    # https://developers.facebook.com/docs/graph-api/securing-requests#appsecret_proof:
+    # the HMAC-SHA256 of the access token, keyed by the app secret.
+    secret = functions.env["META_APP_SECRET"].encode()
+    assert query["appsecret_proof"] == hmac.new(secret, token.encode(), hashlib.sha256).hexdigest()
+
+
+def rpcs(database_api: FakeClient, *ids: str) -> list[str]:
+    """The RPCs the database API served whose arguments name any of ``ids``, in order."""
+    served = {r["seq"]: r["key"] for i in ids for r in database_api.requests(contains=i)}
+    return [served[seq] for seq in sorted(served)]
+
+
+def test_delivery_costs_two_database_round_trips_and_a_duplicate_one(
+    functions: Functions, database_api: FakeClient, db: Conn
+) -> None:
+    lid = new_leadgen_id()
+    assert functions.post_meta(leadgen_delivery(lid)).json()["fetched"] == 1
+    row = lead(db, lid)
+    assert row is not None
+    assert rpcs(database_api, lid, str(row["id"])) == ["meta_ingest", "meta_complete"]
+    assert functions.post_meta(leadgen_delivery(lid)).json()["duplicates"] == 1
+    assert rpcs(database_api, lid, str(row["id"])) == [
+        "meta_ingest",
+        "meta_complete",
+        "meta_ingest",
+    ]
 
 
 def test_delivery_tampered_body_401_rejected_nothing_stored(functions: Functions, db: Conn) -> None:
     lid, other = new_leadgen_id(), new_leadgen_id()
     valid = sign_meta(leadgen_delivery(other), secret=functions.env["META_APP_SECRET"])
+    trace = uuid.uuid4().hex
     response = httpx.post(
         functions.url("meta_webhook"),
         content=leadgen_delivery(lid),
-        headers={"X-Hub-Signature-256": valid},
+        headers={"X-Hub-Signature-256": valid, "traceparent": f"00-{trace}-{'1' * 16}-01"},
     )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_signature"
@@ -154,10 +197,7 @@ def test_delivery_tampered_body_401_rejected_nothing_stored(functions: Functions
     assert db.execute(
         "select count(*) from webhook_events where external_id = %s", (lid,)
     ).fetchone() == (0,)
-    last = db.execute(
-        "select status, error_code from integration_logs order by id desc limit 1"
-    ).fetchone()
-    assert last == ("rejected", "invalid_signature")
+    assert traced_logs(db, trace) == [("rejected", "invalid_signature")]
 
 
 def test_delivery_signed_with_other_secret_401(functions: Functions, db: Conn) -> None:
@@ -205,7 +245,8 @@ def test_delivery_batch_of_entries_and_changes_every_lead_stored(
     functions: Functions, db: Conn
 ) -> None:
     ids = [new_leadgen_id() for _ in range(4)]
-    body = batch_delivery(*ids)
+    pages = (new_leadgen_id(), new_leadgen_id())
+    body = batch_delivery(*ids, pages=pages)
     response = functions.post_meta(body)
     assert response.status_code == 200
     assert response.json()["received"] == 4
@@ -218,11 +259,8 @@ def test_delivery_batch_of_entries_and_changes_every_lead_stored(
         (ids[0],),
     ).fetchone()
     assert stored == ("7",)
-    assert rows[ids[2]]["page_id"] == "2"  # type: ignore[index]
-    ignored = db.execute(
-        "select count(*) from integration_logs where event = 'webhook.feed' and status = 'ignored'"
-    ).fetchone()
-    assert ignored is not None and ignored[0] >= 1
+    assert rows[ids[2]]["page_id"] == pages[1]  # type: ignore[index]
+    assert [(e, s) for e, s, _, _ in logs(db, pages[0])] == [("webhook.feed", "ignored")]
 
 
 @pytest.mark.parametrize(
@@ -330,13 +368,11 @@ def test_sweep_without_internal_token_401(functions: Functions, authorization: s
 def test_delivery_malformed_400_and_rejected_log(
     functions: Functions, db: Conn, body: bytes, code: str
 ) -> None:
-    response = functions.post_meta(body)
+    trace = uuid.uuid4().hex
+    response = functions.post_meta(body, headers_extra={"X-Cloud-Trace-Context": f"{trace}/1;o=1"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == code
-    last = db.execute(
-        "select status, error_code from integration_logs order by id desc limit 1"
-    ).fetchone()
-    assert last == ("rejected", code)
+    assert traced_logs(db, trace) == [("rejected", code)]
 
 
 def test_delivery_over_body_limit_413(functions: Functions) -> None:

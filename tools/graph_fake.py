@@ -7,11 +7,11 @@ Shapes follow Meta's documentation (PROVIDERS.md section 1): a lead node
 
 It checks ``access_token`` and ``appsecret_proof`` as Graph does when "Require App Secret" is on.
 Any lead id it was not told about answers a plausible lead, so a signed test event flows end to
-end with no account. Tests script it over HTTP (never deployed):
+end with no account. Requests are filed under their node (the lead id). Besides the control
+routes every fake has (tools/fake_api.py: requests, scripts), tests use (never deployed):
 
-- ``PUT /_fake/leads/{leadgen_id}`` ``{"lead": {...}}`` or ``{"responses": [{"status", "body",
-  "delay"}]}``: the responses are served in order, then the lead (or the default one).
-- ``GET /_fake/requests``: every Graph request received (``DELETE`` clears them and the scripts).
+- ``PUT /_fake/leads/{leadgen_id}`` ``{"lead": {...}, "responses": [...]}``: the lead it answers
+  for that id, after the scripted responses, if any;
 - ``PUT /_fake/token`` ``{"is_valid", "expires_at", "scopes", "subscribed_fields"}``: what
   debug_token and subscribed_apps answer.
 
@@ -21,20 +21,14 @@ end with no account. Tests script it over HTTP (never deployed):
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import hmac
-import json
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+from tools.fake_api import Answer, FakeApi, Request, serve
 
 _VERSIONED = re.compile(r"^/(v\d+\.\d+)/(.+)$")
 
@@ -76,83 +70,47 @@ def default_lead(leadgen_id: str) -> dict[str, Any]:
     }
 
 
-class GraphFake:
+_DEFAULT_TOKEN_INFO: dict[str, Any] = {
+    "is_valid": True,
+    "expires_at": 0,
+    "scopes": [
+        "leads_retrieval",
+        "pages_show_list",
+        "pages_read_engagement",
+        "pages_manage_metadata",
+        "ads_management",
+    ],
+    "subscribed_fields": ["leadgen"],
+}
+
+
+class GraphFake(FakeApi):
     def __init__(self, access_token: str | None, app_secret: str | None) -> None:
+        super().__init__()
         self.access_token = access_token
         self.app_secret = app_secret.split(",")[0].strip() if app_secret else None
         self.leads: dict[str, dict[str, Any]] = {}
-        self.scripts: dict[str, list[dict[str, Any]]] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.token_info: dict[str, Any] = {
-            "is_valid": True,
-            "expires_at": 0,
-            "scopes": [
-                "leads_retrieval",
-                "pages_show_list",
-                "pages_read_engagement",
-                "pages_manage_metadata",
-                "ads_management",
-            ],
-            "subscribed_fields": ["leadgen"],
-        }
+        self.token_info: dict[str, Any] = dict(_DEFAULT_TOKEN_INFO)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                await send({"type": message["type"] + ".complete"})
-                if message["type"] == "lifespan.shutdown":
-                    return
-        if scope["type"] != "http":
-            return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        status, payload, delay = self.handle(
-            scope["method"],
-            scope["path"],
-            dict(parse_qsl(scope.get("query_string", b"").decode())),
-            body,
-        )
-        if delay:
-            await asyncio.sleep(delay)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json; charset=UTF-8")],
-            }
-        )
-        await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
+    def key(self, request: Request) -> str | None:
+        match = _VERSIONED.match(request.path)
+        return match.group(2) if match and request.method == "GET" else None
 
-    def handle(
-        self, method: str, path: str, query: dict[str, str], body: bytes
-    ) -> tuple[int, Any, float]:
-        if path == "/health":
-            return 200, {"status": "ok"}, 0
-        if path.startswith("/_fake/"):
-            return (*self.control(method, path.removeprefix("/_fake/"), body), 0)
-        match = _VERSIONED.match(path)
-        if method != "GET" or match is None:
-            return (
+    def reset(self) -> None:
+        self.leads.clear()
+
+    def handle(self, request: Request, key: str | None) -> Answer:
+        if key is None:
+            return Answer(
                 400,
                 graph_error(
-                    "Unsupported request - method type: " + method.lower(),
+                    "Unsupported request - method type: " + request.method.lower(),
                     100,
                     type_="GraphMethodException",
                 ),
-                0,
             )
-        node = match.group(2)
-        self.requests.append({"path": path, "node": node, "query": query})
-        denied = self.check_credentials(query)
-        if denied is not None:
-            return 400, denied, 0
-        if node == "debug_token":
-            return (
+        if key == "debug_token":
+            return Answer(
                 200,
                 {
                     "data": {
@@ -165,10 +123,9 @@ class GraphFake:
                         "scopes": self.token_info["scopes"],
                     }
                 },
-                0,
             )
-        if node.endswith("/subscribed_apps"):
-            return (
+        if key.endswith("/subscribed_apps"):
+            return Answer(
                 200,
                 {
                     "data": [
@@ -179,13 +136,18 @@ class GraphFake:
                         }
                     ]
                 },
-                0,
             )
-        script = self.scripts.get(node)
-        if script:
-            step = script.pop(0)
-            return int(step.get("status", 200)), step.get("body", {}), float(step.get("delay", 0))
-        return 200, self.leads.get(node) or default_lead(node), 0
+        return Answer(200, self.leads.get(key) or default_lead(key))
+
+    def answer(self, request: Request) -> Answer:
+        # Credentials are checked before any scripted answer, as Graph checks them first.
+        key = self.key(request)
+        if key is not None and not request.path.startswith("/_fake/"):
+            denied = self.check_credentials(request.query)
+            if denied is not None:
+                self.record(request, key)
+                return Answer(400, denied)
+        return super().answer(request)
 
     def check_credentials(self, query: dict[str, str]) -> dict[str, Any] | None:
         token = query.get("access_token") or query.get("input_token")
@@ -205,36 +167,26 @@ class GraphFake:
                 )
         return None
 
-    def control(self, method: str, what: str, body: bytes) -> tuple[int, Any]:
-        data = json.loads(body) if body.strip() else {}
-        if what == "requests" and method == "GET":
-            return 200, self.requests
-        if what == "requests" and method == "DELETE":
-            self.requests.clear()
-            self.scripts.clear()
-            self.leads.clear()
-            return 200, {"cleared": True}
+    def control(self, method: str, what: str, data: Any, query: dict[str, str]) -> Answer:
         if what == "token" and method == "PUT":
-            self.token_info.update(data)
-            return 200, self.token_info
+            self.token_info.update(data or {})
+            return Answer(200, self.token_info)
         if what.startswith("leads/") and method == "PUT":
             leadgen_id = what.removeprefix("leads/")
-            if "lead" in data:
+            if "lead" in (data or {}):
                 self.leads[leadgen_id] = data["lead"]
-            self.scripts[leadgen_id] = list(data.get("responses", []))
-            return 200, {"leadgen_id": leadgen_id}
-        return 404, {"error": "unknown control endpoint"}
+            self.scripts[leadgen_id] = list((data or {}).get("responses", []))
+            return Answer(200, {"leadgen_id": leadgen_id})
+        return super().control(method, what, data, query)
 
 
 def main() -> None:
-    import uvicorn
-
     parser = argparse.ArgumentParser(description="Local fake of the Meta Graph API")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     app = GraphFake(os.environ.get("META_ACCESS_TOKEN"), os.environ.get("META_APP_SECRET"))
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    serve(app, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

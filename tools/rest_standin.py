@@ -11,7 +11,10 @@ does for an RPC call (https://docs.postgrest.org/en/v12/references/api/functions
   no function of this project reads it;
 - answers the function's result as JSON, or PostgREST's error JSON (``code``, ``message``,
   ``details``, ``hint``) with the status of PostgREST's SQLSTATE table
-  (https://docs.postgrest.org/en/v12/references/errors.html).
+  (https://docs.postgrest.org/en/v12/references/errors.html);
+- records every RPC it serves, filed under the function's name, readable as the fakes' are
+  (tools/fake_api.py: ``GET /_fake/requests[?key=meta_ingest]``, ``DELETE`` to forget), so tests
+  count the database round trips a delivery costs. Headers are not recorded (they hold the key).
 
 A development and test tool: never deployed.
 
@@ -25,10 +28,12 @@ import json
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import asyncpg
 
 from tools import jwt
+from tools.fake_api import Request, RequestLog
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -91,6 +96,7 @@ class RpcApp:
         self.jwt_secret = jwt_secret
         self.pools: dict[str, asyncpg.Pool] = {}
         self.signatures: dict[str, tuple[dict[str, str], bool]] = {}
+        self.log = RequestLog()
 
     async def _pool(self, role: str) -> asyncpg.Pool:
         if role not in self.pools:
@@ -137,6 +143,12 @@ class RpcApp:
         path: str = scope["path"]
         if path == "/health":
             return 200, b'{"status":"ok"}'
+        if path == "/_fake/requests":
+            if scope["method"] == "DELETE":
+                self.log.requests.clear()
+                return 200, b'{"cleared":true}'
+            query = dict(parse_qsl(scope.get("query_string", b"").decode()))
+            return 200, json.dumps(self.log.listing(query)).encode()
         if not path.startswith("/rest/v1/rpc/"):
             return 404, _error("PGRST125", f"Invalid path specified in request URL: {path}")
         if scope["method"] != "POST":
@@ -150,13 +162,15 @@ class RpcApp:
         if role not in KNOWN_ROLES:
             return 401, _error("22023", f'role "{role}" does not exist')
         raw = await _read_body(receive)
+        fn = path.removeprefix("/rest/v1/rpc/")
+        self.log.record(Request("POST", path, {}, {}, raw), fn)
         try:
             params = json.loads(raw) if raw.strip() else {}
         except ValueError:
             return 400, _error("PGRST102", "Empty or invalid json")
         if not isinstance(params, dict):
             return 400, _error("PGRST102", "Empty or invalid json")
-        return await self._call(path.removeprefix("/rest/v1/rpc/"), params, role)
+        return await self._call(fn, params, role)
 
     def _claims(self, authorization: str | None) -> dict[str, Any]:
         if not authorization:

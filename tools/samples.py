@@ -66,24 +66,26 @@ def leadgen_delivery(
     return json.dumps(delivery, separators=(",", ":")).encode()
 
 
-def batch_delivery(first: str, second: str, third: str, fourth: str) -> bytes:
-    """The batch shape of Meta's docs: two entries, several changes each, numeric ids in the
-    first entry and strings in the second, an ``ad_id`` on the first lead only, no ``page_id``
-    on the later ones, and a non-leadgen field between them."""
+def batch_delivery(
+    first: str, second: str, third: str, fourth: str, *, pages: tuple[str, str] = ("1", "2")
+) -> bytes:
+    """The batch shape of Meta's docs: two entries (``pages``), several changes each, numeric
+    ids in the first entry and strings in the second, an ``ad_id`` on the first lead only, no
+    ``page_id`` on the later ones, and a non-leadgen field between them."""
     leadgen: dict[str, Any] = {"field": "leadgen"}
     return json.dumps(
         {
             "object": "page",
             "entry": [
                 {
-                    "id": 1,
+                    "id": int(pages[0]),
                     "time": 2,
                     "changes": [
                         {
                             **leadgen,
                             "value": {
                                 "leadgen_id": int(first),
-                                "page_id": 1,
+                                "page_id": int(pages[0]),
                                 "form_id": 5,
                                 "ad_id": 7,
                                 "adgroup_id": 7,
@@ -95,7 +97,7 @@ def batch_delivery(first: str, second: str, third: str, fourth: str) -> bytes:
                     ],
                 },
                 {
-                    "id": "2",
+                    "id": pages[1],
                     "time": 3,
                     "changes": [
                         {**leadgen, "value": {"leadgen_id": third, "form_id": "6"}},

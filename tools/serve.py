@@ -17,10 +17,6 @@ ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
 
 
-def function_names() -> list[str]:
-    return sorted(p.parent.name for p in FUNCTIONS.glob("*/main.py"))
-
-
 def build_app() -> object:
     import functions_framework
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -29,6 +25,8 @@ def build_app() -> object:
     # In a bundle lib/ sits beside main.py; in the repository it sits at the root.
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    from tools.bundle import function_names
+
     mounts = {
         f"/functions/v1/{name}": functions_framework.create_app(
             name, str(FUNCTIONS / name / "main.py")
