@@ -8,12 +8,14 @@ each cold start about 0.1 s for nothing.
 
 from __future__ import annotations
 
+import secrets
 from functools import cache
 from typing import Any
 
 import httpx
 from postgrest import APIError, SyncPostgrestClient
 
+from lib import log
 from lib.config import get_config
 from lib.errors import DatabaseError, DatabaseUnavailable
 from lib.outbound import outbound_client
@@ -46,8 +48,14 @@ class Database:
 
     def rpc(self, function: str, params: dict[str, Any]) -> Any:
         """Call ``public.<function>`` with named arguments; its JSON result."""
+        call = self._client.rpc(function, params)
+        trace = log.current_trace.get()
+        if trace is not None:
+            # W3C trace context: the API's logs (and the local stand-in's) tie the call to the
+            # request that made it.
+            call.request.headers["traceparent"] = f"00-{trace}-{secrets.token_hex(8)}-01"
         try:
-            return self._client.rpc(function, params).execute().data
+            return call.execute().data
         except httpx.TransportError as exc:
             raise DatabaseUnavailable(
                 f"The database API is unreachable ({type(exc).__name__}); check SUPABASE_URL "

@@ -142,6 +142,7 @@ def endpoint(*, provider: str) -> Callable[[Callable[[], Routes]], Handler]:
         def view(request: Request) -> Response:
             started = time.perf_counter()
             route_provider = provider
+            token = log.current_trace.set(trace_id(request))
             try:
                 route = match(routes, request)
                 route_provider = route.provider or provider
@@ -157,6 +158,8 @@ def endpoint(*, provider: str) -> Callable[[Callable[[], Routes]], Handler]:
                 details = {"exception": type(exc).__name__}
                 _record(function, route_provider, request, internal, started, details=details)
                 return error_response(internal)
+            finally:
+                log.current_trace.reset(token)
 
         return view
 
@@ -172,14 +175,13 @@ def _record(
     details: dict[str, Any] | None = None,
 ) -> None:
     duration_ms = int((time.perf_counter() - started) * 1000)
-    trace = trace_id(request)
+    trace = log.current_trace.get()
     fields = {
         "function": function,
         "error_code": err.code,
         "status": err.status,
         "path": request.path,
         "method": request.method,
-        "trace_id": trace,
     }
     severity = "WARNING" if err.status < 500 else "ERROR"
     log.emit(severity, err.message, **fields)

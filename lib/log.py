@@ -7,7 +7,12 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from contextvars import ContextVar
 from typing import Any
+
+# The trace id of the request being handled (lib/http.py sets it): every log line of the request
+# carries it, and the database client forwards it, so one id finds all a request did.
+current_trace: ContextVar[str | None] = ContextVar("current_trace", default=None)
 
 # Fields that hold a person's contact details, and how each is masked.
 MASKED = {"email": "email", "phone": "phone", "to_number": "phone", "from_number": "phone"}
@@ -15,6 +20,9 @@ MASKED = {"email": "email", "phone": "phone", "to_number": "phone", "from_number
 
 def emit(severity: str, message: str, **fields: Any) -> None:
     record: dict[str, Any] = {"severity": severity, "message": message}
+    trace = current_trace.get()
+    if trace is not None:
+        record["trace_id"] = trace
     for key, value in fields.items():
         if value is None:
             continue

@@ -160,26 +160,28 @@ def test_delivery_graph_request_carries_fields_and_appsecret_proof(
     assert query["appsecret_proof"] == hmac.new(secret, token.encode(), hashlib.sha256).hexdigest()
 
 
-def rpcs(database_api: FakeClient, *ids: str) -> list[str]:
-    """The RPCs the database API served whose arguments name any of ``ids``, in order."""
-    served = {r["seq"]: r["key"] for i in ids for r in database_api.requests(contains=i)}
-    return [served[seq] for seq in sorted(served)]
+def traced(trace: str) -> dict[str, str]:
+    """The header that gives a request the trace id ``trace`` (W3C trace context)."""
+    return {"traceparent": f"00-{trace}-{'1' * 16}-01"}
 
 
 def test_delivery_costs_two_database_round_trips_and_a_duplicate_one(
-    functions: Functions, database_api: FakeClient, db: Conn
+    functions: Functions, database_api: FakeClient
 ) -> None:
-    lid = new_leadgen_id()
-    assert functions.post_meta(leadgen_delivery(lid)).json()["fetched"] == 1
-    row = lead(db, lid)
-    assert row is not None
-    assert rpcs(database_api, lid, str(row["id"])) == ["meta_ingest", "meta_complete"]
-    assert functions.post_meta(leadgen_delivery(lid)).json()["duplicates"] == 1
-    assert rpcs(database_api, lid, str(row["id"])) == [
+    lid, first, again = new_leadgen_id(), uuid.uuid4().hex, uuid.uuid4().hex
+    assert (
+        functions.post_meta(leadgen_delivery(lid), headers_extra=traced(first)).json()["fetched"]
+        == 1
+    )
+    assert [r["key"] for r in database_api.requests(trace=first)] == [
         "meta_ingest",
         "meta_complete",
-        "meta_ingest",
     ]
+    assert (
+        functions.post_meta(leadgen_delivery(lid), headers_extra=traced(again)).json()["duplicates"]
+        == 1
+    )
+    assert [r["key"] for r in database_api.requests(trace=again)] == ["meta_ingest"]
 
 
 def test_delivery_tampered_body_401_rejected_nothing_stored(functions: Functions, db: Conn) -> None:
@@ -189,7 +191,7 @@ def test_delivery_tampered_body_401_rejected_nothing_stored(functions: Functions
     response = httpx.post(
         functions.url("meta_webhook"),
         content=leadgen_delivery(lid),
-        headers={"X-Hub-Signature-256": valid, "traceparent": f"00-{trace}-{'1' * 16}-01"},
+        headers={"X-Hub-Signature-256": valid, **traced(trace)},
     )
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "invalid_signature"

@@ -5,11 +5,11 @@ A fake is an ASGI app (:class:`FakeApi`) that answers its provider's routes in
 :meth:`FakeApi.handle` and, on every fake alike:
 
 - ``GET /health``: 200 once it serves;
-- ``GET /_fake/requests[?key=K][&contains=S]``: the provider requests it received, oldest first
-  (the last :data:`LOG_LIMIT`), each ``{"seq", "method", "path", "key", "query", "headers",
-  "body"}``;
-  ``key`` is what the fake files the request under (the Graph fake: the node, i.e. the lead id);
-  ``contains`` keeps those whose body holds S;
+- ``GET /_fake/requests[?key=K][&contains=S][&trace=T]``: the provider requests it received,
+  oldest first (the last :data:`LOG_LIMIT`), each ``{"seq", "trace", "method", "path", "key",
+  "query", "headers", "body"}``; ``key`` is what the fake files the request under (the Graph
+  fake: the node, i.e. the lead id); ``contains`` keeps those whose body holds S, ``trace``
+  those of one W3C trace id;
 - ``PUT /_fake/script/{key}`` ``{"responses": [{"status", "body", "delay"}, …]}``: the answers to
   the next requests filed under ``key``, in order, before the fake's own answer comes back;
 - ``DELETE /_fake/requests``: forget the requests, the scripts and what :meth:`FakeApi.reset`
@@ -49,6 +49,11 @@ class Request:
     headers: dict[str, str]
     body: bytes
 
+    def trace(self) -> str | None:
+        """The trace id of a W3C ``traceparent`` header, if any."""
+        parts = self.headers.get("traceparent", "").split("-")
+        return parts[1] if len(parts) == 4 else None
+
     def json(self) -> Any:
         """The body as JSON, or None when it is empty or not JSON."""
         try:
@@ -87,6 +92,7 @@ class RequestLog:
         self.requests.append(
             {
                 "seq": next(self._seq),
+                "trace": request.trace(),
                 "method": request.method,
                 "path": request.path,
                 "key": key,
@@ -97,11 +103,13 @@ class RequestLog:
         )
 
     def listing(self, query: dict[str, str]) -> list[dict[str, Any]]:
-        key, contains = query.get("key"), query.get("contains")
+        key, contains, trace = query.get("key"), query.get("contains"), query.get("trace")
         return [
             r
             for r in self.requests
-            if (key is None or r["key"] == key) and (contains is None or contains in r["body"])
+            if (key is None or r["key"] == key)
+            and (contains is None or contains in r["body"])
+            and (trace is None or r["trace"] == trace)
         ]
 
 
@@ -203,9 +211,10 @@ class FakeClient:
         self.base = base.rstrip("/")
 
     def requests(
-        self, key: str | None = None, *, contains: str | None = None
+        self, key: str | None = None, *, contains: str | None = None, trace: str | None = None
     ) -> list[dict[str, Any]]:
-        params = {k: v for k, v in (("key", key), ("contains", contains)) if v is not None}
+        wanted = {"key": key, "contains": contains, "trace": trace}
+        params = {k: v for k, v in wanted.items() if v is not None}
         response = httpx.get(f"{self.base}/_fake/requests", params=params)
         response.raise_for_status()
         return list(response.json())

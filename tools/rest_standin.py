@@ -14,7 +14,8 @@ does for an RPC call (https://docs.postgrest.org/en/v12/references/api/functions
   (https://docs.postgrest.org/en/v12/references/errors.html);
 - records every RPC it serves, filed under the function's name, readable as the fakes' are
   (tools/fake_api.py: ``GET /_fake/requests[?key=meta_ingest]``, ``DELETE`` to forget), so tests
-  count the database round trips a delivery costs. Headers are not recorded (they hold the key).
+  count the database round trips a delivery costs (by the ``traceparent`` lib/db.py forwards).
+  Of the headers only ``traceparent`` is recorded (the others hold the key).
 
 A development and test tool: never deployed.
 
@@ -163,7 +164,8 @@ class RpcApp:
             return 401, _error("22023", f'role "{role}" does not exist')
         raw = await _read_body(receive)
         fn = path.removeprefix("/rest/v1/rpc/")
-        self.log.record(Request("POST", path, {}, {}, raw), fn)
+        traceparent = {"traceparent": headers.get("traceparent", "")}
+        self.log.record(Request("POST", path, {}, traceparent, raw), fn)
         try:
             params = json.loads(raw) if raw.strip() else {}
         except ValueError:
