@@ -19,7 +19,7 @@ import pytest
 from lib.signatures import sign_meta
 from tools import stack as local_stack
 from tools.fake_api import FakeClient
-from tools.samples import batch_delivery, leadgen_delivery, new_leadgen_id
+from tools.samples import batch_delivery, leadgen_delivery, meta_headers, new_leadgen_id
 
 from .conftest import FIXTURES, Functions, GraphFake, fixture_bytes, serve_functions
 
@@ -430,9 +430,32 @@ def test_delivery_batch_of_1000_changes_fits_the_limit(functions: Functions, db:
     )
 
 
-def test_method_not_allowed_405(functions: Functions) -> None:
+def test_method_not_allowed_405_with_allow(functions: Functions) -> None:
     response = httpx.put(functions.url("meta_webhook"), content=b"{}")
     assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, POST"
+
+
+def test_unknown_subpath_404_even_when_signed(functions: Functions, db: Conn) -> None:
+    lid = new_leadgen_id()
+    body = leadgen_delivery(lid)
+    signed = meta_headers(body, secret=functions.env["META_APP_SECRET"])
+    response = httpx.post(functions.url("meta_webhook", "/anything"), content=body, headers=signed)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert lead(db, lid) is None
+
+
+def test_handshake_on_sweep_subpath_405(functions: Functions) -> None:
+    params = {
+        "hub.mode": "subscribe",
+        "hub.challenge": "1158201444",
+        "hub.verify_token": functions.env["META_VERIFY_TOKEN"],
+    }
+    response = httpx.get(functions.url("meta_webhook", "/sweep"), params=params)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "POST"
+    assert "1158201444" not in response.text
 
 
 # --- configuration and outages -------------------------------------------------------------
