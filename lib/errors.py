@@ -122,6 +122,7 @@ class FailureClass(StrEnum):
     THROTTLED = "throttled"  # rate limited; retried with backoff
     TRANSIENT = "transient"  # outage, 5xx, timeout before anything happened; retried
     AMBIGUOUS = "ambiguous"  # timed out after sending: it may have happened; retried after a wait
+    MALFORMED = "malformed"  # the answer is not of the documented shape; retried up to the cap
     NOT_FOUND = "not_found"  # the provider does not know the object: never retried
     INVALID = "invalid"  # the provider refused the request or answered garbage: never retried
 

@@ -11,7 +11,7 @@ import pytest
 from graph_errors import classify_graph_error
 from lead_mapping import map_lead
 from leadgen import parse_delivery, verify_subscription
-from lib.errors import BadRequest, Forbidden
+from lib.errors import BadRequest, FailureClass, Forbidden, ProviderFailure
 from lib.phone import to_e164
 from tools.samples import batch_delivery, leadgen_delivery
 
@@ -69,7 +69,11 @@ def test_parse_delivery_change_without_leadgen_id_rejected_alone() -> None:
     assert [lead["leadgen_id"] for lead in parsed.leads] == ["14"]
     assert parsed.skipped[0]["status"] == "rejected"
     assert parsed.skipped[0]["error_code"] == "invalid_change"
-    assert parsed.skipped[0]["details"] == {"value": {"form_id": "5"}}
+    assert parsed.skipped[0]["details"] == {
+        "where": "entry[0].changes[0]",
+        "reason": "has no usable leadgen_id",
+        "value": {"form_id": "5"},
+    }
 
 
 def test_parse_delivery_other_object_ignored() -> None:
@@ -86,7 +90,6 @@ def test_parse_delivery_other_object_ignored() -> None:
         (b"[]", "invalid_payload"),
         (b'{"object": "page"}', "invalid_payload"),
         (b'{"object": "page", "entry": {"id": 1}}', "invalid_payload"),
-        (b'{"object": "page", "entry": [{"changes": [{"value": {}}]}]}', "invalid_payload"),
     ],
 )
 def test_parse_delivery_malformed_body_bad_request(body: bytes, code: str) -> None:
@@ -275,3 +278,135 @@ def test_parse_delivery_odd_optional_fields_keep_the_lead() -> None:
     assert lead["leadgen_id"] == "16"
     assert (lead["form_id"], lead["ad_id"], lead["created_time"]) == (None, None, None)
     assert lead["page_id"] == "1"  # from the entry
+
+
+def poisoned(value_json: str, *, entry_time: str = "1") -> bytes:
+    """A delivery of a good change (leadgen_id 11) and a change whose value is ``value_json``,
+    spliced in as raw JSON text (NaN, huge numbers and deep nesting cannot be json.dumps'ed)."""
+    good = '{"field":"leadgen","value":{"leadgen_id":"11","form_id":"5"}}'
+    bad = '{"field":"leadgen","value":' + value_json + "}"
+    return (
+        '{"object":"page","entry":[{"id":"42","time":'
+        + entry_time
+        + ',"changes":['
+        + good
+        + ","
+        + bad
+        + "]}]}"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("value_json", "warning"),
+    [
+        ('{"leadgen_id":"12","form_id":"a\\u0000b"}', "form_id: a NUL"),
+        ('{"leadgen_id":"12","note":"x\\u0000y"}', "note: a NUL"),
+        ('{"leadgen_id":"12","note":"\\ud800"}', "note: a NUL, an invalid character"),
+        ('{"leadgen_id":"12","x":NaN}', "x: nan is not a JSON number"),
+        ('{"leadgen_id":"12","x":1e999}', "x: inf is not a JSON number"),
+        ('{"leadgen_id":"12","x":' + "9" * 5000 + "}", "x: an integer of 5000 digits"),
+        ('{"leadgen_id":"12","x":' + "[" * 5000 + "]" * 5000 + "}", "nested deeper than 64"),
+    ],
+)
+def test_parse_delivery_poisoned_value_kept_lead_with_storable_payload(
+    value_json: str, warning: str
+) -> None:
+    parsed = parse_delivery(poisoned(value_json))
+    assert [lead["leadgen_id"] for lead in parsed.leads] == ["11", "12"]
+    assert parsed.leads[0]["warnings"] == []
+    assert any(warning in w for w in parsed.leads[1]["warnings"])
+    text = json.dumps(parsed.leads, allow_nan=False)
+    assert "\\u0000" not in text and "\\ud800" not in text
+
+
+@pytest.mark.parametrize(
+    "value_json",
+    [
+        '{"leadgen_id":"1\\u00002"}',
+        '{"leadgen_id":NaN}',
+        '{"leadgen_id":1e30}',
+        '{"leadgen_id":' + "9" * 5000 + "}",
+        '{"leadgen_id":' + "[" * 5000 + "]" * 5000 + "}",
+        '"not an object"',
+    ],
+)
+def test_parse_delivery_poisoned_leadgen_id_rejected_alone(value_json: str) -> None:
+    parsed = parse_delivery(poisoned(value_json))
+    assert [lead["leadgen_id"] for lead in parsed.leads] == ["11"]
+    (rejected,) = parsed.skipped
+    assert (rejected["status"], rejected["error_code"]) == ("rejected", "invalid_change")
+    assert rejected["details"]["where"] == "entry[0].changes[1]"
+    assert "leadgen_id" in rejected["message"]
+    json.dumps(parsed.skipped, allow_nan=False)
+
+
+@pytest.mark.parametrize("entry_time", ["1.5", "1e30", "NaN", '"soon"', "-5"])
+def test_parse_delivery_odd_entry_time_costs_nothing(entry_time: str) -> None:
+    parsed = parse_delivery(poisoned('{"leadgen_id":"12"}', entry_time=entry_time))
+    assert [lead["leadgen_id"] for lead in parsed.leads] == ["11", "12"]
+    assert all(lead["payload"]["entry_time"] is None for lead in parsed.leads)
+
+
+def test_parse_delivery_entries_and_changes_of_wrong_shape_rejected_alone() -> None:
+    body = (
+        b'{"object":"page","entry":["x",{"id":"1","changes":['
+        b'{"field":"leadgen","value":{"leadgen_id":"5"}},7,{"value":{}}]}]}'
+    )
+    parsed = parse_delivery(body)
+    assert [lead["leadgen_id"] for lead in parsed.leads] == ["5"]
+    assert [s["details"]["where"] for s in parsed.skipped] == [
+        "entry[0]",
+        "entry[1].changes[1]",
+        "entry[1].changes[2]",
+    ]
+
+
+def test_map_lead_nul_in_an_answer_replaced_and_named() -> None:
+    node = {"field_data": [{"name": "full_name", "values": ["hello\u0000world"]}]}
+    lead, warnings = map_lead(node, default_region="US")
+    assert lead["answers"] == {"full_name": "hello\ufffdworld"}
+    assert lead["full_name"] == "hello\ufffdworld"
+    assert warnings and "field_data[0] (full_name)" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        {"id": "1", "field_data": ["oops"]},
+        {"id": "1"},
+        {"id": "1", "field_data": {"name": "email"}},
+        {"id": "1", "field_data": []},
+        {"id": "1", "field_data": [{"name": "", "values": ["x"]}, {"values": ["y"]}]},
+    ],
+)
+def test_map_lead_without_usable_answers_is_malformed_failure(node: dict[str, Any]) -> None:
+    with pytest.raises(ProviderFailure) as caught:
+        map_lead(node, default_region="US")
+    assert caught.value.failure_class is FailureClass.MALFORMED
+    assert caught.value.code == "graph_lead_malformed"
+    assert "field_data" in caught.value.message
+
+
+def test_map_lead_bad_items_cost_only_themselves() -> None:
+    node = {
+        "form_id": 1.5,
+        "ad_name": {"x": 1},
+        "field_data": [
+            {"name": "email", "values": ["Zoe@Example.com"]},
+            "oops",
+            {"name": "budget", "values": [{"nested": True}]},
+            {"name": "city", "values": "Madrid"},
+            {"name": "phone_number", "values": [5]},
+        ],
+    }
+    lead, warnings = map_lead(node, default_region="US")
+    assert lead["email"] == "zoe@example.com"
+    assert lead["answers"] == {
+        "email": "Zoe@Example.com",
+        "budget": [],
+        "city": "Madrid",
+        "phone_number": "5",
+    }
+    assert "form_id" not in lead and "ad_name" not in lead
+    assert any("field_data[1]" in w for w in warnings)
+    assert any("field_data[2] (budget)" in w for w in warnings)

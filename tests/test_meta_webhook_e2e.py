@@ -528,3 +528,125 @@ def test_delivery_result_not_recorded_still_200_and_lead_kept_for_sweep(
     assert row["status"] == "fetch_pending"
     assert row["next_fetch_at"] is not None  # the lease: the sweep takes it over
     assert graph.fetches(lid) == 1
+
+
+# --- poison stays local --------------------------------------------------------------------
+
+
+def poisoned_node(leadgen_id: str, poison: str) -> dict[str, Any]:
+    node: dict[str, Any] = {"id": leadgen_id, "form_id": "172036835026334"}
+    if poison == "nul":
+        node["field_data"] = [
+            {"name": "full_name", "values": ["hello\u0000world"]},
+            {"name": "phone_number", "values": ["+14155552671"]},
+        ]
+    elif poison == "not_objects":
+        node["field_data"] = ["oops"]
+    return node
+
+
+@pytest.mark.parametrize("poison", ["nul", "not_objects", "no_field_data"])
+def test_poisoned_graph_answer_costs_only_its_own_lead(
+    functions: Functions, graph: GraphFake, db: Conn, poison: str
+) -> None:
+    ids = [new_leadgen_id() for _ in range(26)]
+    bad = [ids[3], ids[23]]  # one fetched inline, one left for the sweep (inline limit 20)
+    for lid in bad:
+        graph.script(lid, lead=poisoned_node(lid, poison))
+    response = functions.post_meta(leadgen_delivery(*ids))
+    assert response.status_code == 200
+    assert response.json()["new"] == 26
+    assert functions.sweep().status_code == 200
+    rows = {lid: lead(db, lid) for lid in ids}
+    good = [lid for lid in ids if lid not in bad]
+    assert all(rows[lid]["status"] == "fetched" for lid in good)  # type: ignore[index]
+    for lid in bad:
+        row = rows[lid]
+        assert row is not None
+        entries = logs(db, lid)
+        if poison == "nul":
+            assert row["status"] == "fetched"
+            assert row["full_name"] == "hello\ufffdworld" and row["phone"] == "+14155552671"
+            fetched = [e for e in entries if e[0] == "lead.fetched"]
+            assert fetched and "field_data[0] (full_name)" in fetched[0][3]
+        else:
+            assert (row["status"], row["fetch_error_code"]) == (
+                "fetch_pending",
+                "graph_lead_malformed",
+            )
+            assert row["fetch_error_class"] == "malformed"
+            failed = [e for e in entries if e[0] == "lead.fetch_failed"]
+            assert failed and "field_data" in failed[0][3]
+
+
+def test_poisoned_graph_answer_retried_only_up_to_the_cap(
+    functions: Functions, graph: GraphFake, db: Conn
+) -> None:
+    lid = new_leadgen_id()
+    graph.script(lid, lead=poisoned_node(lid, "not_objects"))
+    functions.post_meta(leadgen_delivery(lid))
+    db.execute(
+        "update leads set fetch_attempts = 39, next_fetch_at = now() - interval '1 second' "
+        "where meta_leadgen_id = %s",
+        (lid,),
+    )
+    assert functions.sweep().status_code == 200
+    row = lead(db, lid)
+    assert row is not None
+    assert (row["status"], row["fetch_attempts"], row["next_fetch_at"]) == (
+        "fetch_pending",
+        40,
+        None,
+    )
+    assert "No automatic retry" in logs(db, lid)[-1][3]
+    assert graph.fetches(lid) == 2
+
+
+POISONS = {
+    "nul": '"note":"x\\u0000y"',
+    "lone_surrogate": '"note":"\\ud800"',
+    "nan": '"x":NaN',
+    "infinity": '"x":1e999',
+    "huge_integer": '"x":' + "9" * 5000,
+    "deep_nesting": '"x":' + "[" * 3000 + "]" * 3000,
+}
+
+
+@pytest.mark.parametrize("poison", list(POISONS))
+@pytest.mark.parametrize("entry_time", ["1630087927", "1.5", "1e30"])
+def test_poisoned_delivery_loses_nothing_valid(
+    functions: Functions, db: Conn, poison: str, entry_time: str
+) -> None:
+    page = new_leadgen_id()
+    kept, poisoned_value, poisoned_id, after = (new_leadgen_id() for _ in range(4))
+    changes = [
+        '{"field":"leadgen","value":{"leadgen_id":"' + kept + '"}}',
+        '{"field":"leadgen","value":{"leadgen_id":"'
+        + poisoned_value
+        + '",'
+        + POISONS[poison]
+        + "}}",
+        '{"field":"leadgen","value":{"leadgen_id":"' + poisoned_id + "\\u0000" + '"}}',
+        '{"field":"leadgen","value":{"leadgen_id":"' + after + '"}}',
+    ]
+    body = (
+        '{"object":"page","entry":[{"id":"'
+        + page
+        + '","time":'
+        + entry_time
+        + ',"changes":['
+        + ",".join(changes)
+        + "]}]}"
+    ).encode()
+    response = functions.post_meta(body)
+    assert response.status_code == 200
+    assert response.json()["received"] == 3 and response.json()["rejected"] == 1
+    for lid in (kept, poisoned_value, after):
+        row = lead(db, lid)
+        assert row is not None and row["status"] == "fetched"
+    assert lead(db, poisoned_id) is None
+    rejected = [e for e in logs(db, page) if e[1] == "rejected"]
+    assert [e[2] for e in rejected] == ["invalid_change"]
+    assert "entry[0].changes[2]" in rejected[0][3]
+    received = [e for e in logs(db, poisoned_value) if e[0] == "lead.received"]
+    assert "unusable" in received[0][3]

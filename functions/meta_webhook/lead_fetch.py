@@ -14,7 +14,13 @@ from leadgen import ParsedDelivery
 from lib import log
 from lib.config import get_config
 from lib.db import Database
-from lib.errors import ConfigError, DatabaseError, DatabaseUnavailable, ProviderFailure
+from lib.errors import (
+    ConfigError,
+    DatabaseError,
+    DatabaseUnavailable,
+    FailureClass,
+    ProviderFailure,
+)
 
 _FETCH_THREADS = 8
 
@@ -26,13 +32,22 @@ def _fetch_one(graph: GraphClient, claim: Mapping[str, Any], region: str) -> dic
         lead, warnings = map_lead(graph.fetch_lead(str(claim["leadgen_id"])), default_region=region)
     except ProviderFailure as failure:
         result = failure.result()
+    except Exception as exc:  # noqa: BLE001 - one lead's surprise must not cost its batch
+        log.error("Unexpected error reading a lead", exc=exc, lead_id=claim["lead_id"])
+        result = ProviderFailure(
+            FailureClass.MALFORMED,
+            "graph_lead_unreadable",
+            f"The Graph API's answer for this lead could not be read ({type(exc).__name__}); "
+            "retried up to the attempt cap. The function's logs have the details.",
+            {"exception": type(exc).__name__},
+        ).result()
     else:
         result = {
             "ok": True,
             "lead": lead,
             "details": {"warnings": warnings} if warnings else {},
-            "message": f"Lead answers fetched from the Graph API ({len(lead['answers'])} "
-            f"answers{', phone invalid' if warnings else ''}).",
+            "message": f"Lead answers fetched from the Graph API ({len(lead['answers'])} answers)."
+            + (f" Warning: {' '.join(warnings[:3])}" if warnings else ""),
         }
     result["lead_id"] = claim["lead_id"]
     result["duration_ms"] = int((time.perf_counter() - started) * 1000)

@@ -6,14 +6,38 @@ https://developers.facebook.com/docs/graph-api/webhooks/getting-started
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lib import safejson
 from lib.errors import BadRequest, Forbidden
 from lib.signatures import token_matches
+
+_ID = re.compile(r"[0-9A-Za-z_.:-]{1,64}")
+
+
+def _id_or_none(value: Any) -> str | None:
+    """An id Meta sent as a string or a number; anything else (a float, NaN, a NUL, an object)
+    is None: an odd optional field must not cost the lead."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value).strip() if isinstance(value, str) or abs(value) < 10**64 else ""
+    return text if _ID.fullmatch(text) else None
+
+
+def _unix_seconds_or_none(value: Any) -> int | None:
+    """A plausible Unix time in whole seconds, else None (``1.5``, ``1e30``, NaN, text)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        seconds = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return int(seconds) if seconds.is_integer() and 0 < seconds < 2**31 else None
 
 
 class _Model(BaseModel):
@@ -22,10 +46,11 @@ class _Model(BaseModel):
 
 
 class LeadgenValue(_Model):
-    """A leadgen change's value. Only ``leadgen_id`` is required: an odd optional field must
-    not cost the lead (the Graph fetch fills in what the webhook did not say)."""
+    """A leadgen change's value. Only ``leadgen_id`` (digits, as Meta's ids are) is required:
+    an odd optional field must not cost the lead (the Graph fetch fills in what the webhook did
+    not say)."""
 
-    leadgen_id: str = Field(min_length=1, max_length=64, pattern=r"^\s*[0-9A-Za-z_.:-]+\s*$")
+    leadgen_id: str = Field(pattern=r"^\s*[0-9]{1,30}\s*$")
     page_id: str | None = None
     form_id: str | None = None
     ad_id: str | None = None
@@ -34,19 +59,19 @@ class LeadgenValue(_Model):
 
     @field_validator("page_id", "form_id", "ad_id", "adgroup_id", mode="before")
     @classmethod
-    def _id_or_none(cls, value: Any) -> str | None:
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            return None
-        return str(value).strip() or None
+    def _optional_id(cls, value: Any) -> str | None:
+        return _id_or_none(value)
 
     @field_validator("created_time", mode="before")
     @classmethod
-    def _unix_seconds_or_none(cls, value: Any) -> int | None:
-        try:
-            seconds = int(value)
-        except (TypeError, ValueError, OverflowError):
-            return None
-        return seconds if 0 < seconds < 2**31 else None
+    def _optional_time(cls, value: Any) -> int | None:
+        return _unix_seconds_or_none(value)
+
+    @field_validator("leadgen_id", mode="before")
+    @classmethod
+    def _digits_only(cls, value: Any) -> Any:
+        # Not a float: NaN or 1e30 would read as text that passes the pattern.
+        return None if isinstance(value, bool | float) else value
 
     @field_validator("leadgen_id", mode="after")
     @classmethod
@@ -54,20 +79,19 @@ class LeadgenValue(_Model):
         return value.strip()
 
 
-class Change(_Model):
-    field: str
-    value: Any = None
-
-
 class Entry(_Model):
-    id: str | None = None
-    time: int | None = None
-    changes: list[Change] = []
+    """One entry of a delivery; its fields are read tolerantly, its changes one by one."""
+
+    id: Any = None
+    time: Any = None
+    changes: list[Any] = []
 
 
 class Delivery(_Model):
+    """The envelope: only its shape is checked here, each entry and change on its own later."""
+
     object: str
-    entry: list[Entry]
+    entry: list[Any]
 
 
 @dataclass
@@ -95,18 +119,14 @@ def verify_subscription(args: Mapping[str, str], *, verify_token: str) -> str:
 
 
 def parse_delivery(body: bytes) -> ParsedDelivery:
-    """Every leadgen change of a delivery; other fields and unusable changes become log items."""
-    try:
-        delivery = Delivery.model_validate_json(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        if first["type"] == "json_invalid":
-            raise BadRequest("Body is not valid JSON.", code="malformed_json") from None
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise BadRequest(
-            f"Body is not a Meta webhook delivery: {where}: {first['msg']}.",
-            code="invalid_payload",
-        ) from None
+    """Every leadgen change of a delivery; other fields and unusable changes become log items.
+
+    One bad value (a NUL, NaN, a huge number, deep nesting, an entry or a change of the wrong
+    shape) costs only its own change, never its siblings: a change whose ``leadgen_id`` is good
+    is stored with the bad values replaced (``warnings`` says where), one whose ``leadgen_id`` is
+    unusable is logged as rejected with the reason. A body that is not JSON, or not a delivery
+    at all, is a :class:`BadRequest`."""
+    delivery = _envelope(body)
     parsed = ParsedDelivery()
     if delivery.object != "page":
         parsed.skipped.append(
@@ -119,50 +139,100 @@ def parse_delivery(body: bytes) -> ParsedDelivery:
             )
         )
         return parsed
-    for entry in delivery.entry:
-        for change in entry.changes:
-            if change.field != "leadgen":
+    for e, raw_entry in enumerate(delivery.entry):
+        try:
+            entry = Entry.model_validate(raw_entry)
+        except ValidationError:
+            parsed.skipped.append(_rejected(f"entry[{e}]", "is not an entry object", raw_entry))
+            continue
+        entry_id = _id_or_none(entry.id)
+        for c, raw_change in enumerate(entry.changes):
+            where = f"entry[{e}].changes[{c}]"
+            if not isinstance(raw_change, dict) or not isinstance(raw_change.get("field"), str):
+                parsed.skipped.append(
+                    _rejected(where, "is not a change with a field name", raw_change, entry_id)
+                )
+                continue
+            field_name = raw_change["field"]
+            if field_name != "leadgen":
+                name = safejson.text(field_name, limit=64)
                 parsed.skipped.append(
                     _skip(
-                        f"webhook.{change.field}",
+                        f"webhook.{name}",
                         "ignored",
-                        f"Ignored a '{change.field}' change: only 'leadgen' is handled. "
+                        f"Ignored a '{name}' change: only 'leadgen' is handled. "
                         "Unsubscribe the field in App Dashboard > Webhooks if nothing needs it.",
-                        external_id=entry.id,
+                        external_id=entry_id,
                     )
                 )
                 continue
             try:
-                value = LeadgenValue.model_validate(change.value)
+                value = LeadgenValue.model_validate(raw_change.get("value"))
             except ValidationError:
                 parsed.skipped.append(
-                    _skip(
-                        "lead.received",
-                        "rejected",
-                        "Skipped a leadgen change without a usable leadgen_id; the rest of the "
-                        "delivery was processed. The raw change is in details.",
-                        error_code="invalid_change",
-                        external_id=entry.id,
-                        details={"value": change.value},
-                    )
+                    _rejected(where, "has no usable leadgen_id", raw_change.get("value"), entry_id)
                 )
                 continue
+            payload, warnings = safejson.storable(
+                {
+                    "entry_id": entry_id,
+                    "entry_time": _unix_seconds_or_none(entry.time),
+                    "value": raw_change.get("value"),
+                },
+                where=where,
+            )
             parsed.leads.append(
                 {
                     "leadgen_id": value.leadgen_id,
-                    "page_id": value.page_id or entry.id,
+                    "page_id": value.page_id or entry_id,
                     "form_id": value.form_id,
                     "ad_id": value.ad_id,
                     "adgroup_id": value.adgroup_id,
                     "created_time": value.created_time,
-                    "payload": {
-                        "entry_id": entry.id,
-                        "entry_time": entry.time,
-                        "value": change.value,
-                    },
+                    "payload": payload,
+                    "warnings": warnings,
                 }
             )
     return parsed
+
+
+def _envelope(body: bytes) -> Delivery:
+    """The delivery's envelope. The strict parser is tried first (fast); a body it refuses is
+    parsed again tolerantly (too deep, huge numbers) before it is called malformed."""
+    try:
+        return Delivery.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] != "json_invalid":
+            raise _not_a_delivery(first) from None
+    try:
+        data = safejson.loads(body)
+    except ValueError:
+        raise BadRequest("Body is not valid JSON.", code="malformed_json") from None
+    try:
+        return Delivery.model_validate(data)
+    except ValidationError as exc:
+        raise _not_a_delivery(exc.errors()[0]) from None
+
+
+def _not_a_delivery(error: Any) -> BadRequest:
+    where = ".".join(str(p) for p in error["loc"]) or "body"
+    return BadRequest(
+        safejson.text(f"Body is not a Meta webhook delivery: {where}: {error['msg']}.", limit=300),
+        code="invalid_payload",
+    )
+
+
+def _rejected(where: str, reason: str, raw: Any, external_id: str | None = None) -> dict[str, Any]:
+    return _skip(
+        "lead.received",
+        "rejected",
+        f"Skipped {where}: it {reason}; the rest of the delivery was processed. "
+        "The raw change (made storable) is in details.",
+        error_code="invalid_change",
+        external_id=external_id,
+        details={"where": where, "reason": reason, "value": raw},
+    )
 
 
 def _skip(
@@ -174,11 +244,18 @@ def _skip(
     external_id: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
-        "event": event,
-        "status": status,
-        "message": message,
-        "error_code": error_code,
-        "external_id": external_id,
-        "details": details or {},
-    }
+    """A log item for meta_ingest, storable whatever the delivery held (details are cut to a
+    few kB: one log row per change, not a copy of the change)."""
+    item, _ = safejson.storable(
+        {
+            "event": event,
+            "status": status,
+            "message": message,
+            "error_code": error_code,
+            "external_id": external_id,
+            "details": details or {},
+        },
+        max_string=1_000,
+        max_items=50,
+    )
+    return dict(item)

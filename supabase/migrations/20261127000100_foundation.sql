@@ -8,7 +8,7 @@
 -- retry every class with backoff except not_found and invalid, which no retry can fix.
 create type public.failure_class as enum (
     'auth', 'permission', 'config', 'quota', 'throttled', 'transient', 'ambiguous',
-    'not_found', 'invalid'
+    'malformed', 'not_found', 'invalid'
 );
 
 -- A failure class from text (a queue's JSON input); an unknown one counts as transient, so a
@@ -20,6 +20,19 @@ language sql immutable set search_path = '' as $$
             then p_class::public.failure_class
         else 'transient'::public.failure_class
     end
+$$;
+
+-- Text from a JSON argument as a uuid or an integer; null when it is not one (a bad value in a
+-- batch costs its own item, never the whole call).
+create function public.uuid_or_null(p_value text) returns uuid
+language sql immutable set search_path = '' as $$
+    select case when p_value ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+                then p_value::uuid end
+$$;
+
+create function public.int_or_null(p_value text) returns integer
+language sql immutable set search_path = '' as $$
+    select case when p_value ~ '^-?[0-9]{1,9}$' then p_value::integer end
 $$;
 
 -- A work queue's numbers (the Graph fetch's, the call queue's …): how long a claim is reserved
@@ -220,6 +233,10 @@ grant select on public.lead_statuses, public.lead_status_transitions to service_
 revoke all on function public.touch_updated_at() from public, anon, authenticated;
 revoke all on function public.leads_guard_status() from public, anon, authenticated;
 revoke all on function public.failure_class_of(text) from public, anon, authenticated;
+revoke all on function public.uuid_or_null(text) from public, anon, authenticated;
+revoke all on function public.int_or_null(text) from public, anon, authenticated;
+grant execute on function public.uuid_or_null(text) to service_role;
+grant execute on function public.int_or_null(text) to service_role;
 revoke all on function public.queue_lease_until(public.queue_policy)
     from public, anon, authenticated;
 revoke all on function public.queue_retry_at(public.queue_policy, public.failure_class, integer)

@@ -13,12 +13,14 @@ language sql immutable set search_path = '' as $$
 $$;
 
 -- meta_ingest: store each leadgen change of one delivery, idempotently on leadgen_id.
---   p_leads:   [{leadgen_id, page_id, form_id, ad_id, adgroup_id, created_time, payload}]
+--   p_leads:   [{leadgen_id, page_id, form_id, ad_id, adgroup_id, created_time, payload,
+--               warnings}] (warnings: values of the change that were unusable and replaced)
 --   p_skipped: [{event, status, message, error_code, external_id, details}] changes not stored
 --              (ignored fields, rejected items), logged in the same transaction.
 --   p_claim_limit: how many new leads the caller fetches now; the others are due for the sweep.
--- Returns {to_fetch, deferred, duplicates}, each [{lead_id, leadgen_id}]: only the delivery
--- that created a lead fetches it, so simultaneous duplicates cause one Graph call.
+-- Returns {to_fetch, deferred, duplicates}, each [{lead_id, leadgen_id}] in delivery order:
+-- only the delivery that created a lead fetches it, so simultaneous duplicates cause one Graph
+-- call. Set-based: a delivery of n changes costs a handful of statements, linear in n.
 create function public.meta_ingest(
     p_leads jsonb, p_skipped jsonb default '[]'::jsonb, p_claim_limit integer default 1000
 )
@@ -27,76 +29,114 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-    v_item jsonb;
-    v_leadgen_id text;
-    v_lead_id uuid;
-    v_to_fetch jsonb := '[]'::jsonb;
-    v_deferred jsonb := '[]'::jsonb;
-    v_claim boolean;
-    v_duplicates jsonb := '[]'::jsonb;
+    v_new_ids uuid[];
+    v_new_leadgen_ids text[];
+    v_limit integer := greatest(coalesce(p_claim_limit, 0), 0);
+    v_result jsonb;
 begin
-    for v_item in select value from jsonb_array_elements(coalesce(p_leads, '[]'::jsonb)) loop
-        v_leadgen_id := v_item ->> 'leadgen_id';
-        if coalesce(v_leadgen_id, '') = '' then
-            raise exception 'meta_ingest: leadgen_id is required' using errcode = '22023';
-        end if;
+    if exists (
+        select from jsonb_array_elements(coalesce(p_leads, '[]'::jsonb)) i
+        where coalesce(i.value ->> 'leadgen_id', '') = ''
+    ) then
+        raise exception 'meta_ingest: leadgen_id is required' using errcode = '22023';
+    end if;
 
+    -- The first change of each leadgen_id stores the delivery and the lead (due now).
+    with items as (
+        select i.ordinality as ord, i.value ->> 'leadgen_id' as leadgen_id, i.value as item
+        from jsonb_array_elements(coalesce(p_leads, '[]'::jsonb)) with ordinality as i
+    ), firsts as (
+        select distinct on (leadgen_id) * from items order by leadgen_id, ord
+    ), events as (
         insert into public.webhook_events (provider, event_type, external_id, payload)
-        values ('meta', 'leadgen', v_leadgen_id, coalesce(v_item -> 'payload', v_item))
-        on conflict on constraint webhook_events_once do nothing;
-
-        v_lead_id := null;
-        v_claim := jsonb_array_length(v_to_fetch) < p_claim_limit;
+        select 'meta', 'leadgen', f.leadgen_id, coalesce(f.item -> 'payload', f.item)
+        from firsts f
+        on conflict on constraint webhook_events_once do nothing
+    ), inserted as (
         insert into public.leads as l
             (source, meta_leadgen_id, page_id, form_id, ad_id, adgroup_id, submitted_at,
              status, fetch_attempts, next_fetch_at)
-        values
-            ('meta_lead_ads', v_leadgen_id, v_item ->> 'page_id', v_item ->> 'form_id',
-             v_item ->> 'ad_id', v_item ->> 'adgroup_id',
-             to_timestamp((v_item ->> 'created_time')::double precision),
-             'fetch_pending', case when v_claim then 1 else 0 end,
-             case when v_claim then public.queue_lease_until(public.meta_fetch_policy())
-                  else now() end)
+        select 'meta_lead_ads', f.leadgen_id, f.item ->> 'page_id', f.item ->> 'form_id',
+               f.item ->> 'ad_id', f.item ->> 'adgroup_id',
+               to_timestamp((f.item ->> 'created_time')::double precision),
+               'fetch_pending', 0, now()
+        from firsts f
         on conflict (meta_leadgen_id) do nothing
-        returning l.id into v_lead_id;
+        returning l.id, l.meta_leadgen_id
+    )
+    select array_agg(n.id order by f.ord), array_agg(n.meta_leadgen_id order by f.ord)
+    into v_new_ids, v_new_leadgen_ids
+    from inserted n join firsts f on f.leadgen_id = n.meta_leadgen_id;
 
-        if v_lead_id is null then
-            select l.id into v_lead_id from public.leads l where l.meta_leadgen_id = v_leadgen_id;
-            v_duplicates := v_duplicates
-                || jsonb_build_object('lead_id', v_lead_id, 'leadgen_id', v_leadgen_id);
-            perform public.log_event(
-                'meta', 'lead.received', 'duplicate',
-                'Meta delivered leadgen_id ' || v_leadgen_id || ' again; it is already lead '
-                    || v_lead_id || ', nothing changed.',
-                v_leadgen_id, v_lead_id);
-        else
-            if v_claim then
-                v_to_fetch := v_to_fetch
-                    || jsonb_build_object('lead_id', v_lead_id, 'leadgen_id', v_leadgen_id);
-            else
-                v_deferred := v_deferred
-                    || jsonb_build_object('lead_id', v_lead_id, 'leadgen_id', v_leadgen_id);
-            end if;
-            perform public.log_event(
-                'meta', 'lead.received', 'ok',
-                'Lead received from Meta (form ' || coalesce(v_item ->> 'form_id', '?')
-                    || '); fetching its answers from the Graph API.',
-                v_leadgen_id, v_lead_id, null,
-                jsonb_strip_nulls(jsonb_build_object(
-                    'page_id', v_item ->> 'page_id', 'form_id', v_item ->> 'form_id',
-                    'ad_id', v_item ->> 'ad_id')));
-        end if;
-    end loop;
+    -- The first p_claim_limit new leads are fetched by the caller now.
+    update public.leads l
+    set fetch_attempts = 1, next_fetch_at = public.queue_lease_until(public.meta_fetch_policy())
+    where l.id = any ((coalesce(v_new_ids, '{}'))[1:v_limit]);
 
-    for v_item in select value from jsonb_array_elements(coalesce(p_skipped, '[]'::jsonb)) loop
-        perform public.log_event(
-            'meta', coalesce(v_item ->> 'event', 'webhook'), coalesce(v_item ->> 'status', 'ignored'),
-            coalesce(v_item ->> 'message', 'Change ignored.'), v_item ->> 'external_id', null,
-            v_item ->> 'error_code', coalesce(v_item -> 'details', '{}'::jsonb));
-    end loop;
+    with items as (
+        select i.ordinality as ord, i.value ->> 'leadgen_id' as leadgen_id, i.value as item
+        from jsonb_array_elements(coalesce(p_leads, '[]'::jsonb)) with ordinality as i
+    ), created as (
+        select c.lead_id, c.leadgen_id, c.rank
+        from unnest(v_new_ids, v_new_leadgen_ids) with ordinality as c (lead_id, leadgen_id, rank)
+    ), firsts as (
+        select distinct on (leadgen_id) ord, leadgen_id from items order by leadgen_id, ord
+    ), classified as (
+        -- Each change: created (the first change of an id this call inserted) or a duplicate.
+        select i.ord, i.leadgen_id, i.item, c.rank,
+               coalesce(c.lead_id, l.id) as lead_id
+        from items i
+        left join firsts f on f.ord = i.ord
+        left join created c on c.leadgen_id = f.leadgen_id
+        left join public.leads l on c.lead_id is null and l.meta_leadgen_id = i.leadgen_id
+    ), received as (
+        insert into public.integration_logs
+            (provider, event, status, message, external_id, lead_id, details)
+        select 'meta', 'lead.received', 'ok',
+               'Lead received from Meta (form ' || coalesce(x.item ->> 'form_id', '?')
+                   || '); fetching its answers from the Graph API.'
+                   || case when jsonb_array_length(coalesce(x.item -> 'warnings', '[]')) > 0
+                      then ' Some values of the change were unusable and were replaced in the '
+                           || 'stored delivery (details.warnings).'
+                      else '' end,
+               x.leadgen_id, x.lead_id,
+               jsonb_strip_nulls(jsonb_build_object(
+                   'page_id', x.item ->> 'page_id', 'form_id', x.item ->> 'form_id',
+                   'ad_id', x.item ->> 'ad_id',
+                   'warnings', nullif(x.item -> 'warnings', '[]'::jsonb)))
+        from classified x where x.rank is not null order by x.ord
+    ), duplicates as (
+        insert into public.integration_logs
+            (provider, event, status, message, external_id, lead_id)
+        select 'meta', 'lead.received', 'duplicate',
+               'Meta delivered leadgen_id ' || x.leadgen_id || ' again; it is already lead '
+                   || x.lead_id || ', nothing changed.',
+               x.leadgen_id, x.lead_id
+        from classified x where x.rank is null order by x.ord
+    ), skipped as (
+        insert into public.integration_logs
+            (provider, event, status, message, external_id, error_code, details)
+        select 'meta', coalesce(s.value ->> 'event', 'webhook'),
+               coalesce(s.value ->> 'status', 'ignored'),
+               coalesce(s.value ->> 'message', 'Change ignored.'), s.value ->> 'external_id',
+               s.value ->> 'error_code', coalesce(s.value -> 'details', '{}'::jsonb)
+        from jsonb_array_elements(coalesce(p_skipped, '[]'::jsonb)) with ordinality as s
+        order by s.ordinality
+    )
+    select jsonb_build_object(
+        'to_fetch', coalesce(jsonb_agg(jsonb_build_object('lead_id', x.lead_id,
+            'leadgen_id', x.leadgen_id) order by x.ord) filter (where x.rank <= v_limit),
+            '[]'::jsonb),
+        'deferred', coalesce(jsonb_agg(jsonb_build_object('lead_id', x.lead_id,
+            'leadgen_id', x.leadgen_id) order by x.ord) filter (where x.rank > v_limit),
+            '[]'::jsonb),
+        'duplicates', coalesce(jsonb_agg(jsonb_build_object('lead_id', x.lead_id,
+            'leadgen_id', x.leadgen_id) order by x.ord) filter (where x.rank is null),
+            '[]'::jsonb))
+    into v_result
+    from classified x;
 
-    return jsonb_build_object('to_fetch', v_to_fetch, 'deferred', v_deferred,
-                              'duplicates', v_duplicates);
+    return v_result;
 end
 $$;
 
@@ -154,71 +194,85 @@ declare
     v_row public.leads;
     v_next timestamptz;
     v_class public.failure_class;
+    v_state text;
+    v_error text;
     v_completed integer := 0;
     v_failed integer := 0;
     v_skipped integer := 0;
 begin
     for v_item in select value from jsonb_array_elements(coalesce(p_results, '[]'::jsonb)) loop
         select * into v_row from public.leads l
-        where l.id = (v_item ->> 'lead_id')::uuid and l.status = 'fetch_pending'
+        where l.id = public.uuid_or_null(v_item ->> 'lead_id') and l.status = 'fetch_pending'
         for update;
         if not found then
             v_skipped := v_skipped + 1;
             continue;
         end if;
 
-        if (v_item ->> 'ok')::boolean then
-            v_lead := coalesce(v_item -> 'lead', '{}'::jsonb);
-            update public.leads l set
-                status = 'fetched',
-                full_name = v_lead ->> 'full_name',
-                email = v_lead ->> 'email',
-                phone = v_lead ->> 'phone',
-                answers = coalesce(v_lead -> 'answers', '{}'::jsonb),
-                form_id = coalesce(v_lead ->> 'form_id', l.form_id),
-                ad_id = coalesce(v_lead ->> 'ad_id', l.ad_id),
-                adset_id = coalesce(v_lead ->> 'adset_id', l.adset_id),
-                campaign_id = coalesce(v_lead ->> 'campaign_id', l.campaign_id),
-                ad_name = coalesce(v_lead ->> 'ad_name', l.ad_name),
-                campaign_name = coalesce(v_lead ->> 'campaign_name', l.campaign_name),
-                platform = coalesce(v_lead ->> 'platform', l.platform),
-                is_organic = coalesce((v_lead ->> 'is_organic')::boolean, l.is_organic),
-                fetched_at = now(),
-                fetch_error_class = null,
-                fetch_error_code = null,
-                fetch_error = null,
-                next_fetch_at = null
-            where l.id = v_row.id;
-            v_completed := v_completed + 1;
-            perform public.log_event(
-                'meta', 'lead.fetched', 'ok', v_item ->> 'message', v_row.meta_leadgen_id,
-                v_row.id, null, coalesce(v_item -> 'details', '{}'::jsonb),
-                (v_item ->> 'duration_ms')::integer);
-        else
-            v_class := public.failure_class_of(v_item ->> 'error_class');
-            v_next := public.queue_retry_at(public.meta_fetch_policy(), v_class,
-                                            v_row.fetch_attempts);
-            update public.leads l set
-                fetch_error_class = v_class,
-                fetch_error_code = v_item ->> 'error_code',
-                fetch_error = v_item ->> 'message',
-                next_fetch_at = v_next
-            where l.id = v_row.id;
-            v_failed := v_failed + 1;
-            perform public.log_event(
-                'meta', 'lead.fetch_failed', 'error',
-                (v_item ->> 'message') || case
-                    when v_next is null then ' No automatic retry: the lead stays fetch_pending.'
-                    else ' The sweep retries after ' || to_char(v_next at time zone 'UTC',
-                        'YYYY-MM-DD HH24:MI:SS') || ' UTC (attempt ' || v_row.fetch_attempts || ').'
-                end,
-                v_row.meta_leadgen_id, v_row.id, v_item ->> 'error_code',
-                coalesce(v_item -> 'details', '{}'::jsonb)
-                    || jsonb_build_object('error_class', v_class,
-                                          'attempt', v_row.fetch_attempts,
-                                          'next_fetch_at', v_next),
-                (v_item ->> 'duration_ms')::integer);
+        if (v_item ->> 'ok')::boolean is true then
+            -- One lead's answers that cannot be stored fail that lead only (a subtransaction).
+            begin
+                v_lead := coalesce(v_item -> 'lead', '{}'::jsonb);
+                update public.leads l set
+                    status = 'fetched',
+                    full_name = v_lead ->> 'full_name',
+                    email = v_lead ->> 'email',
+                    phone = v_lead ->> 'phone',
+                    answers = coalesce(v_lead -> 'answers', '{}'::jsonb),
+                    form_id = coalesce(v_lead ->> 'form_id', l.form_id),
+                    ad_id = coalesce(v_lead ->> 'ad_id', l.ad_id),
+                    adset_id = coalesce(v_lead ->> 'adset_id', l.adset_id),
+                    campaign_id = coalesce(v_lead ->> 'campaign_id', l.campaign_id),
+                    ad_name = coalesce(v_lead ->> 'ad_name', l.ad_name),
+                    campaign_name = coalesce(v_lead ->> 'campaign_name', l.campaign_name),
+                    platform = coalesce(v_lead ->> 'platform', l.platform),
+                    is_organic = coalesce((v_lead ->> 'is_organic')::boolean, l.is_organic),
+                    fetched_at = now(),
+                    fetch_error_class = null,
+                    fetch_error_code = null,
+                    fetch_error = null,
+                    next_fetch_at = null
+                where l.id = v_row.id;
+                perform public.log_event(
+                    'meta', 'lead.fetched', 'ok', v_item ->> 'message', v_row.meta_leadgen_id,
+                    v_row.id, null, coalesce(v_item -> 'details', '{}'::jsonb),
+                    public.int_or_null(v_item ->> 'duration_ms'));
+                v_completed := v_completed + 1;
+                continue;
+            exception when others then
+                get stacked diagnostics v_state = returned_sqlstate, v_error = message_text;
+                v_item := jsonb_build_object(
+                    'ok', false, 'error_class', 'malformed', 'error_code', 'lead_store_failed',
+                    'message', 'The answers fetched from the Graph API could not be stored ('
+                        || v_state || ': ' || left(v_error, 300) || ').',
+                    'details', jsonb_build_object('sqlstate', v_state),
+                    'duration_ms', v_item -> 'duration_ms');
+            end;
         end if;
+
+        v_class := public.failure_class_of(v_item ->> 'error_class');
+        v_next := public.queue_retry_at(public.meta_fetch_policy(), v_class,
+                                        v_row.fetch_attempts);
+        update public.leads l set
+            fetch_error_class = v_class,
+            fetch_error_code = left(v_item ->> 'error_code', 100),
+            fetch_error = left(v_item ->> 'message', 2000),
+            next_fetch_at = v_next
+        where l.id = v_row.id;
+        v_failed := v_failed + 1;
+        perform public.log_event(
+            'meta', 'lead.fetch_failed', 'error',
+            left(v_item ->> 'message', 2000) || case
+                when v_next is null then ' No automatic retry: the lead stays fetch_pending.'
+                else ' The sweep retries after ' || to_char(v_next at time zone 'UTC',
+                    'YYYY-MM-DD HH24:MI:SS') || ' UTC (attempt ' || v_row.fetch_attempts || ').'
+            end,
+            v_row.meta_leadgen_id, v_row.id, left(v_item ->> 'error_code', 100),
+            coalesce(v_item -> 'details', '{}'::jsonb)
+                || jsonb_build_object('error_class', v_class,
+                                      'attempt', v_row.fetch_attempts,
+                                      'next_fetch_at', v_next),
+            public.int_or_null(v_item ->> 'duration_ms'));
     end loop;
 
     return jsonb_build_object('completed', v_completed, 'failed', v_failed, 'skipped', v_skipped);

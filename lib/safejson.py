@@ -1,0 +1,151 @@
+"""JSON from outside, made storable: Postgres refuses a NUL character or a lone surrogate in
+``jsonb`` and ``text``, JSON has no NaN or infinity, and numbers or nesting beyond reason break
+parsers. One bad value must cost only the item that holds it (or nothing), never its neighbours.
+
+- :func:`loads` parses a body that a strict parser refused, cutting what is nested deeper than
+  :data:`MAX_DEPTH` and keeping huge numbers and NaN as :class:`Poison` markers;
+- :func:`storable` returns a value that Postgres and ``json.dumps`` accept, and the list of what
+  it had to change, each naming where.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+MAX_DEPTH = 64  # containers nested deeper than this are cut (Meta's deliveries nest 5 deep)
+MAX_INT_DIGITS = 30
+DEEP = "<nested deeper than 64 levels: cut>"
+
+# A JSON string (escapes included), or a bracket: enough to track nesting without recursion.
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
+
+
+class Poison:
+    """A value a strict parser could not represent (a 5,000-digit number, NaN), kept as text."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __repr__(self) -> str:
+        return f"Poison({self.what!r})"
+
+
+def _int(digits: str) -> int | Poison:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        return Poison(f"an integer of {len(digits.lstrip('-'))} digits")
+    return int(digits)
+
+
+def _constant(name: str) -> Poison:
+    return Poison(name)
+
+
+def cut_deep(body: bytes, *, limit: int = MAX_DEPTH) -> bytes:
+    """``body`` with every container nested deeper than ``limit`` replaced by :data:`DEEP`
+    (a JSON string), found without recursion. Invalid JSON stays invalid."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return body
+    out: list[bytes] = []
+    last = depth = 0
+    cut_from: int | None = None
+    for match in _TOKEN.finditer(body):
+        token = match.group()
+        if token[0] == 0x22:  # a string: brackets inside it do not count
+            continue
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth == limit + 1 and cut_from is None:
+                cut_from = match.start()
+        else:
+            if depth == limit + 1 and cut_from is not None:
+                out += [body[last:cut_from], b'"' + DEEP.encode() + b'"']
+                last, cut_from = match.end(), None
+            depth -= 1
+    out.append(body[last:])
+    return b"".join(out)
+
+
+def loads(body: bytes) -> Any:
+    """Parse ``body`` tolerantly: what is too deep is cut, huge numbers and NaN/Infinity become
+    :class:`Poison`. Raises ValueError when the body is not JSON at all."""
+    try:
+        return json.loads(cut_deep(body), parse_int=_int, parse_constant=_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def text(value: str, *, limit: int) -> str:
+    """``value`` without NUL characters or lone surrogates (each becomes U+FFFD), at most
+    ``limit`` characters."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in value)
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+def storable(
+    value: Any, *, where: str = "", max_string: int = 10_000, max_items: int | None = None
+) -> tuple[Any, list[str]]:
+    """``value`` as Postgres' jsonb and ``json.dumps`` accept it, and what was changed where:
+    NUL and lone surrogates replaced, strings cut to ``max_string``, NaN/infinity and huge
+    numbers as text, containers deeper than :data:`MAX_DEPTH` cut, and (with ``max_items``)
+    containers cut to their first ``max_items`` items."""
+    problems: list[str] = []
+
+    def some(items: list[Any], path: str) -> list[Any]:
+        if max_items is None or len(items) <= max_items:
+            return items
+        problems.append(f"{path or 'value'}: {len(items)} items, the first {max_items} kept")
+        return items[:max_items]
+
+    def walk(item: Any, path: str, depth: int) -> Any:
+        if item is None or isinstance(item, bool):
+            return item
+        if isinstance(item, str):
+            if item == DEEP:
+                problems.append(f"{path or 'value'}: nested deeper than {MAX_DEPTH} levels")
+                return item
+            clean = text(item, limit=max_string)
+            if clean != item:
+                problems.append(f"{path or 'value'}: a NUL, an invalid character or too long")
+            return clean
+        if isinstance(item, int):
+            if len(str(abs(item))) <= MAX_INT_DIGITS:
+                return item
+            problems.append(f"{path or 'value'}: an integer of over {MAX_INT_DIGITS} digits")
+            return f"<integer of over {MAX_INT_DIGITS} digits>"
+        if isinstance(item, float):
+            if math.isfinite(item):
+                return item
+            problems.append(f"{path or 'value'}: {item} is not a JSON number")
+            return str(item)
+        if isinstance(item, Poison):
+            problems.append(f"{path or 'value'}: {item.what}")
+            return f"<{item.what}>"
+        if depth >= MAX_DEPTH:
+            problems.append(f"{path or 'value'}: nested deeper than {MAX_DEPTH} levels")
+            return DEEP
+        if isinstance(item, dict):
+            return {
+                text(str(key), limit=200): walk(
+                    val, f"{path}.{key}" if path else str(key), depth + 1
+                )
+                for key, val in item.items()
+            }
+        if isinstance(item, list | tuple):
+            return [walk(val, f"{path}[{i}]", depth + 1) for i, val in enumerate(item)]
+        problems.append(f"{path or 'value'}: a {type(item).__name__}")
+        return text(str(item), limit=200)
+
+    return walk(value, where, 0), problems
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
