@@ -20,12 +20,58 @@ from lib.config import get_config
 from lib.errors import DatabaseError, DatabaseUnavailable
 from lib.outbound import outbound_client
 
-# PostgREST codes meaning "the database is not reachable now" (a retry may succeed):
-# connection errors (08*), insufficient resources (53*), PGRST000-002, gateway statuses.
-_UNAVAILABLE_PREFIXES = ("08", "53", "57P", "PGRST000", "PGRST001", "PGRST002", "502", "503", "504")
+# Answers meaning "the database cannot be reached now; nothing was written, a retry may
+# succeed": connection errors (08*), insufficient resources (53*), operator intervention (57P*),
+# a statement over the role's statement_timeout (57014: rolled back), PostgREST's PGRST000-003,
+# and the gateway's own 5xx pages (HTML bodies: postgrest-py reports their HTTP status as code).
+_UNAVAILABLE_PREFIXES = (
+    "08",
+    "53",
+    "57P",
+    "57014",
+    "PGRST000",
+    "PGRST001",
+    "PGRST002",
+    "PGRST003",
+    "502",
+    "503",
+    "504",
+    "520",
+    "521",
+    "522",
+    "523",
+    "524",
+)
 
-_KEY_HINT = "check that SUPABASE_SERVICE_ROLE_KEY is the project's service_role key"
-_HINTS = {"PGRST301": _KEY_HINT, "PGRST302": _KEY_HINT, "42501": _KEY_HINT}
+_KEY_HINT = (
+    "check that SUPABASE_SERVICE_ROLE_KEY is the project's secret key (sb_secret_…) or legacy "
+    "service_role key, never the publishable or anon one"
+)
+# Codes that say the key is the problem; an answer with no code at all is the API gateway's own
+# (401 {"message": "Invalid API key"}).
+_KEY_CODES = {"", "PGRST301", "PGRST302", "PGRST303", "42501", "401", "403"}
+_MIGRATION_CODES = {"PGRST202", "PGRST205", "42883", "42P01", "42703"}
+
+
+def _refused(function: str, code: str, message: str | None) -> DatabaseError:
+    if code in _KEY_CODES:
+        hint = _KEY_HINT
+    elif code in _MIGRATION_CODES:
+        hint = "are all migrations applied? (`make doctor`)"
+    else:
+        hint = "nothing was written; the function's logs have the details"
+    return DatabaseError(
+        f"The database refused {function} ({code or 'no code'}: {message}); {hint}.",
+        details={"function": function, "db_code": code},
+    )
+
+
+def _unreachable(function: str, exc: Exception) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"The database API is unreachable ({type(exc).__name__}); nothing was written. Check "
+        "SUPABASE_URL and the project's status.",
+        details={"function": function},
+    )
 
 
 class Database:
@@ -56,24 +102,27 @@ class Database:
             call.request.headers["traceparent"] = f"00-{trace}-{secrets.token_hex(8)}-01"
         try:
             return call.execute().data
-        except httpx.TransportError as exc:
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+                raise _unreachable(function, exc) from exc
+            # Sent, and no answer in time: the call may still have committed. Every write is
+            # idempotent, so the sender's redelivery is safe; never claim nothing was written.
             raise DatabaseUnavailable(
-                f"The database API is unreachable ({type(exc).__name__}); check SUPABASE_URL "
-                "and the project's status.",
+                f"The database API did not answer {function} in time ({type(exc).__name__}); "
+                "it may have completed. A redelivery is safe: every write is idempotent.",
+                code="database_timeout",
                 details={"function": function},
             ) from exc
+        except httpx.TransportError as exc:
+            raise _unreachable(function, exc) from exc
         except APIError as exc:
-            code = exc.code or ""
+            code = str(exc.code or "")
             if code.startswith(_UNAVAILABLE_PREFIXES):
                 raise DatabaseUnavailable(
-                    f"The database is unavailable ({code}: {exc.message}).",
+                    f"The database is unavailable ({code}: {exc.message}); nothing was written.",
                     details={"function": function, "db_code": code},
                 ) from exc
-            hint = _HINTS.get(code, "are all migrations applied? (`make doctor`)")
-            raise DatabaseError(
-                f"The database refused {function} ({code}: {exc.message}); {hint}.",
-                details={"function": function, "db_code": code},
-            ) from exc
+            raise _refused(function, code, exc.message) from exc
 
     def log(
         self,
