@@ -28,7 +28,7 @@ from typing import Any
 
 from flask import Request, Response
 
-from lib import log
+from lib import log, safejson
 from lib.config import get_config
 from lib.errors import (
     AppError,
@@ -119,11 +119,11 @@ def match(routes: Routes, request: Request) -> Route:
     allow = sorted(method for method, route_path in routes if route_path == path)
     if allow:
         raise MethodNotAllowed(
-            f"{request.method} is not supported on {path}: use {' or '.join(allow)}.",
+            f"{_clip(request.method, 16)} is not supported on {path}: use {' or '.join(allow)}.",
             allow=allow,
         )
     known = ", ".join(sorted({route_path for _, route_path in routes}))
-    raise NotFound(f"No route {path}; this function answers {known}.")
+    raise NotFound(f"No route {_clip(path, 100)}; this function answers {known}.")
 
 
 def endpoint(*, provider: str) -> Callable[[Callable[[], Routes]], Handler]:
@@ -166,6 +166,11 @@ def endpoint(*, provider: str) -> Callable[[Callable[[], Routes]], Handler]:
     return wrap
 
 
+def _clip(text: str, limit: int = 200) -> str:
+    """A request-supplied string as it may be logged: storable, at most ``limit`` characters."""
+    return safejson.text(text, limit=limit)
+
+
 def _record(
     function: str,
     provider: str,
@@ -174,36 +179,43 @@ def _record(
     started: float,
     details: dict[str, Any] | None = None,
 ) -> None:
-    duration_ms = int((time.perf_counter() - started) * 1000)
+    """Every refused or failed request: one line on stdout, and a count in integration_logs
+    (``log_refused``: one row per provider, event, code and minute, whatever strangers send).
+    Nothing is written to the database when the database is the problem."""
     trace = log.current_trace.get()
-    fields = {
-        "function": function,
-        "error_code": err.code,
-        "status": err.status,
-        "path": request.path,
-        "method": request.method,
-    }
+    path = _clip(subpath(request))
     severity = "WARNING" if err.status < 500 else "ERROR"
-    log.emit(severity, err.message, **fields)
+    log.emit(
+        severity,
+        err.message,
+        function=function,
+        error_code=err.code,
+        status=err.status,
+        path=path,
+        method=_clip(request.method, 16),
+        duration_ms=int((time.perf_counter() - started) * 1000),
+    )
     if isinstance(err, DatabaseUnavailable):
         return
     from lib.db import get_db  # here, not at import: a config error must still be answerable
 
+    bounded, _ = safejson.storable({**err.details, **(details or {})}, max_string=200, max_items=10)
     try:
-        get_db().log(
-            provider=provider,
-            event=f"{function}.request",
-            status=err.log_status,
-            message=err.message,
-            error_code=err.code,
-            duration_ms=duration_ms,
-            details={
-                "method": request.method,
-                "path": subpath(request),
-                "http_status": err.status,
-                "trace_id": trace,
-                **err.details,
-                **(details or {}),
+        get_db().rpc(
+            "log_refused",
+            {
+                "p_provider": provider,
+                "p_event": f"{function}.request",
+                "p_status": err.log_status,
+                "p_error_code": err.code,
+                "p_message": _clip(err.message, 500),
+                "p_details": {
+                    "method": _clip(request.method, 16),
+                    "path": path,
+                    "http_status": err.status,
+                    **bounded,
+                },
+                "p_trace_id": trace,
             },
         )
     except AppError as log_err:

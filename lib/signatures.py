@@ -75,7 +75,7 @@ def verify_meta(body: bytes, headers: Headers, *, secrets: Sequence[str]) -> Non
     """
     value = header(headers, META_HEADER)
     if not value:
-        raise InvalidSignature(f"Missing {META_HEADER} header.")
+        raise InvalidSignature(f"Missing {META_HEADER} header: not a delivery signed by Meta.")
     scheme, _, hexdigest = value.strip().partition("=")
     if scheme != "sha256" or len(hexdigest) != 64:
         raise InvalidSignature(f"Malformed {META_HEADER} header.")
@@ -88,7 +88,10 @@ def verify_meta(body: bytes, headers: Headers, *, secrets: Sequence[str]) -> Non
     for secret in secrets:
         if hmac.compare_digest(given, hmac.new(secret.encode(), body, hashlib.sha256).digest()):
             return
-    raise InvalidSignature(f"{META_HEADER} does not match the body.")
+    raise InvalidSignature(
+        f"{META_HEADER} does not match the body: if this is Meta, META_APP_SECRET is not the "
+        "App Secret of the app (App Dashboard > Settings > Basic)."
+    )
 
 
 def sign_timestamped(body: bytes, *, secret: str, timestamp: int, scheme: str) -> str:

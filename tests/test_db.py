@@ -483,3 +483,29 @@ def test_local_secrets_generate_every_name_and_keep_given_ones() -> None:
     assert set(generated) == set(local_stack.LOCAL_SECRET_NAMES)
     assert generated["META_APP_SECRET"] == "mine"
     assert all(generated.values())
+
+
+def test_log_refused_counts_in_one_row_a_minute_keeping_last_ten_traces(db: Conn) -> None:
+    provider = "test-" + uuid.uuid4().hex[:8]
+    traces = [uuid.uuid4().hex for _ in range(25)]
+    with db.transaction():  # one now(): all 25 fall in the same minute
+        db.execute("set local role service_role")
+        ids = {
+            db.execute(
+                "select log_refused(%s, 'meta_webhook.request', 'rejected', "
+                "'invalid_signature', %s, '{\"path\": \"/\"}', %s)",
+                (provider, f"Bad signature {n}.", trace),
+            ).fetchone()
+            for n, trace in enumerate(traces)
+        }
+    ((occurrences, message, kept, status),) = db.execute(
+        "select occurrences, message, details->'trace_ids', status from integration_logs "
+        "where provider = %s",
+        (provider,),
+    ).fetchall()
+    assert len(ids) == 1
+    assert occurrences == 25
+    assert message.startswith("25 requests refused with invalid_signature in the minute from")
+    assert message.endswith("the last: Bad signature 24.")
+    assert kept == traces[-10:]
+    assert status == "rejected"

@@ -45,11 +45,11 @@ def logs(db: Conn, external_id: str) -> list[tuple[str, str, str | None, str]]:
 
 
 def traced_logs(db: Conn, trace: str) -> list[tuple[str, str]]:
-    """(status, error_code) of the integration_logs rows written for the request ``trace``."""
+    """(status, error_code) of the integration_logs rows that count the request ``trace``."""
     return [
         tuple(r)
         for r in db.execute(  # type: ignore[misc]
-            "select status, error_code from integration_logs where details->>'trace_id' = %s "
+            "select status, error_code from integration_logs where details->'trace_ids' ? %s "
             "order by id",
             (trace,),
         )
@@ -650,3 +650,43 @@ def test_poisoned_delivery_loses_nothing_valid(
     assert "entry[0].changes[2]" in rejected[0][3]
     received = [e for e in logs(db, poisoned_value) if e[0] == "lead.received"]
     assert "unusable" in received[0][3]
+
+
+# --- strangers cannot grow the database ------------------------------------------------------
+
+
+def test_refused_requests_counted_in_a_bounded_number_of_rows(
+    functions: Functions, db: Conn
+) -> None:
+    traces = [uuid.uuid4().hex for _ in range(60)]
+    for trace in traces:
+        response = httpx.post(
+            functions.url("meta_webhook"),
+            content=leadgen_delivery("1"),
+            headers={"X-Hub-Signature-256": "sha256=" + "0" * 64, **traced(trace)},
+        )
+        assert response.status_code == 401
+    rows = db.execute(
+        "select occurrences, message, jsonb_array_length(details->'trace_ids') "
+        "from integration_logs where details->'trace_ids' ?| %s",
+        (traces,),
+    ).fetchall()
+    assert 1 <= len(rows) <= 2  # one a minute (two if the minute turned meanwhile)
+    assert sum(occurrences for occurrences, _, _ in rows) >= len(traces)
+    assert all(kept <= 10 for _, _, kept in rows)
+    assert "requests refused with invalid_signature" in rows[-1][1]
+    assert "META_APP_SECRET" in rows[-1][1]
+
+
+def test_refused_request_long_path_stored_truncated(functions: Functions, db: Conn) -> None:
+    trace = uuid.uuid4().hex
+    response = httpx.post(
+        functions.url("meta_webhook", "/" + "x" * 60_000), content=b"{}", headers=traced(trace)
+    )
+    assert response.status_code == 404
+    assert len(response.text) < 1_000
+    (row,) = db.execute(
+        "select details->>'path', message from integration_logs where details->'trace_ids' ? %s",
+        (trace,),
+    ).fetchall()
+    assert len(row[0]) <= 201 and len(row[1]) <= 1_000

@@ -206,11 +206,16 @@ create table public.integration_logs (
     error_code text,
     message text not null,
     details jsonb not null default '{}'::jsonb,
-    duration_ms integer
+    duration_ms integer,
+    -- Refused requests are counted, not listed: one row per (provider, event, error_code, minute).
+    occurrences integer not null default 1,
+    bucket text constraint integration_logs_bucket unique
 );
 
 comment on table public.integration_logs is
     'What happened, for the operator: message says what to do when status is error or rejected.';
+comment on column public.integration_logs.occurrences is
+    'How many refused requests this row stands for (log_refused): strangers cannot grow the table by sending more.';
 
 create index integration_logs_provider_status_latest
     on public.integration_logs (provider, status, created_at desc);
@@ -268,6 +273,63 @@ as $$
          coalesce(p_details, '{}'::jsonb), p_duration_ms)
     returning id;
 $$;
+
+-- log_refused: a refused request (bad signature, unknown route, missing setting …), counted in
+-- one row per provider, event, error code and minute, so that whatever strangers send, the table
+-- grows by a bounded number of rows a minute. The row keeps the first request's time, the count,
+-- the last message and the last few trace ids; each request's own line is in the function's log.
+create function public.log_refused(
+    p_provider text,
+    p_event text,
+    p_status text,
+    p_error_code text,
+    p_message text,
+    p_details jsonb default '{}'::jsonb,
+    p_trace_id text default null
+) returns bigint
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_minute timestamptz := date_trunc('minute', now());
+    v_code text := left(coalesce(p_error_code, 'unknown'), 80);
+    v_trace jsonb := case when p_trace_id is null then '[]'::jsonb
+                          else jsonb_build_array(left(p_trace_id, 64)) end;
+    v_id bigint;
+begin
+    insert into public.integration_logs as g
+        (provider, event, status, error_code, message, details, occurrences, bucket)
+    values (
+        left(p_provider, 40), left(p_event, 80), p_status, v_code,
+        '1 request refused with ' || v_code || ' in the minute from '
+            || to_char(v_minute at time zone 'UTC', 'HH24:MI') || ' UTC: ' || left(p_message, 500),
+        coalesce(p_details, '{}'::jsonb) || jsonb_build_object('trace_ids', v_trace),
+        1,
+        concat_ws('|', left(p_provider, 40), left(p_event, 80), v_code,
+                  to_char(v_minute at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI')))
+    on conflict on constraint integration_logs_bucket do update set
+        occurrences = g.occurrences + 1,
+        message = (g.occurrences + 1) || ' requests refused with ' || v_code
+            || ' in the minute from ' || to_char(v_minute at time zone 'UTC', 'HH24:MI')
+            || ' UTC; the last: ' || left(p_message, 500),
+        -- The last 10 trace ids, newest last.
+        details = coalesce(p_details, '{}'::jsonb) || jsonb_build_object('trace_ids', (
+            select coalesce(jsonb_agg(t.value order by t.n), '[]'::jsonb)
+            from (
+                select value, n from jsonb_array_elements(
+                    coalesce(g.details -> 'trace_ids', '[]'::jsonb) || v_trace
+                ) with ordinality as a (value, n)
+                order by n desc limit 10
+            ) t))
+    returning g.id into v_id;
+    return v_id;
+end
+$$;
+
+revoke all on function public.log_refused(text, text, text, text, text, jsonb, text)
+    from public, anon, authenticated;
+grant execute on function public.log_refused(text, text, text, text, text, jsonb, text)
+    to service_role;
 
 revoke all on function public.log_event(text, text, text, text, text, uuid, text, jsonb, integer)
     from public, anon, authenticated;
