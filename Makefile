@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)
 DEPS_STAMP := $(VENV)/.deps-stamp
 NPM_STAMP := node_modules/.npm-stamp
 
-.PHONY: help install dev test check lint format typecheck bench send-test-event logs doctor clean
+.PHONY: help install dev test check lint format typecheck bench send-test-event logs sweep retry doctor clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n", $$1, $$2}'
@@ -55,6 +55,12 @@ send-test-event: install ## Post a signed leadgen delivery, like Meta's testing 
 
 logs: install ## Latest integration_logs rows (PROVIDER=meta STATUS=error LIMIT=50)
 	$(PY) -m tools.logs $(if $(PROVIDER),--provider $(PROVIDER)) $(if $(STATUS),--status $(STATUS)) $(if $(LIMIT),--limit $(LIMIT))
+
+sweep: install ## Run meta_webhook's sweep now, as the scheduler does (URL=... to target another)
+	$(PY) -m tools.sweep $(if $(URL),--url $(URL))
+
+retry: install ## Fetch every pending lead now (after fixing a token or permission; `make doctor` says when)
+	$(PY) -m tools.sweep --retry-pending $(if $(URL),--url $(URL))
 
 doctor: install ## Check configuration, database, migrations and the Meta token
 	$(PY) -m tools.doctor

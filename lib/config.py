@@ -17,6 +17,7 @@ _NUMBERS = {
     "http_timeout_seconds": float,
     "max_body_bytes": int,
     "sweep_batch_size": int,
+    "sweep_time_budget_seconds": float,
     "inline_fetch_limit": int,
 }
 
@@ -36,6 +37,9 @@ class Config:
     # A batch of 1000 leadgen changes is about 250 kB; 1 MiB leaves room and stops abuse.
     max_body_bytes: int = 1_048_576
     sweep_batch_size: int = 50
+    # A sweep works batch after batch until nothing is due or this is spent; it must stay under
+    # the function's request timeout (60 s by default on Cloud Functions).
+    sweep_time_budget_seconds: float = 45.0
     # Graph fetches made while Meta waits for the answer; the rest of a big batch is swept.
     inline_fetch_limit: int = 20
 

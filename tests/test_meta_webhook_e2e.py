@@ -349,7 +349,52 @@ def test_sweep_nothing_due_answers_zero_counts(functions: Functions, db: Conn) -
     )
     response = functions.sweep()
     assert response.status_code == 200
-    assert response.json() == {"claimed": 0, "completed": 0, "failed": 0, "remaining": 0}
+    assert response.json() == {
+        "claimed": 0,
+        "completed": 0,
+        "failed": 0,
+        "remaining": 0,
+        "batches": 1,
+    }
+
+
+def test_sweep_drains_a_backlog_batch_after_batch(
+    functions: Functions, graph: GraphFake, db: Conn
+) -> None:
+    ids = [new_leadgen_id() for _ in range(140)]  # 20 fetched inline, 120 left due
+    assert functions.post_meta(leadgen_delivery(*ids)).json()["fetched"] == 20
+    response = functions.sweep()
+    assert response.status_code == 200
+    assert response.json()["batches"] >= 3  # SWEEP_BATCH_SIZE is 50
+    assert db.execute(
+        "select count(*) from leads where meta_leadgen_id = any(%s) and status = 'fetched'",
+        (ids,),
+    ).fetchone() == (140,)
+    assert sum(graph.fetches(lid) for lid in ids[::20]) == 7
+
+
+def test_sweep_retry_pending_fetches_leads_waiting_on_a_fixed_token(
+    functions: Functions, graph: GraphFake, db: Conn
+) -> None:
+    lid = new_leadgen_id()
+    graph.script(lid, {"status": 400, "body": graph_error(190, 463, "Session has expired")})
+    functions.post_meta(leadgen_delivery(lid))
+    row = lead(db, lid)
+    assert row is not None and row["fetch_error_class"] == "auth"
+    assert row["next_fetch_at"] > db.execute("select now()").fetchone()[0]  # type: ignore[index]
+    functions.sweep()  # not due: the backoff holds it
+    assert lead(db, lid)["status"] == "fetch_pending"  # type: ignore[index]
+    response = httpx.post(
+        functions.url("meta_webhook", "/sweep"),
+        params={"retry": "pending"},
+        headers={"Authorization": f"Bearer {functions.env['INTERNAL_TOKEN']}"},
+        timeout=60,
+    )
+    assert response.status_code == 200
+    assert response.json()["retried"] >= 1
+    done = lead(db, lid)
+    assert done is not None and done["status"] == "fetched"
+    assert [e for e, *_ in logs(db, lid)] == ["lead.received", "lead.fetch_failed", "lead.fetched"]
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong", "Basic abc", "Bearer"])

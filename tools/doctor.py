@@ -351,6 +351,37 @@ def check_page_subscription(ctx: Context) -> Result:
     return Result(OK, f"page {page_id} subscription: subscribed to leadgen ({names})")
 
 
+def check_pending_leads(ctx: Context) -> Result:
+    """Leads that failed on the token or a permission wait for their backoff; once the token
+    checks above pass, `make retry` fetches them now."""
+    missing = ctx.missing("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
+    if missing:
+        return _skipped("pending leads", missing)
+    database = Database(
+        ctx.value("SUPABASE_URL"), ctx.value("SUPABASE_SERVICE_ROLE_KEY"), http_client=ctx.http
+    )
+    try:
+        summary = database.rpc("meta_pending_summary", {})
+    except AppError as err:
+        return Result(SKIP, f"pending leads: not checked ({err.message})")
+    waiting = int(summary.get("credentials") or 0)
+    pending = int(summary.get("pending") or 0)
+    if not waiting:
+        return Result(OK, f"pending leads: {pending} waiting for a Graph fetch, none on a token")
+    token_ok = all(check(ctx).status == OK for check in (check_token_valid, check_token_scopes))
+    if token_ok:
+        return Result(
+            WARN,
+            f"pending leads: {waiting} failed on the token or a permission and wait for their "
+            "next retry (up to an hour); the token works now: run `make retry` to fetch them now",
+        )
+    return Result(
+        WARN,
+        f"pending leads: {waiting} wait for a working token; fix the token (above), then run "
+        "`make retry`",
+    )
+
+
 CHECKS: tuple[Check, ...] = (
     check_variables,
     check_database_api,
@@ -359,6 +390,7 @@ CHECKS: tuple[Check, ...] = (
     check_token_expiry,
     check_token_scopes,
     check_page_subscription,
+    check_pending_leads,
 )
 
 

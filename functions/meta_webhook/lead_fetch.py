@@ -109,16 +109,30 @@ def process_delivery(db: Database, parsed: ParsedDelivery, *, inline_limit: int)
     return counts
 
 
-def sweep(db: Database, *, limit: int) -> dict[str, Any]:
-    """Fetch up to ``limit`` fetch_pending leads whose retry time has come."""
-    claimed = db.rpc("meta_claim_due", {"p_limit": limit})
-    outcome = _complete(db, fetch_leads(claimed["claimed"]))
-    counts = {
-        "claimed": len(claimed["claimed"]),
-        "completed": outcome["completed"],
-        "failed": outcome["failed"],
-        "remaining": claimed["remaining"],
-    }
-    if counts["claimed"]:
-        log.info("Meta sweep", function="meta_webhook", **counts)
-    return counts
+def sweep(
+    db: Database, *, limit: int, budget_seconds: float, retry_pending: bool = False
+) -> dict[str, Any]:
+    """Fetch the fetch_pending leads whose retry time has come, ``limit`` at a time, until none
+    is due, ``budget_seconds`` are spent (within the platform's request timeout), or a batch
+    completes nothing (a token or an outage: the backoff takes over). ``retry_pending`` first
+    makes every pending lead due (``make retry``, after fixing a credential)."""
+    started = time.monotonic()
+    retried = db.rpc("meta_retry_pending", {}) if retry_pending else 0
+    counts = {"claimed": 0, "completed": 0, "failed": 0, "remaining": 0, "batches": 0}
+    while True:
+        claimed = db.rpc("meta_claim_due", {"p_limit": limit})
+        outcome = _complete(db, fetch_leads(claimed["claimed"]))
+        counts["batches"] += 1
+        counts["claimed"] += len(claimed["claimed"])
+        counts["completed"] += outcome["completed"]
+        counts["failed"] += outcome["failed"]
+        counts["remaining"] = claimed["remaining"]
+        if (
+            not claimed["remaining"]
+            or not outcome["completed"]
+            or time.monotonic() - started >= budget_seconds
+        ):
+            break
+    if counts["claimed"] or retried:
+        log.info("Meta sweep", function="meta_webhook", retried=retried, **counts)
+    return {**counts, "retried": retried} if retry_pending else counts

@@ -44,8 +44,16 @@ def receive_delivery(request: Request) -> Response:
 
 
 def run_sweep(request: Request) -> Response:
-    """Complete the fetch_pending leads whose retry time has come (the scheduler calls this)."""
-    return json_response(lead_fetch.sweep(get_db(), limit=get_config().sweep_batch_size))
+    """Complete the fetch_pending leads whose retry time has come (the scheduler calls this);
+    ``?retry=pending`` first makes every pending lead due (``make retry``)."""
+    config = get_config()
+    counts = lead_fetch.sweep(
+        get_db(),
+        limit=config.sweep_batch_size,
+        budget_seconds=config.sweep_time_budget_seconds,
+        retry_pending=request.args.get("retry") == "pending",
+    )
+    return json_response(counts)
 
 
 @functions_framework.http

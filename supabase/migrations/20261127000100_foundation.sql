@@ -133,6 +133,7 @@ create table public.leads (
     next_fetch_at timestamptz,
     submitted_at timestamptz,
     fetched_at timestamptz,
+    fetch_claimed_at timestamptz,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
     constraint leads_meta_has_leadgen_id
@@ -144,7 +145,9 @@ comment on table public.leads is
 comment on column public.leads.answers is
     'Every answer of the form: field name -> value (a string, or a list for multi-value answers).';
 comment on column public.leads.next_fetch_at is
-    'When the sweep may (re)try the Graph fetch; null = no automatic retry (see fetch_error).';
+    'When the sweep may (re)try the Graph fetch (while a fetch is claimed: when its lease ends); null = no automatic retry (see fetch_error).';
+comment on column public.leads.fetch_claimed_at is
+    'When the Graph fetch in flight was claimed; null when none is.';
 
 create index leads_fetch_due on public.leads (next_fetch_at) where status = 'fetch_pending';
 create index leads_email on public.leads (lower(email)) where email is not null;

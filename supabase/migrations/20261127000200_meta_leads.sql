@@ -70,7 +70,8 @@ begin
 
     -- The first p_claim_limit new leads are fetched by the caller now.
     update public.leads l
-    set fetch_attempts = 1, next_fetch_at = public.queue_lease_until(public.meta_fetch_policy())
+    set fetch_attempts = 1, fetch_claimed_at = now(),
+        next_fetch_at = public.queue_lease_until(public.meta_fetch_policy())
     where l.id = any ((coalesce(v_new_ids, '{}'))[1:v_limit]);
 
     with items as (
@@ -161,6 +162,7 @@ begin
     ), claimed as (
         update public.leads l
         set next_fetch_at = public.queue_lease_until(public.meta_fetch_policy()),
+            fetch_claimed_at = now(),
             fetch_attempts = l.fetch_attempts + 1
         from due where l.id = due.id
         returning l.id, l.meta_leadgen_id, l.fetch_attempts
@@ -231,6 +233,7 @@ begin
                     fetch_error_class = null,
                     fetch_error_code = null,
                     fetch_error = null,
+                    fetch_claimed_at = null,
                     next_fetch_at = null
                 where l.id = v_row.id;
                 perform public.log_event(
@@ -257,6 +260,7 @@ begin
             fetch_error_class = v_class,
             fetch_error_code = left(v_item ->> 'error_code', 100),
             fetch_error = left(v_item ->> 'message', 2000),
+            fetch_claimed_at = null,
             next_fetch_at = v_next
         where l.id = v_row.id;
         v_failed := v_failed + 1;
@@ -279,6 +283,53 @@ begin
 end
 $$;
 
+-- meta_retry_pending: make every fetch_pending lead due now (after an operator fixed a token or
+-- a permission: `make retry`), parked ones included, except those whose fetch is in flight.
+-- Returns how many were made due.
+create function public.meta_retry_pending()
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_count integer;
+begin
+    update public.leads l set next_fetch_at = now()
+    where l.status = 'fetch_pending'
+      and (l.next_fetch_at is null or l.next_fetch_at > now())
+      and (l.fetch_claimed_at is null
+           or l.fetch_claimed_at < now() - (public.meta_fetch_policy()).lease);
+    get diagnostics v_count = row_count;
+    if v_count > 0 then
+        perform public.log_event(
+            'meta', 'lead.retry_requested', 'ok',
+            v_count || ' fetch_pending leads made due now by an operator; the sweep fetches them.',
+            null, null, null, jsonb_build_object('leads', v_count));
+    end if;
+    return v_count;
+end
+$$;
+
+-- meta_pending_summary: what waits for a Graph fetch, for `make doctor`.
+create function public.meta_pending_summary()
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+    select jsonb_build_object(
+        'pending', count(*),
+        'due', count(*) filter (where l.next_fetch_at <= now()),
+        'credentials', count(*) filter (
+            where l.fetch_error_class in ('auth', 'permission', 'config')),
+        'parked', count(*) filter (where l.next_fetch_at is null))
+    from public.leads l where l.status = 'fetch_pending'
+$$;
+
+revoke all on function public.meta_pending_summary() from public, anon, authenticated;
+grant execute on function public.meta_pending_summary() to service_role;
+revoke all on function public.meta_retry_pending() from public, anon, authenticated;
+grant execute on function public.meta_retry_pending() to service_role;
 revoke all on function public.meta_fetch_policy() from public, anon, authenticated;
 revoke all on function public.meta_ingest(jsonb, jsonb, integer) from public, anon, authenticated;
 revoke all on function public.meta_claim_due(integer) from public, anon, authenticated;
