@@ -12,8 +12,11 @@ A fake is an ASGI app (:class:`FakeApi`) that answers its provider's routes in
   those of one W3C trace id;
 - ``PUT /_fake/script/{key}`` ``{"responses": [{"status", "body", "delay"}, …]}``: the answers to
   the next requests filed under ``key``, in order, before the fake's own answer comes back;
-- ``DELETE /_fake/requests``: forget the requests, the scripts and what :meth:`FakeApi.reset`
-  clears.
+- ``PUT /_fake/faults`` ``{"every": N, "status", "body", "delay"}``: from now on every Nth
+  provider request (of any key) gets that answer instead, for load and fault runs
+  (``{"every": 0}`` stops it);
+- ``DELETE /_fake/requests``: forget the requests, the scripts, the faults and what
+  :meth:`FakeApi.reset` clears.
 
 :class:`FakeClient` is the same control surface seen from a test.
 """
@@ -120,6 +123,8 @@ class FakeApi(RequestLog):
     def __init__(self) -> None:
         super().__init__()
         self.scripts: dict[str, list[dict[str, Any]]] = {}
+        self.faults: dict[str, Any] = {"every": 0}
+        self._served = itertools.count(1)
 
     def key(self, request: Request) -> str | None:
         """What the request is filed under in the log and the scripts (None: not recorded)."""
@@ -139,8 +144,12 @@ class FakeApi(RequestLog):
         if what == "requests" and method == "DELETE":
             self.requests.clear()
             self.scripts.clear()
+            self.faults = {"every": 0}
             self.reset()
             return Answer(200, {"cleared": True})
+        if what == "faults" and method == "PUT":
+            self.faults = {"every": int((data or {}).get("every", 0)), **(data or {})}
+            return Answer(200, self.faults)
         if what.startswith("script/") and method == "PUT":
             key = what.removeprefix("script/")
             self.scripts[key] = list((data or {}).get("responses", []))
@@ -160,6 +169,9 @@ class FakeApi(RequestLog):
             script = self.scripts.get(key)
             if script:
                 return Answer.scripted(script.pop(0))
+            every = self.faults["every"]
+            if every > 0 and next(self._served) % every == 0:
+                return Answer.scripted(self.faults)
         return self.handle(request, key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -228,6 +240,10 @@ class FakeClient:
 
     def reset(self) -> None:
         httpx.delete(f"{self.base}/_fake/requests").raise_for_status()
+
+    def faults(self, every: int, **answer: Any) -> None:
+        """Answer every ``every``-th provider request with ``answer`` (status, body, delay)."""
+        self.put("faults", {"every": every, **answer})
 
     def put(self, what: str, body: dict[str, Any]) -> Any:
         response = httpx.put(f"{self.base}/_fake/{what}", json=body)
