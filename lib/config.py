@@ -19,6 +19,7 @@ _NUMBERS = {
     "sweep_batch_size": int,
     "sweep_time_budget_seconds": float,
     "inline_fetch_limit": int,
+    "calendly_tolerance_seconds": float,
 }
 
 
@@ -32,6 +33,12 @@ class Config:
     meta_graph_url: str = "https://graph.facebook.com"
     meta_graph_version: str = "v25.0"
     internal_token: str | None = field(default=None, repr=False)
+    calendly_signing_key: str | None = field(default=None, repr=False)
+    calendly_api_token: str | None = field(default=None, repr=False)
+    calendly_api_url: str = "https://api.calendly.com"
+    # How far a Calendly-Webhook-Signature timestamp may be from now, either way (Calendly's own
+    # sample uses 3 minutes).
+    calendly_tolerance_seconds: float = 180.0
     default_phone_region: str = "US"
     http_timeout_seconds: float = 5.0
     # A batch of 1000 leadgen changes is about 250 kB; 1 MiB leaves room and stops abuse.

@@ -19,6 +19,7 @@ from tools.fake_api import FakeClient
 from tools.samples import meta_headers
 
 FIXTURES = Path(__file__).parent / "fixtures"
+CALENDLY_KEYS = ("calendly-test-signing-key-new", "calendly-test-signing-key-old")
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -106,7 +107,13 @@ def serve_functions(env: dict[str, str], log: Path) -> Functions:
 def functions(
     stack: local_stack.Stack, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Functions]:
-    env = {**stack.env, "HTTP_TIMEOUT_SECONDS": "1", "DEFAULT_PHONE_REGION": "US"}
+    env = {
+        **stack.env,
+        "HTTP_TIMEOUT_SECONDS": "1",
+        "DEFAULT_PHONE_REGION": "US",
+        # Two keys, as while one is rotated: the newest signs, both verify.
+        "CALENDLY_SIGNING_KEY": f"{CALENDLY_KEYS[0]}, {CALENDLY_KEYS[1]}",
+    }
     served = serve_functions(env, tmp_path_factory.mktemp("functions") / "functions.log")
     yield served
     served.process.terminate()
@@ -158,6 +165,7 @@ def _no_real_secrets_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 __all__ = [
+    "CALENDLY_KEYS",
     "FIXTURES",
     "Functions",
     "GraphFake",

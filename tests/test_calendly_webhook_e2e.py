@@ -1,0 +1,432 @@
+"""calendly_webhook end to end: functions-framework over real HTTP, the real database through the
+PostgREST stand-in. Payloads are shaped as Calendly documents them (PROVIDERS.md section 2.3);
+the older shape is Calendly's own OpenAPI example (tests/fixtures/calendly)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from lib.signatures import sign_calendly
+from tools.fake_api import FakeClient
+
+from .conftest import CALENDLY_KEYS, FIXTURES, Functions
+
+Conn = psycopg.Connection[Any]
+API = "https://api.calendly.com"
+
+
+def invitee_uri() -> str:
+    return f"{API}/scheduled_events/{uuid.uuid4()}/invitees/{uuid.uuid4()}"
+
+
+def invitee_event(
+    kind: str = "invitee.created",
+    *,
+    uri: str | None = None,
+    email: str | None = None,
+    name: str | None = "Zoë Test",
+    phone: str | None = None,
+    lead_id: str | None = None,
+    answers: list[dict[str, Any]] | None = None,
+    rescheduled: bool = False,
+    old_invitee: str | None = None,
+    new_invitee: str | None = None,
+    start: str = "2026-12-03T15:00:00.000000Z",
+) -> dict[str, Any]:
+    """An invitee.created / invitee.canceled event in the current documented shape."""
+    uri = uri or invitee_uri()
+    event_uri = uri.split("/invitees/")[0]
+    payload: dict[str, Any] = {
+        "uri": uri,
+        "email": email or f"{uuid.uuid4().hex[:10]}@example.com",
+        "first_name": None,
+        "last_name": None,
+        "name": name,
+        "status": "canceled" if kind == "invitee.canceled" else "active",
+        "questions_and_answers": answers or [],
+        "timezone": "Europe/Madrid",
+        "event": event_uri,
+        "created_at": "2026-11-28T10:00:00.000000Z",
+        "updated_at": "2026-11-28T10:00:00.000000Z",
+        "tracking": {
+            "utm_campaign": "spring",
+            "utm_source": "facebook",
+            "utm_medium": None,
+            "utm_content": lead_id,
+            "utm_term": None,
+            "salesforce_uuid": None,
+        },
+        "text_reminder_number": phone,
+        "rescheduled": rescheduled,
+        "old_invitee": old_invitee,
+        "new_invitee": new_invitee,
+        "cancel_url": f"https://calendly.com/cancellations/{uuid.uuid4()}",
+        "reschedule_url": f"https://calendly.com/reschedulings/{uuid.uuid4()}",
+        "routing_form_submission": None,
+        "payment": None,
+        "no_show": None,
+        "reconfirmation": None,
+        "scheduling_method": None,
+        "invitee_scheduled_by": None,
+        "scheduled_event": {
+            "uri": event_uri,
+            "name": "Discovery call",
+            "meeting_notes_plain": None,
+            "meeting_notes_html": None,
+            "status": "active",
+            "start_time": start,
+            "end_time": start.replace("15:00", "15:30"),
+            "event_type": f"{API}/event_types/{uuid.uuid4()}",
+            "location": {"type": "outbound_call", "location": phone},
+            "invitees_counter": {"total": 1, "active": 1, "limit": 1},
+            "created_at": "2026-11-28T10:00:00.000000Z",
+            "updated_at": "2026-11-28T10:00:00.000000Z",
+            "event_memberships": [{"user": f"{API}/users/AAAA", "user_email": "host@example.com"}],
+            "event_guests": [],
+        },
+    }
+    if kind == "invitee.canceled":
+        payload["cancellation"] = {
+            "canceled_by": "Zoë Test",
+            "reason": "Something came up",
+            "canceler_type": "invitee",
+            "created_at": "2026-11-28T11:00:00.000000Z",
+        }
+    return {
+        "created_at": "2026-11-28T10:00:01.000000Z",
+        "created_by": f"{API}/users/AAAA",
+        "event": kind,
+        "payload": payload,
+    }
+
+
+def post(
+    functions: Functions,
+    event: dict[str, Any] | bytes,
+    *,
+    key: str = CALENDLY_KEYS[0],
+    at: float | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    body = event if isinstance(event, bytes) else json.dumps(event).encode()
+    signature = sign_calendly(body, secret=key, timestamp=int(at or time.time()))
+    return httpx.post(
+        functions.url("calendly_webhook"),
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "Calendly-Webhook-Signature": signature,
+            **(headers or {}),
+        },
+        timeout=30,
+    )
+
+
+def appointment(db: Conn, uri: str) -> dict[str, Any] | None:
+    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return cur.execute(
+            "select * from appointments where calendly_invitee_uri = %s", (uri,)
+        ).fetchone()
+
+
+def lead_row(db: Conn, lead_id: Any) -> dict[str, Any]:
+    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        row = cur.execute("select * from leads where id = %s", (lead_id,)).fetchone()
+    assert row is not None
+    return row
+
+
+def new_lead(db: Conn, *, email: str | None = None, phone: str | None = None) -> str:
+    row = db.execute(
+        "insert into leads (source, status, email, phone) values ('manual', 'fetched', %s, %s) "
+        "returning id::text",
+        (email, phone),
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def unique_phone() -> str:
+    return "+1212555" + str(uuid.uuid4().int)[:4]
+
+
+# --- signatures ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "age", "accepted"),
+    [
+        (CALENDLY_KEYS[0], 0, True),
+        (CALENDLY_KEYS[1], 0, True),  # the key being rotated out still verifies
+        ("not-the-key", 0, False),
+        (CALENDLY_KEYS[0], 181, False),  # older than the 3-minute tolerance
+        (CALENDLY_KEYS[0], -181, False),  # from the future
+    ],
+)
+def test_signature_checked_with_rotation_and_tolerance(
+    functions: Functions, db: Conn, key: str, age: int, accepted: bool
+) -> None:
+    event = invitee_event()
+    response = post(functions, event, key=key, at=time.time() - age)
+    assert response.status_code == (200 if accepted else 401)
+    stored = appointment(db, event["payload"]["uri"])
+    assert (stored is not None) is accepted
+    if not accepted:
+        assert response.json()["error"]["code"] == "invalid_signature"
+
+
+def test_unsigned_event_401_nothing_stored(functions: Functions, db: Conn) -> None:
+    event = invitee_event()
+    response = httpx.post(functions.url("calendly_webhook"), json=event)
+    assert response.status_code == 401
+    assert appointment(db, event["payload"]["uri"]) is None
+
+
+# --- matching ----------------------------------------------------------------------------
+
+
+def test_created_with_lead_id_in_utm_content_ties_that_lead(functions: Functions, db: Conn) -> None:
+    lead_id = new_lead(db, email="someone.else@example.com")
+    event = invitee_event(lead_id=lead_id)
+    response = post(functions, event)
+    assert response.status_code == 200
+    assert response.json()["status"] == "recorded"
+    row = appointment(db, event["payload"]["uri"])
+    assert row is not None
+    assert (str(row["lead_id"]), row["matched_by"], row["status"]) == (
+        lead_id,
+        "tracking",
+        "active",
+    )
+    assert row["event_name"] == "Discovery call"
+    assert row["start_time"].isoformat() == "2026-12-03T15:00:00+00:00"
+    assert row["tracking"]["utm_source"] == "facebook"
+    assert lead_row(db, lead_id)["status"] == "booked"
+
+
+def test_created_matches_email_case_insensitively(functions: Functions, db: Conn) -> None:
+    email = f"Zoe.{uuid.uuid4().hex[:8]}@Example.com"
+    lead_id = new_lead(db, email=email.lower())
+    event = invitee_event(email=email.upper())
+    assert post(functions, event).json()["matched_by"] == "email"
+    row = appointment(db, event["payload"]["uri"])
+    assert row is not None and str(row["lead_id"]) == lead_id
+
+
+@pytest.mark.parametrize("where", ["text_reminder_number", "question"])
+def test_created_matches_phone(functions: Functions, db: Conn, where: str) -> None:
+    phone = unique_phone()
+    lead_id = new_lead(db, phone=phone)
+    national = f"({phone[2:5]}) {phone[5:8]}-{phone[8:]}"
+    if where == "text_reminder_number":
+        event = invitee_event(phone=national)
+    else:
+        answers = [{"question": "Your phone number", "answer": national, "position": 0}]
+        event = invitee_event(answers=answers)
+    assert post(functions, event).json()["matched_by"] == "phone"
+    row = appointment(db, event["payload"]["uri"])
+    assert row is not None and str(row["lead_id"]) == lead_id
+
+
+def test_created_without_a_match_creates_a_calendly_lead(functions: Functions, db: Conn) -> None:
+    event = invitee_event(phone="+34 612 34 56 78")
+    answer = post(functions, event).json()
+    assert answer["matched_by"] == "new_lead"
+    lead = lead_row(db, answer["lead_id"])
+    assert (lead["source"], lead["status"], lead["email"], lead["phone"]) == (
+        "calendly",
+        "booked",
+        event["payload"]["email"],
+        "+34612345678",
+    )
+
+
+def test_do_not_call_lead_stays_do_not_call(functions: Functions, db: Conn) -> None:
+    lead_id = new_lead(db)
+    db.execute("update leads set status = 'do_not_call' where id = %s", (lead_id,))
+    event = invitee_event(lead_id=lead_id)
+    assert post(functions, event).json()["lead_status"] == "do_not_call"
+    assert appointment(db, event["payload"]["uri"]) is not None
+
+
+# --- cancel, reschedule, no-show -------------------------------------------------------------
+
+
+def test_canceled_records_reason_and_who_and_cancels_the_lead(
+    functions: Functions, db: Conn
+) -> None:
+    lead_id = new_lead(db)
+    created = invitee_event(lead_id=lead_id)
+    uri = created["payload"]["uri"]
+    post(functions, created)
+    canceled = invitee_event("invitee.canceled", uri=uri, lead_id=lead_id)
+    assert post(functions, canceled).json()["lead_status"] == "canceled"
+    row = appointment(db, uri)
+    assert row is not None
+    assert (row["status"], row["rescheduled"], row["cancel_reason"]) == (
+        "canceled",
+        False,
+        "Something came up",
+    )
+    assert (row["canceled_by"], row["canceler_type"]) == ("Zoë Test", "invitee")
+
+
+@pytest.mark.parametrize("order", ["cancel_first", "created_first"])
+def test_reschedule_in_either_order_keeps_the_lead_booked(
+    functions: Functions, db: Conn, order: str
+) -> None:
+    lead_id = new_lead(db)
+    old_uri, new_uri = invitee_uri(), invitee_uri()
+    post(functions, invitee_event(uri=old_uri, lead_id=lead_id))
+    cancel = invitee_event(
+        "invitee.canceled", uri=old_uri, lead_id=lead_id, rescheduled=True, new_invitee=new_uri
+    )
+    created = invitee_event(
+        uri=new_uri, old_invitee=old_uri, start="2026-12-04T15:00:00.000000Z", email="x@y.zz"
+    )
+    first, second = (cancel, created) if order == "cancel_first" else (created, cancel)
+    assert post(functions, first).status_code == 200
+    assert lead_row(db, lead_id)["status"] == "booked"
+    assert post(functions, second).status_code == 200
+    old, new = appointment(db, old_uri), appointment(db, new_uri)
+    assert old is not None and new is not None
+    assert (old["status"], old["rescheduled"]) == ("canceled", True)
+    assert (new["status"], str(new["lead_id"]), new["matched_by"]) == (
+        "active",
+        lead_id,
+        "reschedule",
+    )
+    assert lead_row(db, lead_id)["status"] == "booked"
+
+
+def test_cancel_before_created_is_never_reactivated(functions: Functions, db: Conn) -> None:
+    lead_id = new_lead(db)
+    uri = invitee_uri()
+    post(functions, invitee_event("invitee.canceled", uri=uri, lead_id=lead_id))
+    post(functions, invitee_event(uri=uri, lead_id=lead_id))
+    row = appointment(db, uri)
+    assert row is not None and row["status"] == "canceled"
+    # Never seen booked, so not "canceled" either: the lead keeps its status (and stays callable).
+    assert lead_row(db, lead_id)["status"] == "fetched"
+
+
+def test_no_show_marked_and_unmarked(functions: Functions, db: Conn) -> None:
+    created = invitee_event()
+    uri = created["payload"]["uri"]
+    post(functions, created)
+    no_show = f"{API}/invitee_no_shows/{uuid.uuid4()}"
+    mark = {
+        "event": "invitee_no_show.created",
+        "created_at": "2026-12-03T16:00:00.000000Z",
+        "payload": {"uri": no_show, "invitee": uri, "created_at": "2026-12-03T16:00:00Z"},
+    }
+    assert post(functions, mark).json()["status"] == "recorded"
+    row = appointment(db, uri)
+    assert row is not None and row["no_show"] is True
+    unmark = {**mark, "event": "invitee_no_show.deleted"}
+    assert post(functions, unmark).json()["status"] == "recorded"
+    row = appointment(db, uri)
+    assert row is not None and (row["no_show"], row["no_show_at"]) == (False, None)
+
+
+def test_other_event_types_200_ignored(functions: Functions, db: Conn) -> None:
+    trace = uuid.uuid4().hex
+    event = {"event": "routing_form_submission.created", "payload": {"uri": trace}}
+    response = post(functions, event)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ignored", "event": "routing_form_submission.created"}
+
+
+# --- idempotency, round trips, shapes, poison -------------------------------------------------
+
+
+def test_redelivery_and_20_simultaneous_deliveries_change_nothing(
+    functions: Functions, db: Conn
+) -> None:
+    event = invitee_event()
+    uri = event["payload"]["uri"]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda _: post(functions, event), range(20)))
+    assert {a.status_code for a in answers} == {200}
+    assert sorted(a.json()["status"] for a in answers) == ["duplicate"] * 19 + ["recorded"]
+    assert post(functions, event).json()["status"] == "duplicate"
+    assert db.execute(
+        "select count(*) from appointments where calendly_invitee_uri = %s", (uri,)
+    ).fetchone() == (1,)
+    assert db.execute(
+        "select count(*) from webhook_events where provider = 'calendly' and external_id = %s",
+        (uri,),
+    ).fetchone() == (1,)
+    row = appointment(db, uri)
+    assert row is not None
+    assert db.execute("select count(*) from leads where id = %s", (row["lead_id"],)).fetchone() == (
+        1,
+    )
+
+
+def test_delivery_costs_one_database_round_trip(
+    functions: Functions, database_api: FakeClient
+) -> None:
+    trace = uuid.uuid4().hex
+    post(functions, invitee_event(), headers={"traceparent": f"00-{trace}-{'2' * 16}-01"})
+    assert [r["key"] for r in database_api.requests(trace=trace)] == ["calendly_record"]
+
+
+@pytest.mark.parametrize("kind", ["created", "canceled"])
+def test_older_payload_shape_recorded(functions: Functions, db: Conn, kind: str) -> None:
+    event = json.loads(
+        (FIXTURES / "calendly" / f"calendly_invitee_{kind}_openapi2024.json").read_text()
+    )
+    uri = invitee_uri()
+    event["payload"]["uri"] = uri
+    event["payload"]["email"] = f"{uuid.uuid4().hex[:8]}@example.com"
+    event["payload"]["name"] = None
+    response = post(functions, event)
+    assert response.status_code == 200
+    row = appointment(db, uri)
+    assert row is not None
+    assert row["status"] == ("active" if kind == "created" else "canceled")
+    assert row["start_time"] is None  # no scheduled_event in this shape
+
+
+def test_poisoned_values_cost_only_themselves(functions: Functions, db: Conn) -> None:
+    event = invitee_event(name="Zoë\u0000Bad")
+    event["payload"]["scheduled_event"]["start_time"] = "99999-01-01T00:00:00Z"
+    event["payload"]["questions_and_answers"] = [{"question": "x" * 10_000, "answer": ["no"]}]
+    body = (
+        json.dumps(event)
+        .encode()
+        .replace(b'"invitees_counter": {', b'"n": NaN, "invitees_counter": {')
+    )
+    response = post(functions, body)
+    assert response.status_code == 200
+    row = appointment(db, event["payload"]["uri"])
+    assert row is not None
+    assert row["invitee_name"] == "Zoë\ufffdBad"
+    assert row["start_time"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [(b"{nope", "malformed_json"), (b'{"payload": {}}', "invalid_payload")],
+)
+def test_malformed_body_400(functions: Functions, body: bytes, code: str) -> None:
+    response = post(functions, body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
+
+
+def test_created_without_invitee_uri_400(functions: Functions) -> None:
+    event = invitee_event()
+    event["payload"]["uri"] = "not a uri\u0000"
+    response = post(functions, event)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_payload"
