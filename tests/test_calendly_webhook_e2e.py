@@ -5,6 +5,9 @@ the older shape is Calendly's own OpenAPI example (tests/fixtures/calendly)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +19,9 @@ import pytest
 
 from lib.signatures import sign_calendly
 from tools.fake_api import FakeClient
+from tools.samples import leadgen_delivery, new_leadgen_id
 
-from .conftest import CALENDLY_KEYS, FIXTURES, Functions
+from .conftest import CALENDLY_KEYS, FIXTURES, Functions, GraphFake
 
 Conn = psycopg.Connection[Any]
 API = "https://api.calendly.com"
@@ -430,3 +434,42 @@ def test_created_without_invitee_uri_400(functions: Functions) -> None:
     response = post(functions, event)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_payload"
+
+
+# --- the lead's trail ------------------------------------------------------------------------
+
+
+def test_lead_trail_shows_receipt_fetch_booking_and_meeting_in_order(
+    functions: Functions, graph: GraphFake, db: Conn
+) -> None:
+    lid = new_leadgen_id()
+    email = f"trail.{uuid.uuid4().hex[:8]}@example.com"
+    node = {
+        "id": lid,
+        "field_data": [
+            {"name": "full_name", "values": ["Trail Lead"]},
+            {"name": "email", "values": [email]},
+        ],
+    }
+    graph.script(lid, lead=node)
+    assert functions.post_meta(leadgen_delivery(lid)).json()["fetched"] == 1
+    booked = post(functions, invitee_event(email=email)).json()
+    lead_id = booked["lead_id"]
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.logs", "--lead", lead_id[:8]],
+        env={**os.environ, "DATABASE_URL": functions.env["DATABASE_URL"]},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:4] == ["at", "(UTC)", "provider", "event"]
+    assert [line.split()[3] for line in lines[1:]] == [
+        "lead.received",
+        "lead.fetched",
+        "appointment.booked",
+        "meeting",
+    ]
+    assert "Discovery call (active)" in lines[-1]

@@ -1,6 +1,10 @@
-"""`make logs`: the latest integration_logs rows, newest first.
+"""`make logs`: the latest integration_logs rows, newest first; or one lead's whole trail.
 
     python -m tools.logs [--provider P] [--status S] [--limit N] [--json]
+    python -m tools.logs --lead LEAD_ID [--json]
+
+With ``--lead`` (a lead id, or its first 8 or more characters as the table shows them) it prints
+the ``lead_trail`` view for that lead, oldest first: its receipt, fetch, calls and meetings.
 
 Prints an aligned table (created_at in UTC, provider, event, status, error_code, external_id, the
 first 8 characters of lead_id, message), or one JSON object per row with ``--json`` (full lead_id,
@@ -48,6 +52,16 @@ limit %(limit)s
 """
 
 
+_TRAIL = """
+select at, provider, event, status, error_code, message, details, lead_id
+from public.lead_trail
+where lead_id = %(lead_id)s
+order by at nulls last
+"""
+_LEADS_LIKE = "select id from public.leads where id::text like %(prefix)s limit 2"
+TRAIL_COLUMNS = ("at", "provider", "event", "status", "error_code", "message")
+
+
 class LogsError(Exception):
     """The logs cannot be read (exit 2); the message says why."""
 
@@ -73,6 +87,26 @@ def fetch(
         ) from None
 
 
+def trail(database_url: str, lead: str) -> list[dict[str, Any]]:
+    """Every row of ``lead_trail`` for the lead ``lead`` (an id or an id's prefix), oldest first."""
+    prefix = lead.strip().lower()
+    if len(prefix) < 8 or not all(ch in "0123456789abcdef-" for ch in prefix):
+        raise LogsError(f"{lead!r} is not a lead id (give at least its first 8 characters)")
+    try:
+        with psycopg.connect(
+            database_url, connect_timeout=CONNECT_TIMEOUT_SECONDS, row_factory=dict_row
+        ) as conn:
+            leads = conn.execute(_LEADS_LIKE, {"prefix": prefix + "%"}).fetchall()
+            if len(leads) != 1:
+                found = "no lead" if not leads else "several leads"
+                raise LogsError(f"{found} with an id starting {prefix}")
+            return conn.execute(_TRAIL, {"lead_id": leads[0]["id"]}).fetchall()
+    except psycopg.Error as exc:
+        raise LogsError(
+            f"cannot read the database at {_where(database_url)}: {_first_line(exc)}"
+        ) from None
+
+
 def _where(database_url: str) -> str:
     """host:port/dbname of a connection string, never its password."""
     try:
@@ -91,18 +125,18 @@ def _cell(row: Mapping[str, Any], column: str) -> str:
     value = row[column]
     if value is None:
         return "-"
-    if column == "created_at":
+    if column in ("created_at", "at"):
         return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
     if column == "lead_id":
         return str(value)[:8]
     return " ".join(str(value).split())  # one line per row
 
 
-def table(rows: Sequence[Mapping[str, Any]]) -> str:
+def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = COLUMNS) -> str:
     """``rows`` as an aligned text table; the message, last, is never padded or cut."""
-    header = [f"{COLUMNS[0]} (UTC)", *COLUMNS[1:]]
-    cells = [header, *[[_cell(row, column) for column in COLUMNS] for row in rows]]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS) - 1)]
+    header = [f"{columns[0]} (UTC)", *columns[1:]]
+    cells = [header, *[[_cell(row, column) for column in columns] for row in rows]]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns) - 1)]
     return "\n".join(
         "  ".join(
             [*(text.ljust(width) for text, width in zip(line, widths, strict=False)), line[-1]]
@@ -141,6 +175,7 @@ def parser() -> argparse.ArgumentParser:
     result.add_argument("--status", choices=STATUSES, help="only this status")
     result.add_argument("--limit", type=_positive, default=20, help="rows (default %(default)s)")
     result.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    result.add_argument("--lead", help="one lead's whole trail (its id, or its first 8 characters)")
     return result
 
 
@@ -153,7 +188,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
                 "DATABASE_URL is not set: set it (supabase/.env or the environment; "
                 "`make dev` writes it to .local/dev.env)"
             )
-        rows = fetch(database_url, provider=args.provider, status=args.status, limit=args.limit)
+        if args.lead:
+            rows = trail(database_url, args.lead)
+        else:
+            rows = fetch(database_url, provider=args.provider, status=args.status, limit=args.limit)
     except LogsError as err:
         print(f"logs: {err}", file=sys.stderr)
         return 2
@@ -161,7 +199,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if rows:
             print(json_lines(rows))
     elif rows:
-        print(table(rows))
+        print(table(rows, TRAIL_COLUMNS if args.lead else COLUMNS))
     else:
         print("(no integration_logs rows match)")
     return 0

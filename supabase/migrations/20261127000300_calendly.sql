@@ -302,3 +302,31 @@ revoke all on function public.calendly_record(jsonb) from public, anon, authenti
 grant execute on function public.calendly_match_lead(text, uuid, text, text) to service_role;
 grant execute on function public.calendly_settle_lead(uuid) to service_role;
 grant execute on function public.calendly_record(jsonb) to service_role;
+
+-- lead_trail: everything that happened to a lead, in time order, readable in Supabase Studio
+-- (`select * from lead_trail where lead_id = '…' order by at`; `make logs LEAD=…`): every
+-- integration_logs row that names it (received, fetched, calls, bookings …) and each of its
+-- meetings at its scheduled time. The outbound-call work adds its calls here.
+create view public.lead_trail with (security_invoker = true) as
+    select g.lead_id, g.created_at as at, g.provider, g.event, g.status, g.error_code,
+           g.message, g.details
+    from public.integration_logs g
+    where g.lead_id is not null
+    union all
+    select a.lead_id, a.start_time, 'calendly', 'meeting',
+           case when a.status = 'active' and a.no_show then 'no_show' else a.status end,
+           null,
+           coalesce(a.event_name, 'A meeting') || ' (' || a.status
+               || case when a.rescheduled then ', rescheduled' else '' end
+               || case when a.no_show then ', no-show' else '' end || ')'
+               || coalesce(' with ' || a.invitee_name, ''),
+           jsonb_strip_nulls(jsonb_build_object('appointment_id', a.id,
+                                                'end_time', a.end_time, 'timezone', a.timezone))
+    from public.appointments a
+    where a.start_time is not null;
+
+comment on view public.lead_trail is
+    'For one lead: its receipt, fetch, calls and appointments in time order (filter on lead_id, order by at).';
+
+revoke all on public.lead_trail from public, anon, authenticated;
+grant select on public.lead_trail to service_role;
