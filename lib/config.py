@@ -20,6 +20,14 @@ _NUMBERS = {
     "sweep_time_budget_seconds": float,
     "inline_fetch_limit": int,
     "calendly_tolerance_seconds": float,
+    "elevenlabs_tolerance_seconds": float,
+    "place_call_timeout_seconds": float,
+    "call_max_attempts": int,
+    "call_sweep_batch_size": int,
+    "call_wait_voicemail_minutes": int,
+    "call_wait_no_answer_minutes": int,
+    "call_wait_busy_minutes": int,
+    "call_wait_failed_minutes": int,
 }
 
 
@@ -39,6 +47,37 @@ class Config:
     # How far a Calendly-Webhook-Signature timestamp may be from now, either way (Calendly's own
     # sample uses 3 minutes).
     calendly_tolerance_seconds: float = 180.0
+    elevenlabs_api_key: str | None = field(default=None, repr=False)
+    elevenlabs_agent_id: str | None = None
+    elevenlabs_phone_number_id: str | None = None
+    elevenlabs_webhook_secret: str | None = field(default=None, repr=False)
+    elevenlabs_api_url: str = "https://api.elevenlabs.io"
+    # twilio (POST /v1/convai/twilio/outbound-call) or sip_trunk (/v1/convai/sip-trunk/…).
+    elevenlabs_telephony: str = "twilio"
+    # ElevenLabs' own SDK refuses post-call webhooks older than 30 minutes.
+    elevenlabs_tolerance_seconds: float = 1800.0
+    # Where meta_webhook asks for a lead's call at once (the sweep covers a miss), and how long
+    # it waits for that answer.
+    place_call_url: str | None = None
+    place_call_timeout_seconds: float = 2.0
+    # The call rules: attempts per lead, calling hours in the lead's time zone (taken from the
+    # phone number, else CALL_DEFAULT_TIMEZONE), and the wait after each outcome.
+    call_max_attempts: int = 3
+    call_hours_start: str = "09:00"
+    call_hours_end: str = "20:00"
+    call_default_timezone: str = "America/New_York"
+    call_sweep_batch_size: int = 20
+    call_wait_voicemail_minutes: int = 120
+    call_wait_no_answer_minutes: int = 60
+    call_wait_busy_minutes: int = 15
+    call_wait_failed_minutes: int = 30
+    # Greeting words that give away a voicemail the agent did not hang up on (comma-separated).
+    voicemail_phrases: str = (
+        "deje su mensaje,deja tu mensaje,buzón de voz,buzon de voz,después de la señal,"
+        "despues de la señal,después del tono,no está disponible,no esta disponible,"
+        "leave a message,leave your message,after the tone,after the beep,voicemail,"
+        "is not available,cannot take your call,can't take your call"
+    )
     default_phone_region: str = "US"
     http_timeout_seconds: float = 5.0
     # A batch of 1000 leadgen changes is about 250 kB; 1 MiB leaves room and stops abuse.

@@ -137,10 +137,10 @@ def test_meta_complete_success_fills_lead(api: Database, db: Conn) -> None:
             ]
         },
     )
-    assert outcome == {"completed": 1, "failed": 0, "skipped": 0}
+    assert outcome == {"completed": 1, "failed": 0, "skipped": 0, "queued": [lead_id]}
     row = lead_row(db, lid)
     assert (row["status"], row["full_name"], row["phone"], row["ad_id"]) == (
-        "fetched",
+        "call_queued",
         "Zoë",
         "+14155552671",
         "9",

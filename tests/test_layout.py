@@ -114,4 +114,4 @@ def test_bundle_copy_serves_handshake_and_delivery(
     assert response.json()["fetched"] == 1
     with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
         row = conn.execute("select status from leads where meta_leadgen_id = %s", (lid,)).fetchone()
-    assert row == ("fetched",)
+    assert row == ("call_queued",)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from call_request import request_calls
 from graph import GraphClient, get_graph
 from lead_mapping import map_lead
 from leadgen import ParsedDelivery
@@ -74,7 +75,7 @@ def _complete(db: Database, results: list[dict[str, Any]]) -> dict[str, Any]:
     if not results:
         return {"completed": 0, "failed": 0, "skipped": 0}
     try:
-        return dict(db.rpc("meta_complete", {"p_results": results}))
+        outcome = dict(db.rpc("meta_complete", {"p_results": results}))
     except (DatabaseUnavailable, DatabaseError) as err:
         # The leads are stored and claimed: the sweep fetches them again after the lease, and a
         # redelivery would change nothing, so the delivery is still answered 200.
@@ -86,6 +87,8 @@ def _complete(db: Database, results: list[dict[str, Any]]) -> dict[str, Any]:
             leads=[r["lead_id"] for r in results],
         )
         return {"completed": 0, "failed": 0, "skipped": len(results)}
+    request_calls([str(lead_id) for lead_id in outcome.pop("queued", [])])
+    return outcome
 
 
 def process_delivery(db: Database, parsed: ParsedDelivery, *, inline_limit: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lib.errors import FailureClass, ProviderFailure
-from lib.phone import to_e164
+from lib.phone import time_zone, to_e164
 from lib.safejson import text
 
 _ANSWER_CHARS = 10_000  # longer answers are cut (Meta caps a custom answer far below this)
@@ -86,6 +86,7 @@ def map_lead(node: Mapping[str, Any], *, default_region: str) -> tuple[dict[str,
         "full_name": full_name.strip()[:500] if full_name else None,
         "email": email[:320] if email else None,
         "phone": phone,
+        "timezone": time_zone(phone),
         "answers": answers,
     }
     for key in _COLUMNS:

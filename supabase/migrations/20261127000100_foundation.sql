@@ -94,7 +94,10 @@ insert into public.lead_status_transitions (from_status, to_status)
 select f, t from (values
     ('fetch_pending', array['fetched', 'call_queued', 'booked', 'do_not_call']),
     ('fetched', array['call_queued', 'booked', 'do_not_call']),
-    ('call_queued', array['calling', 'fetched', 'booked', 'do_not_call']),
+    -- call_queued -> called/voicemail/no_answer: the late outcome of an attempt whose start
+    -- timed out (it may have gone through), after the lead was queued again.
+    ('call_queued', array['calling', 'called', 'voicemail', 'no_answer', 'fetched', 'booked',
+                          'do_not_call']),
     ('calling', array['called', 'voicemail', 'no_answer', 'call_queued', 'booked', 'do_not_call']),
     ('called', array['call_queued', 'booked', 'do_not_call']),
     ('voicemail', array['call_queued', 'booked', 'do_not_call']),
@@ -134,6 +137,9 @@ create table public.leads (
     submitted_at timestamptz,
     fetched_at timestamptz,
     fetch_claimed_at timestamptz,
+    timezone text,
+    call_attempts integer not null default 0,
+    next_call_at timestamptz,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
     constraint leads_meta_has_leadgen_id
@@ -146,10 +152,15 @@ comment on column public.leads.answers is
     'Every answer of the form: field name -> value (a string, or a list for multi-value answers).';
 comment on column public.leads.next_fetch_at is
     'When the sweep may (re)try the Graph fetch (while a fetch is claimed: when its lease ends); null = no automatic retry (see fetch_error).';
+comment on column public.leads.timezone is
+    'The lead''s time zone (from the phone number), for calling hours; null = CALL_DEFAULT_TIMEZONE.';
+comment on column public.leads.next_call_at is
+    'When the lead''s next call is due (status call_queued); null = no call planned.';
 comment on column public.leads.fetch_claimed_at is
     'When the Graph fetch in flight was claimed; null when none is.';
 
 create index leads_fetch_due on public.leads (next_fetch_at) where status = 'fetch_pending';
+create index leads_call_due on public.leads (next_call_at) where status = 'call_queued';
 create index leads_email on public.leads (lower(email)) where email is not null;
 create index leads_phone on public.leads (phone) where phone is not null;
 create index leads_created_at on public.leads (created_at desc);

@@ -184,7 +184,9 @@ $$;
 --             campaign_id, ad_name, campaign_name, platform, is_organic, form_id}, message,
 --             details, duration_ms}
 --   failure: {lead_id, ok: false, error_class, error_code, message, details, duration_ms}
--- A lead that is no longer fetch_pending is left as it is. Returns {completed, failed, skipped}.
+-- A lead that is no longer fetch_pending is left as it is. A completed lead with a phone is
+-- queued for its call (status call_queued, due now) in the same transaction. Returns
+-- {completed, failed, skipped, queued: [lead ids queued for a call]}.
 create function public.meta_complete(p_results jsonb)
 returns jsonb
 language plpgsql
@@ -201,6 +203,7 @@ declare
     v_completed integer := 0;
     v_failed integer := 0;
     v_skipped integer := 0;
+    v_queued jsonb := '[]'::jsonb;
 begin
     for v_item in select value from jsonb_array_elements(coalesce(p_results, '[]'::jsonb)) loop
         select * into v_row from public.leads l
@@ -215,8 +218,12 @@ begin
             -- One lead's answers that cannot be stored fail that lead only (a subtransaction).
             begin
                 v_lead := coalesce(v_item -> 'lead', '{}'::jsonb);
+                -- A lead with a phone is queued for its call in the same transaction.
                 update public.leads l set
-                    status = 'fetched',
+                    status = case when v_lead ->> 'phone' is not null then 'call_queued'
+                                  else 'fetched' end,
+                    next_call_at = case when v_lead ->> 'phone' is not null then now() end,
+                    timezone = v_lead ->> 'timezone',
                     full_name = v_lead ->> 'full_name',
                     email = v_lead ->> 'email',
                     phone = v_lead ->> 'phone',
@@ -241,6 +248,9 @@ begin
                     v_row.id, null, coalesce(v_item -> 'details', '{}'::jsonb),
                     public.int_or_null(v_item ->> 'duration_ms'));
                 v_completed := v_completed + 1;
+                if v_lead ->> 'phone' is not null then
+                    v_queued := v_queued || to_jsonb(v_row.id);
+                end if;
                 continue;
             exception when others then
                 get stacked diagnostics v_state = returned_sqlstate, v_error = message_text;
@@ -279,7 +289,8 @@ begin
             public.int_or_null(v_item ->> 'duration_ms'));
     end loop;
 
-    return jsonb_build_object('completed', v_completed, 'failed', v_failed, 'skipped', v_skipped);
+    return jsonb_build_object('completed', v_completed, 'failed', v_failed, 'skipped', v_skipped,
+                              'queued', v_queued);
 end
 $$;
 

@@ -116,7 +116,11 @@ begin
         select from public.lead_status_transitions t
         where t.from_status = v_status and t.to_status = v_target
     ) then
-        update public.leads l set status = v_target where l.id = p_lead_id;
+        -- Booked: nobody is called after booking (a queued call is dropped).
+        update public.leads l
+        set status = v_target,
+            next_call_at = case when v_target = 'booked' then null else l.next_call_at end
+        where l.id = p_lead_id;
         return v_target;
     end if;
     return v_status;
