@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)
 DEPS_STAMP := $(VENV)/.deps-stamp
 NPM_STAMP := node_modules/.npm-stamp
 
-.PHONY: help install dev test check lint format typecheck bench send-test-event logs sweep retry doctor clean
+.PHONY: help install dev test check lint format typecheck bench soak send-test-event logs sweep retry doctor calendly-subscribe clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n", $$1, $$2}'
@@ -50,11 +50,14 @@ check: lint typecheck test ## Format check, lint, types and tests
 bench: install ## Benchmark meta_webhook against a bare functions-framework function
 	$(PY) -m tools.bench $(BENCH_ARGS)
 
-send-test-event: install ## Post a signed leadgen delivery, like Meta's testing tool (URL=..., LEADGEN_ID=...)
-	$(PY) -m tools.send_event meta $(if $(URL),--url $(URL)) $(if $(LEADGEN_ID),--leadgen-id $(LEADGEN_ID))
+soak: install ## Load-and-fault run: 10,000 deliveries, SIGKILL, Postgres restart; fails on any loss (SOAK_ARGS=...)
+	$(PY) -m tools.soak $(SOAK_ARGS)
 
-logs: install ## Latest integration_logs rows (PROVIDER=meta STATUS=error LIMIT=50)
-	$(PY) -m tools.logs $(if $(PROVIDER),--provider $(PROVIDER)) $(if $(STATUS),--status $(STATUS)) $(if $(LIMIT),--limit $(LIMIT))
+send-test-event: install ## Post a signed test event: PROVIDER=meta (default; LEADGEN_ID=...), calendly or elevenlabs; URL=..., ARGS="..." (python -m tools.send_event PROVIDER --help)
+	$(PY) -m tools.send_event $(or $(PROVIDER),meta) $(if $(URL),--url $(URL)) $(if $(LEADGEN_ID),--leadgen-id $(LEADGEN_ID)) $(ARGS)
+
+logs: install ## Latest integration_logs rows (PROVIDER=meta STATUS=error LIMIT=50), or one lead's trail (LEAD=id)
+	$(PY) -m tools.logs $(if $(LEAD),--lead $(LEAD)) $(if $(PROVIDER),--provider $(PROVIDER)) $(if $(STATUS),--status $(STATUS)) $(if $(LIMIT),--limit $(LIMIT))
 
 sweep: install ## Run meta_webhook's sweep now, as the scheduler does (URL=... to target another)
 	$(PY) -m tools.sweep $(if $(URL),--url $(URL))
@@ -64,6 +67,10 @@ retry: install ## Fetch every pending lead now (after fixing a token or permissi
 
 doctor: install ## Check configuration, database, migrations and the Meta token
 	$(PY) -m tools.doctor
+
+calendly-subscribe: install ## Subscribe calendly_webhook to Calendly, key stored in supabase/.env (URL=... [SCOPE=organization|user] [RECREATE=1])
+	@test -n "$(URL)" || { echo "usage: make calendly-subscribe URL=<functions base>/calendly_webhook [SCOPE=organization|user] [RECREATE=1]" >&2; exit 2; }
+	$(PY) -m tools.calendly_subscribe --url "$(URL)" $(if $(SCOPE),--scope $(SCOPE)) $(if $(RECREATE),--recreate)
 
 clean: ## Remove the venv, node_modules and local state
 	rm -rf $(VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache

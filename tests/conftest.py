@@ -89,8 +89,8 @@ class Functions:
         )
 
 
-def serve_functions(env: dict[str, str], log: Path) -> Functions:
-    port = local_stack.free_port()
+def serve_functions(env: dict[str, str], log: Path, port: int | None = None) -> Functions:
+    port = port or local_stack.free_port()
     process = local_stack.spawn(
         "tools.serve",
         "--port",
@@ -103,18 +103,53 @@ def serve_functions(env: dict[str, str], log: Path) -> Functions:
     return Functions(base, env, process)
 
 
+ELEVENLABS = {
+    "ELEVENLABS_API_KEY": "sk_test_elevenlabs_key",
+    "ELEVENLABS_AGENT_ID": "agent_4101kf6gqfgpfrganck3s1m0ap3v",
+    "ELEVENLABS_PHONE_NUMBER_ID": "phnum_test_laura",
+    "ELEVENLABS_WEBHOOK_SECRET": "wsec_test_new, wsec_test_old",
+}
+
+
+@pytest.fixture(scope="session")
+def elevenlabs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The ElevenLabs fake (tools/elevenlabs_fake.py), served for the session."""
+    port = local_stack.free_port()
+    process = local_stack.spawn(
+        "tools.elevenlabs_fake",
+        "--port",
+        str(port),
+        env=ELEVENLABS,
+        log=tmp_path_factory.mktemp("elevenlabs") / "elevenlabs.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        local_stack.wait_until(local_stack.http_ok(f"{url}/health"), what="ElevenLabs fake")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def functions(
-    stack: local_stack.Stack, tmp_path_factory: pytest.TempPathFactory
+    stack: local_stack.Stack, elevenlabs_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Functions]:
+    port = local_stack.free_port()
     env = {
         **stack.env,
         "HTTP_TIMEOUT_SECONDS": "1",
         "DEFAULT_PHONE_REGION": "US",
         # Two keys, as while one is rotated: the newest signs, both verify.
         "CALENDLY_SIGNING_KEY": f"{CALENDLY_KEYS[0]}, {CALENDLY_KEYS[1]}",
+        **ELEVENLABS,
+        "ELEVENLABS_API_URL": elevenlabs_url,
+        "PLACE_CALL_URL": f"http://127.0.0.1:{port}/functions/v1/place_call",
+        # Calls at any hour, so tests do not depend on the clock (test_calls covers the hours).
+        "CALL_HOURS_START": "00:00",
+        "CALL_HOURS_END": "24:00",
     }
-    served = serve_functions(env, tmp_path_factory.mktemp("functions") / "functions.log")
+    served = serve_functions(env, tmp_path_factory.mktemp("functions") / "functions.log", port)
     yield served
     served.process.terminate()
     served.process.wait(timeout=10)
@@ -166,6 +201,7 @@ def _no_real_secrets_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 __all__ = [
     "CALENDLY_KEYS",
+    "ELEVENLABS",
     "FIXTURES",
     "Functions",
     "GraphFake",

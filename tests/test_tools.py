@@ -3,6 +3,7 @@ runs them: as subprocesses, with the stack's settings in the environment."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -16,9 +17,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from lib.signatures import verify_meta
-from tests.conftest import Functions, GraphFake
-from tools import doctor, graph_fake, send_event
+from lib.signatures import verify_calendly, verify_elevenlabs, verify_meta
+from tests.conftest import FIXTURES, Functions, GraphFake
+from tests.test_calendly_subscribe import CalendlyFake
+from tests.test_elevenlabs_client import AGENT_ID as ELEVENLABS_AGENT
+from tests.test_elevenlabs_client import KEY as ELEVENLABS_KEY
+from tests.test_elevenlabs_client import NUMBER_ID as ELEVENLABS_NUMBER_ID
+from tests.test_elevenlabs_client import ElevenLabsFake
+from tools import calendly_fake, calendly_subscribe, doctor, envfile, graph_fake, send_event
 from tools import stack as local_stack
 from tools.samples import new_leadgen_id
 
@@ -115,7 +121,7 @@ def test_send_event_meta_to_served_webhook_stores_new_lead(
     row = db.execute(
         "select status, page_id, form_id from leads where meta_leadgen_id = %s", [leadgen_id]
     ).fetchone()
-    assert row == ("fetched", "555000111", send_event.DEFAULT_FORM_ID)
+    assert row == ("calling", "555000111", send_event.DEFAULT_FORM_ID)
 
 
 def test_send_event_meta_wrong_secret_exits_1_with_401(
@@ -266,14 +272,18 @@ def test_logs_unreachable_database_exits_2() -> None:
 
 
 def test_doctor_test_stack_all_ok_exits_0(stack: local_stack.Stack, token: GraphFake) -> None:
-    result = run_tool("doctor", env=stack.env)
+    # Meta only: Calendly and ElevenLabs are not connected, and their checks are skipped.
+    result = run_tool(
+        "doctor", env={"CALENDLY_API_TOKEN": "", "ELEVENLABS_API_KEY": "", **stack.env}
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == len(doctor.CHECKS)
     # Leads of other tests may wait on a token error: that line is a warning at most.
     assert all(
-        line.startswith("ok   ") or line.startswith("warn pending leads:") for line in lines
+        line.startswith(("ok   ", "warn pending leads:", "skip Calendly ", "skip ElevenLabs "))
+        for line in lines
     ), result.stdout
 
 
@@ -448,3 +458,640 @@ def test_sweep_tool_wrong_token_exits_1(functions: Functions) -> None:
     result = run_tool("sweep", "--url", url, env={**functions.env, "INTERNAL_TOKEN": "wrong"})
     assert result.returncode == 1
     assert "HTTP 401" in result.stdout
+
+
+# --- send_event calendly ---------------------------------------------------------------------
+
+
+def test_send_event_calendly_signed_with_the_first_key_carries_the_lead() -> None:
+    lead_id = str(uuid.uuid4())
+    args = send_event.parser().parse_args(
+        ["calendly", "--lead-id", lead_id, "--email", "a@example.com", "--phone", "+1 404-555-1234"]
+    )
+    request = send_event.build_calendly(args, {"CALENDLY_SIGNING_KEY": "new-key, old-key"})
+
+    verify_calendly(request.body, request.headers, secrets=["new-key"], now=time.time())
+    event = json.loads(request.body)
+    assert event["event"] == "invitee.created"
+    payload = event["payload"]
+    assert payload["tracking"]["utm_content"] == lead_id
+    assert (payload["email"], payload["text_reminder_number"]) == (
+        "a@example.com",
+        "+1 404-555-1234",
+    )
+    assert (payload["status"], payload["rescheduled"], payload["old_invitee"]) == (
+        "active",
+        False,
+        None,
+    )
+    assert "cancellation" not in payload
+    assert request.url == "http://127.0.0.1:8080/functions/v1/calendly_webhook"
+
+
+def test_send_event_calendly_canceled_rescheduled_names_the_new_invitee() -> None:
+    args = send_event.parser().parse_args(
+        ["calendly", "--event", "canceled", "--rescheduled", "--other-invitee", "https://x/new"]
+    )
+    request = send_event.build_calendly(args, {"CALENDLY_SIGNING_KEY": "k", "PORT": "9999"})
+
+    event = json.loads(request.body)
+    payload = event["payload"]
+    assert event["event"] == "invitee.canceled"
+    assert (payload["status"], payload["rescheduled"], payload["new_invitee"]) == (
+        "canceled",
+        True,
+        "https://x/new",
+    )
+    assert payload["cancellation"]["canceler_type"] == "invitee"
+    assert request.url == "http://127.0.0.1:9999/functions/v1/calendly_webhook"
+    assert "rescheduled to https://x/new" in request.summary
+
+
+def keys_by_level(event: dict[str, Any]) -> dict[str, set[str]]:
+    payload = event["payload"]
+    levels = {
+        "envelope": set(event),
+        "payload": set(payload),
+        "tracking": set(payload["tracking"]),
+        "scheduled_event": set(payload["scheduled_event"]),
+        "location": {"type"},
+        "membership": set(payload["scheduled_event"]["event_memberships"][0]),
+    }
+    if "cancellation" in payload:
+        levels["cancellation"] = set(payload["cancellation"])
+    return levels
+
+
+@pytest.mark.parametrize("kind", ["created", "canceled"])
+def test_calendly_samples_have_every_field_of_calendlys_example(kind: str) -> None:
+    documented = json.loads(
+        (FIXTURES / "calendly" / f"calendly_invitee_{kind}_docs.json").read_text()
+    )
+    args = send_event.parser().parse_args(["calendly", "--event", kind])
+    built = json.loads(send_event.build_calendly(args, {"CALENDLY_SIGNING_KEY": "k"}).body)
+
+    ours = keys_by_level(built)
+    for level, keys in keys_by_level(documented).items():
+        assert keys <= ours[level], f"{level} lacks {keys - ours[level]}"
+
+
+def test_send_event_calendly_no_key_exits_2() -> None:
+    result = run_tool(
+        "send_event", "calendly", "--url", dead_url(), env={"CALENDLY_SIGNING_KEY": ""}
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("send_event: CALENDLY_SIGNING_KEY is not set: ")
+
+
+def test_send_event_calendly_to_served_webhook_ties_the_booking_to_the_lead(
+    functions: Functions, db: psycopg.Connection[Any]
+) -> None:
+    row = db.execute(
+        "insert into leads (source, status, email) values ('manual', 'fetched', %s) "
+        "returning id::text",
+        [f"{uuid.uuid4().hex[:10]}@example.com"],
+    ).fetchone()
+    assert row is not None
+    invitee = f"https://api.calendly.com/scheduled_events/{uuid.uuid4()}/invitees/{uuid.uuid4()}"
+    url = functions.url("calendly_webhook")
+
+    result = run_tool(
+        "send_event",
+        "calendly",
+        *("--url", url, "--lead-id", row[0], "--invitee-uri", invitee),
+        env=functions.env,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HTTP 200" in result.stdout
+    stored = db.execute(
+        "select lead_id::text from appointments where calendly_invitee_uri = %s", [invitee]
+    ).fetchone()
+    assert stored == (row[0],)
+
+
+# --- doctor: Calendly ------------------------------------------------------------------------
+
+CALENDLY_TOKEN = "calendly-doctor-token"
+CALENDLY_URL = "https://example.test/functions/v1/calendly_webhook"
+CALENDLY_CHECKS = (
+    doctor.check_calendly_token,
+    doctor.check_calendly_subscription,
+    doctor.check_calendly_retries,
+)
+
+
+@pytest.fixture(scope="module")
+def calendly_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalendlyFake]:
+    log = tmp_path_factory.mktemp("calendly") / "calendly-fake.log"
+    with calendly_fake.served(token=CALENDLY_TOKEN, log=log) as base:
+        client = CalendlyFake(base)
+        yield client
+        client.http.close()
+
+
+@pytest.fixture
+def calendly(calendly_api: CalendlyFake, tmp_path: Path) -> dict[str, str]:
+    """The fake, subscribed to CALENDLY_URL by `make calendly-subscribe`'s code: the settings
+    the doctor then reads (token, API URL, the stored key and URL)."""
+    calendly_api.reset()
+    env_file = tmp_path / ".env"
+    settings = {"CALENDLY_API_TOKEN": CALENDLY_TOKEN, "CALENDLY_API_URL": calendly_api.base}
+    code = calendly_subscribe.main(
+        ["--url", CALENDLY_URL, "--env-file", str(env_file)],
+        settings,
+        out=io.StringIO(),
+        err=io.StringIO(),
+        http=calendly_api.http,
+    )
+    assert code == 0
+    return {**settings, **envfile.read(env_file)}
+
+
+def calendly_results(env: Mapping[str, str]) -> list[doctor.Result]:
+    with doctor.Context(env) as ctx:
+        return [check(ctx) for check in CALENDLY_CHECKS]
+
+
+def test_doctor_calendly_not_connected_skips_its_checks() -> None:
+    results = calendly_results({"CALENDLY_WEBHOOK_URL": CALENDLY_URL})
+
+    assert [r.status for r in results] == [doctor.SKIP] * 3
+    assert all("CALENDLY_API_TOKEN is not set" in r.message for r in results)
+
+
+def test_doctor_calendly_connected_all_ok_exits_0(
+    stack: local_stack.Stack, token: GraphFake, calendly: dict[str, str]
+) -> None:
+    result = run_tool("doctor", env={**stack.env, **calendly})
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if line[5:].startswith("Calendly ")]
+    assert [line.split(":")[0] for line in lines] == [
+        "ok   Calendly token",
+        "ok   Calendly subscription",
+        "ok   Calendly deliveries",
+    ]
+    assert lines[1] == (
+        f"ok   Calendly subscription: active for {CALENDLY_URL} (scope organization, 4 events)"
+    )
+
+
+def hours_ago(hours: float) -> str:
+    moment = time.time() - hours * 3600
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(moment))
+
+
+SUBSCRIBE = f"`make calendly-subscribe URL={CALENDLY_URL}"
+
+
+@pytest.mark.parametrize(
+    ("problem", "expected"),
+    [
+        (
+            "wrong_token",
+            [
+                (
+                    "FAIL",
+                    "Calendly token: Calendly refused the token while reading the current "
+                    'user (HTTP 401: "The access token is invalid"). CALENDLY_API_TOKEN is invalid '
+                    "or revoked: create a personal access token in Calendly > Integrations > API & "
+                    "Webhooks.",
+                ),
+                ("skip", "Calendly subscription: not checked, the Calendly token does not work"),
+                ("skip", "Calendly deliveries: not checked, the Calendly token does not work"),
+            ],
+        ),
+        (
+            "no_url",
+            [
+                ("ok", "Calendly token: works"),
+                ("FAIL", "Calendly subscription: CALENDLY_WEBHOOK_URL is not set"),
+                ("skip", "Calendly deliveries: not checked (above)"),
+            ],
+        ),
+        (
+            "no_subscription",
+            [
+                ("ok", "Calendly token: works"),
+                (
+                    "FAIL",
+                    f"Calendly subscription: none for {CALENDLY_URL}: no booking reaches "
+                    f"calendly_webhook; run {SUBSCRIBE}`",
+                ),
+                ("skip", "Calendly deliveries: not checked, no active subscription"),
+            ],
+        ),
+        (
+            "disabled",
+            [
+                ("ok", "Calendly token: works"),
+                ("FAIL", "Calendly subscription: "),
+                ("skip", "Calendly deliveries: not checked, no active subscription"),
+            ],
+        ),
+        (
+            "no_key",
+            [
+                ("ok", "Calendly token: works"),
+                ("FAIL", "Calendly subscription: active, but CALENDLY_SIGNING_KEY is not set"),
+                ("ok", "Calendly deliveries: none failing"),
+            ],
+        ),
+        (
+            "retrying",
+            [
+                ("ok", "Calendly token: works"),
+                ("ok", "Calendly subscription: active"),
+                ("warn", "Calendly deliveries: Calendly is retrying failed deliveries since "),
+            ],
+        ),
+        (
+            "recovered",
+            [
+                ("ok", "Calendly token: works"),
+                ("ok", "Calendly subscription: active"),
+                ("ok", "Calendly deliveries: retries began "),
+            ],
+        ),
+    ],
+)
+def test_doctor_calendly_problem_says_what_to_run(
+    calendly_api: CalendlyFake,
+    calendly: dict[str, str],
+    problem: str,
+    expected: list[tuple[str, str]],
+) -> None:
+    env = dict(calendly)
+    [subscription] = calendly_api.subscriptions()
+    if problem == "wrong_token":
+        env["CALENDLY_API_TOKEN"] = "revoked-token"
+    elif problem == "no_url":
+        del env["CALENDLY_WEBHOOK_URL"]
+    elif problem == "no_subscription":
+        calendly_api.reset()
+    elif problem == "disabled":
+        calendly_api.change(subscription["uri"], state="disabled")
+    elif problem == "no_key":
+        del env["CALENDLY_SIGNING_KEY"]
+    elif problem == "retrying":
+        calendly_api.change(subscription["uri"], retry_started_at=hours_ago(3))
+    elif problem == "recovered":
+        calendly_api.change(subscription["uri"], retry_started_at=hours_ago(30))
+
+    results = calendly_results(env)
+
+    assert [
+        (r.status, r.message[: len(text)]) for r, (_, text) in zip(results, expected, strict=True)
+    ] == [(status, text) for status, text in expected], results
+    failed = [r.message for r in results if r.status in (doctor.FAIL, doctor.WARN)]
+    for message in failed:
+        if problem != "wrong_token":
+            assert "make calendly-subscribe URL=" in message, message
+    if problem == "disabled":
+        assert results[1].message.endswith(
+            f"is disabled: Calendly delivers nothing to it (it disables a subscription after 24 h "
+            f"of failed deliveries). Fix the endpoint (`make logs PROVIDER=calendly`), then run "
+            f"{SUBSCRIBE}` (it re-creates it with a new key)"
+        )
+    if problem == "retrying":
+        assert "(3 h ago); after 24 h without a successful one it disables" in results[2].message
+
+
+# --- send_event elevenlabs -------------------------------------------------------------------
+
+
+def test_send_event_elevenlabs_voicemail_transcription_verifies_with_first_secret() -> None:
+    lead_id = str(uuid.uuid4())
+    args = send_event.parser().parse_args(
+        ["elevenlabs", "--lead-id", lead_id, "--conversation-id", "conv_x", "--voicemail"]
+    )
+    env = {"ELEVENLABS_WEBHOOK_SECRET": "wsec_new, wsec_old", "PORT": "9999"}
+
+    request = send_event.build_elevenlabs(args, env)
+
+    verify_elevenlabs(request.body, request.headers, secrets=["wsec_new"], now=time.time())
+    event = json.loads(request.body)
+    assert event["type"] == "post_call_transcription"
+    data = event["data"]
+    assert data["conversation_id"] == "conv_x"
+    assert data["conversation_initiation_client_data"]["dynamic_variables"]["lead_id"] == lead_id
+    [result] = data["transcript"][-1]["tool_results"]
+    assert result["result"]["result_type"] == "voicemail_detection_success"
+    assert request.url == "http://127.0.0.1:9999/functions/v1/place_call/webhook"
+    assert request.summary == (
+        f"elevenlabs post_call_transcription voicemail_detection conversation_id=conv_x "
+        f"lead_id={lead_id}"
+    )
+
+
+def test_send_event_elevenlabs_initiation_failure_sip_without_lead() -> None:
+    args = send_event.parser().parse_args(
+        ["elevenlabs", "--type", "initiation-failure", "--failure-reason", "no-answer"]
+    )
+    env = {"ELEVENLABS_WEBHOOK_SECRET": "wsec", "ELEVENLABS_TELEPHONY": "sip_trunk"}
+
+    request = send_event.build_elevenlabs(args, env)
+
+    verify_elevenlabs(request.body, request.headers, secrets=["wsec"], now=time.time())
+    data = json.loads(request.body)["data"]
+    assert data["failure_reason"] == "no-answer"
+    assert data["metadata"]["type"] == "sip"
+    assert data["conversation_id"].startswith("conv_")
+    assert "conversation_initiation_client_data" not in data
+
+
+def test_send_event_elevenlabs_audio_signed() -> None:
+    args = send_event.parser().parse_args(["elevenlabs", "--type", "audio", "--secret", "s"])
+
+    request = send_event.build_elevenlabs(args, {})
+
+    verify_elevenlabs(request.body, request.headers, secrets=["s"], now=time.time())
+    assert json.loads(request.body)["data"].keys() == {"agent_id", "conversation_id", "full_audio"}
+
+
+def test_send_event_elevenlabs_no_secret_exits_2() -> None:
+    result = run_tool(
+        "send_event", "elevenlabs", "--url", dead_url(), env={"ELEVENLABS_WEBHOOK_SECRET": ""}
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("send_event: ELEVENLABS_WEBHOOK_SECRET is not set")
+
+
+# --- doctor: ElevenLabs ----------------------------------------------------------------------
+
+ELEVENLABS_CHECKS = (
+    doctor.check_elevenlabs_key,
+    doctor.check_elevenlabs_credits,
+    doctor.check_elevenlabs_agent,
+    doctor.check_elevenlabs_phone_number,
+    doctor.check_elevenlabs_webhook_secret,
+)
+
+
+@pytest.fixture(scope="module")
+def elevenlabs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElevenLabsFake]:
+    port = local_stack.free_port()
+    env = {
+        "ELEVENLABS_API_KEY": ELEVENLABS_KEY,
+        "ELEVENLABS_AGENT_ID": ELEVENLABS_AGENT,
+        "ELEVENLABS_PHONE_NUMBER_ID": ELEVENLABS_NUMBER_ID,
+    }
+    log = tmp_path_factory.mktemp("elevenlabs") / "fake.log"
+    process = local_stack.spawn("tools.elevenlabs_fake", "--port", str(port), env=env, log=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        local_stack.wait_until(local_stack.http_ok(f"{base}/health"), what="the ElevenLabs fake")
+        yield ElevenLabsFake(base)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def elevenlabs(elevenlabs_server: ElevenLabsFake) -> Iterator[ElevenLabsFake]:
+    """The ElevenLabs fake, its plan, agent and number restored after the test changes them."""
+    elevenlabs_server.reset()
+    yield elevenlabs_server
+    elevenlabs_server.reset()
+
+
+def elevenlabs_env(fake: ElevenLabsFake, **changes: str) -> dict[str, str]:
+    return {
+        "ELEVENLABS_API_KEY": ELEVENLABS_KEY,
+        "ELEVENLABS_API_URL": fake.base,
+        "ELEVENLABS_AGENT_ID": ELEVENLABS_AGENT,
+        "ELEVENLABS_PHONE_NUMBER_ID": ELEVENLABS_NUMBER_ID,
+        "ELEVENLABS_WEBHOOK_SECRET": "wsec_test",
+        **changes,
+    }
+
+
+def elevenlabs_results(env: Mapping[str, str]) -> list[doctor.Result]:
+    with doctor.Context(env) as ctx:
+        return [check(ctx) for check in ELEVENLABS_CHECKS]
+
+
+def test_doctor_elevenlabs_not_connected_skips_each_check() -> None:
+    results = elevenlabs_results({"ELEVENLABS_AGENT_ID": ELEVENLABS_AGENT})
+
+    assert [r.status for r in results] == [doctor.SKIP] * len(ELEVENLABS_CHECKS)
+    assert all(
+        r.message.endswith(
+            ": not checked, ELEVENLABS_API_KEY is not set (ElevenLabs not connected)"
+        )
+        for r in results
+    ), results
+
+
+def test_doctor_elevenlabs_fake_every_check_ok(elevenlabs: ElevenLabsFake) -> None:
+    results = elevenlabs_results(elevenlabs_env(elevenlabs))
+
+    assert results == [
+        (doctor.OK, "ElevenLabs API key: works (plan creator, status active)"),
+        (doctor.OK, "ElevenLabs credits: 99,000 left of 100,000; the plan renews on 2025-01-31"),
+        (
+            doctor.OK,
+            f"ElevenLabs agent: Laura ({ELEVENLABS_AGENT}) exists, with voicemail_detection",
+        ),
+        (doctor.OK, f"ElevenLabs phone number: {ELEVENLABS_NUMBER_ID} is +17863212663 (twilio)"),
+        (
+            doctor.OK,
+            "ElevenLabs webhook secret: set (1 secret; post-call webhooks to place_call/webhook "
+            "are verified with it)",
+        ),
+    ]
+
+
+def test_doctor_elevenlabs_wrong_key_fails_once_skips_the_rest(elevenlabs: ElevenLabsFake) -> None:
+    results = elevenlabs_results(elevenlabs_env(elevenlabs, ELEVENLABS_API_KEY="sk_wrong"))
+
+    assert [r.status for r in results] == [
+        doctor.FAIL,
+        doctor.SKIP,
+        doctor.SKIP,
+        doctor.SKIP,
+        doctor.OK,
+    ]
+    assert "ELEVENLABS_API_KEY is invalid or revoked: create an API key in ElevenLabs" in (
+        results[0].message
+    )
+    assert results[2].message == (
+        "ElevenLabs agent: not checked, the ElevenLabs API key does not work"
+    )
+
+
+def test_doctor_elevenlabs_key_without_user_read_warns(elevenlabs: ElevenLabsFake) -> None:
+    refused = {
+        "status": 401,
+        "body": {
+            "detail": {
+                "status": "missing_permissions",
+                "message": "The API key you used is missing the permission user_read to execute "
+                "this operation.",
+            }
+        },
+    }
+    elevenlabs.script("/v1/user/subscription", refused, refused)
+
+    key, credits, agent, *_ = elevenlabs_results(elevenlabs_env(elevenlabs))
+
+    assert key.status == doctor.WARN
+    assert "missing the permission user_read" in key.message
+    assert key.message.endswith("give the key User: Read in ElevenLabs > Developers > API Keys")
+    assert credits.status == doctor.SKIP
+    assert agent.status == doctor.OK
+
+
+@pytest.mark.parametrize(
+    ("used", "minimum", "status", "text"),
+    [
+        (
+            95_000,
+            None,
+            doctor.WARN,
+            "5,000 left of 100,000; the plan renews on 2025-01-31, under ELEVENLABS_MIN_CREDITS "
+            "(10,000); top up in ElevenLabs > Subscription before calls start failing",
+        ),
+        (95_000, "1000", doctor.OK, "5,000 left of 100,000; the plan renews on 2025-01-31"),
+        (
+            100_000,
+            None,
+            doctor.FAIL,
+            "none left (0 left of 100,000; the plan renews on 2025-01-31): every call fails until "
+            "you top up in ElevenLabs > Subscription (or raise the plan)",
+        ),
+        (1_000, "plenty", doctor.WARN, "ELEVENLABS_MIN_CREDITS is not a whole number"),
+    ],
+    ids=["low", "over_custom_minimum", "none_left", "bad_minimum"],
+)
+def test_doctor_elevenlabs_credits_against_minimum(
+    elevenlabs: ElevenLabsFake, used: int, minimum: str | None, status: str, text: str
+) -> None:
+    elevenlabs.put("subscription", {"character_count": used, "character_limit": 100_000})
+    env = elevenlabs_env(elevenlabs, **({"ELEVENLABS_MIN_CREDITS": minimum} if minimum else {}))
+
+    with doctor.Context(env) as ctx:
+        result = doctor.check_elevenlabs_credits(ctx)
+
+    assert result.status == status
+    assert text in result.message
+
+
+@pytest.mark.parametrize(("mode", "status"), [("tool", doctor.OK), (None, doctor.FAIL)])
+def test_doctor_elevenlabs_agent_voicemail_detection(
+    elevenlabs: ElevenLabsFake, mode: str | None, status: str
+) -> None:
+    elevenlabs.put("agent", {"voicemail_detection": mode})
+
+    with doctor.Context(elevenlabs_env(elevenlabs)) as ctx:
+        result = doctor.check_elevenlabs_agent(ctx)
+
+    assert result.status == status
+    if status == doctor.FAIL:
+        assert result.message == (
+            f"ElevenLabs agent: Laura ({ELEVENLABS_AGENT}) does not have voicemail_detection, so "
+            "a call that reaches a voicemail talks to the greeting and counts as answered; "
+            "enable Voicemail detection in ElevenLabs > Agents > the agent > Tools > System tools"
+        )
+
+
+@pytest.mark.parametrize(
+    ("changes", "text"),
+    [
+        ({"ELEVENLABS_AGENT_ID": "agent_other"}, "check ELEVENLABS_AGENT_ID (ElevenLabs > Agents"),
+        ({"ELEVENLABS_AGENT_ID": ""}, "ELEVENLABS_AGENT_ID is not set, so no call can be placed"),
+    ],
+    ids=["unknown", "unset"],
+)
+def test_doctor_elevenlabs_agent_id_problem_fails(
+    elevenlabs: ElevenLabsFake, changes: dict[str, str], text: str
+) -> None:
+    with doctor.Context(elevenlabs_env(elevenlabs, **changes)) as ctx:
+        result = doctor.check_elevenlabs_agent(ctx)
+
+    assert result.status == doctor.FAIL
+    assert text in result.message
+
+
+@pytest.mark.parametrize(
+    ("number", "changes", "status", "text"),
+    [
+        (
+            {"phone_number": "+13055550100"},
+            {},
+            doctor.WARN,
+            f"{ELEVENLABS_NUMBER_ID} is +13055550100, not +17863212663: leads see +13055550100 "
+            "calling. Set ELEVENLABS_PHONE_NUMBER_ID to the id of +17863212663",
+        ),
+        (
+            {"phone_number": "+13055550100"},
+            {"ELEVENLABS_PHONE_NUMBER": "+13055550100"},
+            doctor.OK,
+            "is +13055550100 (twilio)",
+        ),
+        ({"supports_outbound": False}, {}, doctor.FAIL, "cannot place outbound calls"),
+        (
+            {},
+            {"ELEVENLABS_TELEPHONY": "sip_trunk"},
+            doctor.FAIL,
+            "is a twilio number but ELEVENLABS_TELEPHONY is sip_trunk; set "
+            "ELEVENLABS_TELEPHONY=twilio",
+        ),
+        (
+            {},
+            {"ELEVENLABS_PHONE_NUMBER_ID": "phnum_other"},
+            doctor.FAIL,
+            "check ELEVENLABS_PHONE_NUMBER_ID",
+        ),
+        (
+            {},
+            {"ELEVENLABS_PHONE_NUMBER_ID": ""},
+            doctor.FAIL,
+            "ELEVENLABS_PHONE_NUMBER_ID is not set, so no call can be placed; copy the id of "
+            "+17863212663 from ElevenLabs > Phone Numbers",
+        ),
+    ],
+    ids=["other_number", "expected_other_number", "no_outbound", "telephony", "unknown", "unset"],
+)
+def test_doctor_elevenlabs_phone_number(
+    elevenlabs: ElevenLabsFake,
+    number: dict[str, Any],
+    changes: dict[str, str],
+    status: str,
+    text: str,
+) -> None:
+    if number:
+        elevenlabs.put("phone_number", number)
+
+    with doctor.Context(elevenlabs_env(elevenlabs, **changes)) as ctx:
+        result = doctor.check_elevenlabs_phone_number(ctx)
+
+    assert result.status == status
+    assert text in result.message
+
+
+def test_doctor_elevenlabs_webhook_secret_unset_fails(elevenlabs: ElevenLabsFake) -> None:
+    with doctor.Context(elevenlabs_env(elevenlabs, ELEVENLABS_WEBHOOK_SECRET="")) as ctx:
+        result = doctor.check_elevenlabs_webhook_secret(ctx)
+
+    assert result.status == doctor.FAIL
+    assert "ELEVENLABS_WEBHOOK_SECRET is not set, so every post-call webhook is refused" in (
+        result.message
+    )
+    assert "<functions base>/place_call/webhook" in result.message
+
+
+def test_doctor_elevenlabs_connected_test_stack_exits_0(
+    stack: local_stack.Stack, token: GraphFake, elevenlabs: ElevenLabsFake
+) -> None:
+    result = run_tool(
+        "doctor", env={"CALENDLY_API_TOKEN": "", **stack.env, **elevenlabs_env(elevenlabs)}
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if " ElevenLabs " in line]
+    assert len(lines) == len(ELEVENLABS_CHECKS)
+    assert all(line.startswith("ok   ElevenLabs ") for line in lines), result.stdout

@@ -1,4 +1,5 @@
-"""`make doctor`: check the configuration, the database, the migrations and the Meta token.
+"""`make doctor`: check the configuration, the database, the migrations, the Meta token and, when
+CALENDLY_API_TOKEN is set, the Calendly token and subscription.
 
     python -m tools.doctor
 
@@ -24,10 +25,12 @@ from typing import Any, NamedTuple
 import httpx
 import psycopg
 
+from elevenlabs import ElevenLabsClient
 from graph import GraphClient
 from lib.config import Config
 from lib.db import Database
-from lib.errors import AppError, ConfigError, ProviderFailure
+from lib.errors import AppError, ConfigError, FailureClass, ProviderFailure
+from tools import calendly_subscribe
 from tools.envfile import ROOT, project_env
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
@@ -66,6 +69,8 @@ class Context:
     migrations_dir: Path = MIGRATIONS
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10.0))
     _token: dict[str, Any] | ProviderFailure | None = field(default=None, init=False, repr=False)
+    # The Calendly checks' answers (the account, the subscriptions for the URL), fetched once.
+    _calendly: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __enter__(self) -> Context:
         return self
@@ -382,6 +387,389 @@ def check_pending_leads(ctx: Context) -> Result:
     )
 
 
+# --- Calendly: skipped when CALENDLY_API_TOKEN is unset (a Meta-only deployment) -------------
+
+_CALENDLY_UNSET = "CALENDLY_API_TOKEN is not set (Calendly not connected)"
+_SUBSCRIBE = "make calendly-subscribe URL="
+RETRY_WINDOW_HOURS = 24  # Calendly disables a subscription after 24 h of failed deliveries
+
+
+def _calendly_login(ctx: Context) -> calendly_subscribe.Account | ProviderFailure | None:
+    """The token's Calendly account (``GET /users/me``, asked once), its failure, or None when
+    CALENDLY_API_TOKEN is unset."""
+    if ctx.missing("CALENDLY_API_TOKEN"):
+        return None
+    if "account" not in ctx._calendly:
+        client = calendly_subscribe.client_from_env(ctx.env, http=ctx.http)
+        ctx._calendly["client"] = client
+        try:
+            ctx._calendly["account"] = calendly_subscribe.account(client)
+        except ProviderFailure as err:
+            ctx._calendly["account"] = err
+    found: calendly_subscribe.Account | ProviderFailure = ctx._calendly["account"]
+    return found
+
+
+def _calendly_account(ctx: Context, what: str) -> calendly_subscribe.Account | Result:
+    """The token's account, or the skip line of a check that needs it."""
+    who = _calendly_login(ctx)
+    if who is None:
+        return Result(SKIP, f"{what}: not checked, {_CALENDLY_UNSET}")
+    if isinstance(who, ProviderFailure):
+        return Result(SKIP, f"{what}: not checked, the Calendly token does not work")
+    return who
+
+
+def _calendly_subscriptions(ctx: Context, what: str) -> list[dict[str, Any]] | Result:
+    """The subscriptions for CALENDLY_WEBHOOK_URL (listed once), or the line to print."""
+    who = _calendly_account(ctx, what)
+    if isinstance(who, Result):
+        return who
+    url = ctx.value("CALENDLY_WEBHOOK_URL")
+    if not url:
+        return Result(
+            FAIL,
+            f"{what}: CALENDLY_WEBHOOK_URL is not set, so the subscription cannot be checked; "
+            f"run `{_SUBSCRIBE}<functions base>/calendly_webhook` (it subscribes and sets it)",
+        )
+    if "subscriptions" not in ctx._calendly:
+        try:
+            ctx._calendly["subscriptions"] = calendly_subscribe.subscriptions_for(
+                ctx._calendly["client"], who, url
+            )
+        except ProviderFailure as err:
+            ctx._calendly["subscriptions"] = err
+    found = ctx._calendly["subscriptions"]
+    if isinstance(found, ProviderFailure):
+        return Result(FAIL, f"{what}: listing the subscriptions failed: {found.message}")
+    return list(found)
+
+
+def check_calendly_token(ctx: Context) -> Result:
+    """CALENDLY_API_TOKEN works: ``GET /users/me`` answers the user and organization."""
+    who = _calendly_login(ctx)
+    if who is None:
+        return Result(SKIP, f"Calendly token: not checked, {_CALENDLY_UNSET}")
+    if isinstance(who, ProviderFailure):
+        return Result(FAIL, f"Calendly token: {who.message}")
+    return Result(OK, f"Calendly token: works (user {who.name}, organization {who.organization})")
+
+
+def check_calendly_subscription(ctx: Context) -> Result:
+    """A subscription for CALENDLY_WEBHOOK_URL exists, is active, has the invitee events, and
+    its key is stored (CALENDLY_SIGNING_KEY)."""
+    found = _calendly_subscriptions(ctx, "Calendly subscription")
+    if isinstance(found, Result):
+        return found
+    url = ctx.value("CALENDLY_WEBHOOK_URL")
+    active = [s for s in found if s.get("state") == "active"]
+    if not found:
+        return Result(
+            FAIL,
+            f"Calendly subscription: none for {url}: no booking reaches calendly_webhook; run "
+            f"`{_SUBSCRIBE}{url}`",
+        )
+    if not active:
+        return Result(
+            FAIL,
+            f"Calendly subscription: {found[0].get('uri')} for {url} is "
+            f"{found[0].get('state')}: Calendly delivers nothing to it (it disables a "
+            "subscription after 24 h of failed deliveries). Fix the endpoint (`make logs "
+            f"PROVIDER=calendly`), then run `{_SUBSCRIBE}{url}` (it re-creates it with a new key)",
+        )
+    subscription = active[0]
+    if ctx.missing("CALENDLY_SIGNING_KEY"):
+        return Result(
+            FAIL,
+            f"Calendly subscription: active, but CALENDLY_SIGNING_KEY is not set, so every "
+            "delivery is refused (401); Calendly never shows a signing key again: run "
+            f"`{_SUBSCRIBE}{url} RECREATE=1`",
+        )
+    missing = [e for e in calendly_subscribe.EVENTS if e not in (subscription.get("events") or [])]
+    if missing:
+        return Result(
+            WARN,
+            f"Calendly subscription: active for {url}, but without {', '.join(missing)}; "
+            f"`{_SUBSCRIBE}{url} RECREATE=1` re-creates it with every event",
+        )
+    return Result(
+        OK,
+        f"Calendly subscription: active for {url} (scope {subscription.get('scope')}, "
+        f"{len(subscription.get('events') or [])} events)",
+    )
+
+
+def check_calendly_retries(ctx: Context) -> Result:
+    """The active subscription's ``retry_started_at`` is empty; when Calendly is retrying failed
+    deliveries (it disables the subscription after 24 h of them), a warning. A retry episode
+    that began more than 24 h ago on a subscription still active has ended with a delivery."""
+    what = "Calendly deliveries"
+    found = _calendly_subscriptions(ctx, what)
+    if isinstance(found, Result):
+        return found if found.status == SKIP else Result(SKIP, f"{what}: not checked (above)")
+    active = [s for s in found if s.get("state") == "active"]
+    if not active:
+        return Result(SKIP, f"{what}: not checked, no active subscription")
+    started = active[0].get("retry_started_at")
+    if not started:
+        return Result(OK, f"{what}: none failing (retry_started_at is empty)")
+    try:
+        hours = (ctx.now - datetime.fromisoformat(str(started)).timestamp()) / 3600
+    except ValueError:
+        hours = 0.0
+    if hours >= RETRY_WINDOW_HOURS:
+        return Result(
+            OK,
+            f"{what}: retries began {started} and the subscription is still active, so "
+            "deliveries succeed again",
+        )
+    url = ctx.value("CALENDLY_WEBHOOK_URL")
+    return Result(
+        WARN,
+        f"{what}: Calendly is retrying failed deliveries since {started} ({hours:.0f} h ago); "
+        f"after {RETRY_WINDOW_HOURS} h without a successful one it disables the subscription. "
+        "See `make logs PROVIDER=calendly STATUS=error` and fix the endpoint; once disabled, "
+        f"`{_SUBSCRIBE}{url}` re-creates it",
+    )
+
+
+# --- ElevenLabs: skipped when ELEVENLABS_API_KEY is unset (a Meta-only deployment) -----------
+
+_ELEVENLABS_UNSET = "ELEVENLABS_API_KEY is not set (ElevenLabs not connected)"
+DEFAULT_MIN_CREDITS = 10_000  # ELEVENLABS_MIN_CREDITS: fewer credits left than this is a warning
+DEFAULT_AGENT_NUMBER = "+17863212663"  # ELEVENLABS_PHONE_NUMBER: the number leads see calling
+_AGENT_TOOLS = "ElevenLabs > Agents > the agent > Tools > System tools"
+_WEBHOOK_SETUP = (
+    "in ElevenLabs > Agents > Settings > Post-call webhook, create a webhook (HMAC) to "
+    "<functions base>/place_call/webhook with the transcript and call initiation failure "
+    "events, and set its secret"
+)
+
+
+def _elevenlabs(ctx: Context, what: str) -> ElevenLabsClient | Result:
+    """The client for ELEVENLABS_API_KEY, or the line to print instead (skip when unset)."""
+    if ctx.missing("ELEVENLABS_API_KEY"):
+        return Result(SKIP, f"{what}: not checked, {_ELEVENLABS_UNSET}")
+    config = ctx.config
+    try:
+        return ElevenLabsClient(
+            base_url=config.elevenlabs_api_url,
+            api_key=ctx.value("ELEVENLABS_API_KEY"),
+            timeout=config.http_timeout_seconds,
+            telephony=config.elevenlabs_telephony,
+            http_client=ctx.http,
+        )
+    except ConfigError:
+        return Result(
+            FAIL,
+            f"{what}: ELEVENLABS_TELEPHONY is {config.elevenlabs_telephony!r}, not twilio or "
+            "sip_trunk (the provider of the number in ElevenLabs > Phone Numbers)",
+        )
+
+
+def _elevenlabs_read(
+    ctx: Context, what: str, read: Callable[[ElevenLabsClient], dict[str, Any]]
+) -> dict[str, Any] | Result:
+    """``read(client)``'s answer, or the line to print: skip when the key is unset or refused
+    (the key check says so), FAIL with the failure's message otherwise."""
+    client = _elevenlabs(ctx, what)
+    if isinstance(client, Result):
+        return client
+    try:
+        return read(client)
+    except ProviderFailure as err:
+        if err.failure_class == FailureClass.AUTH:
+            return Result(SKIP, f"{what}: not checked, the ElevenLabs API key does not work")
+        return Result(FAIL, f"{what}: {err.message}")
+
+
+def check_elevenlabs_key(ctx: Context) -> Result:
+    """ELEVENLABS_API_KEY works: ``GET /v1/user/subscription`` answers."""
+    what = "ElevenLabs API key"
+    client = _elevenlabs(ctx, what)
+    if isinstance(client, Result):
+        return client
+    try:
+        plan = client.subscription()
+    except ProviderFailure as err:
+        if err.failure_class == FailureClass.PERMISSION:
+            return Result(
+                WARN,
+                f"{what}: accepted, but it may not read the subscription, so credits cannot be "
+                f"checked ({err.details.get('elevenlabs_message') or err.message}); give the key "
+                "User: Read in ElevenLabs > Developers > API Keys",
+            )
+        return Result(FAIL, f"{what}: {err.message}")
+    return Result(
+        OK, f"{what}: works (plan {plan.get('tier', '?')}, status {plan.get('status', '?')})"
+    )
+
+
+def _min_credits(ctx: Context) -> int | None:
+    raw = ctx.value("ELEVENLABS_MIN_CREDITS")
+    if not raw:
+        return DEFAULT_MIN_CREDITS
+    try:
+        return int(raw.replace("_", "").replace(",", ""))
+    except ValueError:
+        return None
+
+
+def check_elevenlabs_credits(ctx: Context) -> Result:
+    """Credits left (``character_limit - character_count``): FAIL at none, warn under
+    ELEVENLABS_MIN_CREDITS (default 10,000)."""
+    what = "ElevenLabs credits"
+    client = _elevenlabs(ctx, what)
+    if isinstance(client, Result):
+        return client
+    try:
+        plan = client.subscription()
+    except ProviderFailure:
+        return Result(SKIP, f"{what}: not checked, the subscription could not be read (above)")
+    used, limit = plan.get("character_count"), plan.get("character_limit")
+    if not (isinstance(used, int) and isinstance(limit, int)):
+        return Result(
+            WARN,
+            f"{what}: the subscription has no character_count and character_limit; check "
+            "the balance in ElevenLabs > Subscription",
+        )
+    left = limit - used
+    reset = plan.get("next_character_count_reset_unix")
+    resets = (
+        f"; the plan renews on {datetime.fromtimestamp(reset, UTC):%Y-%m-%d}"
+        if isinstance(reset, int) and reset > 0
+        else ""
+    )
+    counts = f"{max(left, 0):,} left of {limit:,}{resets}"
+    if left <= 0:
+        return Result(
+            FAIL,
+            f"{what}: none left ({counts}): every call fails until you top up in "
+            "ElevenLabs > Subscription (or raise the plan)",
+        )
+    minimum = _min_credits(ctx)
+    if minimum is None:
+        return Result(
+            WARN,
+            f"{what}: {counts}; ELEVENLABS_MIN_CREDITS is not a whole number, so the balance is "
+            "not compared with it",
+        )
+    if left < minimum:
+        return Result(
+            WARN,
+            f"{what}: {counts}, under ELEVENLABS_MIN_CREDITS ({minimum:,}); top up in "
+            "ElevenLabs > Subscription before calls start failing",
+        )
+    return Result(OK, f"{what}: {counts}")
+
+
+def has_voicemail_detection(agent: dict[str, Any]) -> bool:
+    """The agent has the voicemail_detection system tool: in ``prompt.built_in_tools`` or as a
+    ``{type: system, name: voicemail_detection}`` entry of ``prompt.tools``."""
+    conversation = agent.get("conversation_config")
+    settings = conversation.get("agent") if isinstance(conversation, dict) else None
+    prompt = settings.get("prompt") if isinstance(settings, dict) else None
+    if not isinstance(prompt, dict):
+        return False
+    built_in = prompt.get("built_in_tools")
+    if isinstance(built_in, dict) and isinstance(built_in.get("voicemail_detection"), dict):
+        return True
+    tools = prompt.get("tools")
+    return any(
+        isinstance(tool, dict)
+        and tool.get("type") == "system"
+        and "voicemail_detection"
+        in (tool.get("name"), (tool.get("params") or {}).get("system_tool_type"))
+        for tool in (tools if isinstance(tools, list) else [])
+    )
+
+
+def check_elevenlabs_agent(ctx: Context) -> Result:
+    """ELEVENLABS_AGENT_ID is an agent of the account, with voicemail_detection enabled."""
+    what = "ElevenLabs agent"
+    if not ctx.missing("ELEVENLABS_API_KEY") and ctx.missing("ELEVENLABS_AGENT_ID"):
+        return Result(
+            FAIL,
+            f"{what}: ELEVENLABS_AGENT_ID is not set, so no call can be placed; copy the "
+            "agent's id (agent_…) from ElevenLabs > Agents",
+        )
+    agent_id = ctx.value("ELEVENLABS_AGENT_ID")
+    agent = _elevenlabs_read(ctx, what, lambda client: client.agent(agent_id))
+    if isinstance(agent, Result):
+        return agent
+    name = f"{agent.get('name') or '?'} ({agent_id})"
+    if not has_voicemail_detection(agent):
+        return Result(
+            FAIL,
+            f"{what}: {name} does not have voicemail_detection, so a call that reaches a "
+            "voicemail talks to the greeting and counts as answered; enable Voicemail "
+            f"detection in {_AGENT_TOOLS}",
+        )
+    return Result(OK, f"{what}: {name} exists, with voicemail_detection")
+
+
+def check_elevenlabs_phone_number(ctx: Context) -> Result:
+    """ELEVENLABS_PHONE_NUMBER_ID exists, can call out, is on ELEVENLABS_TELEPHONY, and is the
+    expected number (ELEVENLABS_PHONE_NUMBER, default +17863212663; a warning otherwise)."""
+    what = "ElevenLabs phone number"
+    if not ctx.missing("ELEVENLABS_API_KEY") and ctx.missing("ELEVENLABS_PHONE_NUMBER_ID"):
+        return Result(
+            FAIL,
+            f"{what}: ELEVENLABS_PHONE_NUMBER_ID is not set, so no call can be placed; copy the "
+            f"id of {ctx.value('ELEVENLABS_PHONE_NUMBER') or DEFAULT_AGENT_NUMBER} from "
+            "ElevenLabs > Phone Numbers",
+        )
+    number_id = ctx.value("ELEVENLABS_PHONE_NUMBER_ID")
+    number = _elevenlabs_read(ctx, what, lambda client: client.phone_number(number_id))
+    if isinstance(number, Result):
+        return number
+    actual = str(number.get("phone_number") or "?")
+    provider = number.get("provider")
+    telephony = ctx.config.elevenlabs_telephony
+    if number.get("supports_outbound") is False:
+        return Result(
+            FAIL,
+            f"{what}: {actual} ({number_id}) cannot place outbound calls; enable outbound in "
+            "ElevenLabs > Phone Numbers (Twilio: a number of the account; SIP: the trunk's "
+            "outbound settings)",
+        )
+    if provider in ("twilio", "sip_trunk") and provider != telephony:
+        return Result(
+            FAIL,
+            f"{what}: {actual} ({number_id}) is a {provider} number but ELEVENLABS_TELEPHONY is "
+            f"{telephony}; set ELEVENLABS_TELEPHONY={provider}",
+        )
+    expected = ctx.value("ELEVENLABS_PHONE_NUMBER") or DEFAULT_AGENT_NUMBER
+    if actual != expected:
+        return Result(
+            WARN,
+            f"{what}: {number_id} is {actual}, not {expected}: leads see {actual} calling. Set "
+            f"ELEVENLABS_PHONE_NUMBER_ID to the id of {expected} (ElevenLabs > Phone Numbers), "
+            f"or ELEVENLABS_PHONE_NUMBER={actual} if the number changed",
+        )
+    return Result(OK, f"{what}: {number_id} is {actual} ({provider or '?'})")
+
+
+def check_elevenlabs_webhook_secret(ctx: Context) -> Result:
+    """ELEVENLABS_WEBHOOK_SECRET is set: without it every post-call webhook is refused."""
+    what = "ElevenLabs webhook secret"
+    if ctx.missing("ELEVENLABS_API_KEY"):
+        return Result(SKIP, f"{what}: not checked, {_ELEVENLABS_UNSET}")
+    if ctx.missing("ELEVENLABS_WEBHOOK_SECRET"):
+        return Result(
+            FAIL,
+            f"{what}: ELEVENLABS_WEBHOOK_SECRET is not set, so every post-call webhook is "
+            "refused and no call outcome (voicemail, busy, no answer) is recorded; "
+            + _WEBHOOK_SETUP,
+        )
+    count = len([s for s in ctx.value("ELEVENLABS_WEBHOOK_SECRET").split(",") if s.strip()])
+    return Result(
+        OK,
+        f"{what}: set ({count} secret{'s' if count != 1 else ''}; post-call webhooks to "
+        "place_call/webhook are verified with it)",
+    )
+
+
 CHECKS: tuple[Check, ...] = (
     check_variables,
     check_database_api,
@@ -391,6 +779,14 @@ CHECKS: tuple[Check, ...] = (
     check_token_scopes,
     check_page_subscription,
     check_pending_leads,
+    check_calendly_token,
+    check_calendly_subscription,
+    check_calendly_retries,
+    check_elevenlabs_key,
+    check_elevenlabs_credits,
+    check_elevenlabs_agent,
+    check_elevenlabs_phone_number,
+    check_elevenlabs_webhook_secret,
 )
 
 

@@ -36,3 +36,40 @@ def write(path: Path, values: Mapping[str, str]) -> None:
 def project_env() -> dict[str, str]:
     """What the tools use: .local/dev.env, then supabase/.env, then the environment (it wins)."""
     return {**read(DEV_ENV_FILE), **read(SECRETS_FILE), **os.environ}
+
+
+def update(path: Path, values: Mapping[str, str]) -> None:
+    """Set each of ``values`` in the ``KEY=VALUE`` file ``path``: on the lines that set it now,
+    else on a line appended; every other line is kept as it is. The file is created if missing
+    and is mode 0600 either way; it is written beside itself and renamed over, so a crash leaves
+    either the old file or the new one."""
+    lines = path.read_text().splitlines(keepends=True) if path.exists() else []
+    pending = dict(values)
+    for index, line in enumerate(lines):
+        key, equals, _ = line.partition("=")
+        key = key.strip()
+        if equals and key in values and not key.startswith("#"):
+            lines[index] = f"{key}={values[key]}\n"
+            pending.pop(key, None)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    lines.extend(f"{key}={value}\n" for key, value in pending.items())
+    replace(path, "".join(lines))
+
+
+def replace(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` (mode 0600) through a temporary file renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)  # left by a crash
+    # Created 0600 (O_EXCL: never an existing file's mode), so no one else can read it at any time.
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

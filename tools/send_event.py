@@ -5,6 +5,13 @@ One subcommand per provider; each builds a :class:`SignedRequest` and :func:`sen
 
     python -m tools.send_event meta [--url URL] [--leadgen-id ID] [--page-id ID] [--form-id ID]
                                     [--secret S] [--numeric-ids]
+    python -m tools.send_event calendly [--url URL] [--event created|canceled] [--email E]
+                                        [--phone P] [--lead-id ID] [--invitee-uri URI]
+                                        [--rescheduled [--other-invitee URI]] [--secret S]
+    python -m tools.send_event elevenlabs [--url URL]
+                                          [--type transcription|initiation-failure|audio]
+                                          [--conversation-id ID] [--lead-id ID] [--voicemail]
+                                          [--failure-reason busy|no-answer|unknown] [--secret S]
 
 It prints what it sent, the HTTP status and the response body, and exits 0 on a 2xx answer, 1 on
 any other answer, 2 when it cannot send (no secret configured, URL unreachable). Settings come from
@@ -21,7 +28,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from tools import samples
+from tools import calendly_samples, elevenlabs_samples, samples
 from tools.envfile import project_env
 
 # The ids the Graph fake's default lead uses; any id works against the fake.
@@ -108,9 +115,172 @@ def add_meta(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.set_defaults(build=build_meta)
 
 
+# --- calendly --------------------------------------------------------------------------------
+
+
+def calendly_secret(env: Mapping[str, str]) -> str:
+    """The first CALENDLY_SIGNING_KEY (several are comma-separated while one is rotated)."""
+    parts = [part.strip() for part in (env.get("CALENDLY_SIGNING_KEY") or "").split(",")]
+    secret = next((part for part in parts if part), None)
+    if secret is None:
+        raise SendError(
+            "CALENDLY_SIGNING_KEY is not set: `make calendly-subscribe URL=…` stores it in "
+            "supabase/.env (`make dev` generates a local one), or pass --secret"
+        )
+    return secret
+
+
+def build_calendly(args: argparse.Namespace, env: Mapping[str, str]) -> SignedRequest:
+    """The signed Calendly delivery the ``calendly`` subcommand's arguments describe."""
+    secret = args.secret or calendly_secret(env)
+    event = calendly_samples.calendly_invitee_event(
+        f"invitee.{args.event}",
+        uri=args.invitee_uri,
+        email=args.email,
+        phone=args.phone,
+        lead_id=args.lead_id,
+        rescheduled=args.rescheduled,
+        other_invitee=args.other_invitee,
+    )
+    body = calendly_samples.encode(event)
+    payload = event["payload"]
+    other = payload["new_invitee"] or payload["old_invitee"]
+    return SignedRequest(
+        url=args.url or functions_url(env, "calendly_webhook"),
+        body=body,
+        headers=calendly_samples.calendly_headers(body, secret=secret, timestamp=int(time.time())),
+        summary=f"calendly invitee.{args.event} invitee={payload['uri']}"
+        + (f" lead_id={args.lead_id}" if args.lead_id else "")
+        + (f" rescheduled {'to' if args.event == 'canceled' else 'from'} {other}" if other else ""),
+    )
+
+
+def add_calendly(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subcommands.add_parser(
+        "calendly",
+        help="a Calendly invitee.created or invitee.canceled, signed with "
+        "Calendly-Webhook-Signature",
+        description="Post an invitee event signed with the first CALENDLY_SIGNING_KEY.",
+    )
+    parser.add_argument(
+        "--url", help="default: http://127.0.0.1:${PORT:-8080}/functions/v1/calendly_webhook"
+    )
+    parser.add_argument("--event", choices=("created", "canceled"), default="created")
+    parser.add_argument("--email", help="the invitee's email; default: a fresh test address")
+    parser.add_argument("--phone", help="text_reminder_number, e.g. '+1 404-555-1234'")
+    parser.add_argument("--lead-id", help="a lead's id, sent as tracking.utm_content")
+    parser.add_argument(
+        "--invitee-uri", help="the invitee (the booking); default: a fresh one (printed)"
+    )
+    parser.add_argument(
+        "--rescheduled",
+        action="store_true",
+        help="canceled: a reschedule (rescheduled: true, new_invitee); created: the new booking "
+        "of a reschedule (old_invitee)",
+    )
+    parser.add_argument(
+        "--other-invitee",
+        help="with --rescheduled: the new_invitee (canceled) or old_invitee (created)",
+    )
+    parser.add_argument("--secret", help="the key to sign with; default: CALENDLY_SIGNING_KEY")
+    parser.set_defaults(build=build_calendly)
+
+
+# --- elevenlabs ------------------------------------------------------------------------------
+
+ELEVENLABS_TYPES = ("transcription", "initiation-failure", "audio")
+
+
+def elevenlabs_secret(env: Mapping[str, str]) -> str:
+    """The first ELEVENLABS_WEBHOOK_SECRET (several are comma-separated while one is rotated)."""
+    parts = [part.strip() for part in (env.get("ELEVENLABS_WEBHOOK_SECRET") or "").split(",")]
+    secret = next((part for part in parts if part), None)
+    if secret is None:
+        raise SendError(
+            "ELEVENLABS_WEBHOOK_SECRET is not set: set it to the post-call webhook's secret "
+            "(supabase/.env, the environment or `make dev`'s .local/dev.env) or pass --secret"
+        )
+    return secret
+
+
+def build_elevenlabs(args: argparse.Namespace, env: Mapping[str, str]) -> SignedRequest:
+    """The signed post-call webhook the ``elevenlabs`` subcommand's arguments describe."""
+    secret = args.secret or elevenlabs_secret(env)
+    conversation_id = args.conversation_id or elevenlabs_samples.new_conversation_id()
+    agent_id = env.get("ELEVENLABS_AGENT_ID") or elevenlabs_samples.AGENT_ID
+    lead_id = args.lead_id
+    if args.type == "transcription":
+        lead_id = lead_id or elevenlabs_samples.new_lead_id()
+        event = elevenlabs_samples.post_call_transcription(
+            conversation_id, lead_id=lead_id, agent_id=agent_id, voicemail_tool=args.voicemail
+        )
+    elif args.type == "initiation-failure":
+        sip = (env.get("ELEVENLABS_TELEPHONY") or "").strip().lower() in ("sip_trunk", "sip-trunk")
+        event = elevenlabs_samples.call_initiation_failure(
+            conversation_id,
+            failure_reason=args.failure_reason,
+            lead_id=lead_id,
+            agent_id=agent_id,
+            provider="sip" if sip else "twilio",
+        )
+    else:
+        event = elevenlabs_samples.post_call_audio(conversation_id, agent_id=agent_id)
+    body = elevenlabs_samples.encode(event)
+    details = {
+        "transcription": " voicemail_detection" if args.voicemail else " answered",
+        "initiation-failure": f" {args.failure_reason}",
+        "audio": "",
+    }[args.type]
+    return SignedRequest(
+        url=args.url or functions_url(env, "place_call") + "/webhook",
+        body=body,
+        headers=elevenlabs_samples.signed_headers(body, secret),
+        summary=f"elevenlabs {event['type']}{details} conversation_id={conversation_id}"
+        + (f" lead_id={lead_id}" if lead_id else ""),
+    )
+
+
+def add_elevenlabs(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subcommands.add_parser(
+        "elevenlabs",
+        help="an ElevenLabs post-call webhook, signed with ElevenLabs-Signature",
+        description="Post a post-call webhook signed with the first ELEVENLABS_WEBHOOK_SECRET.",
+    )
+    parser.add_argument(
+        "--url", help="default: http://127.0.0.1:${PORT:-8080}/functions/v1/place_call/webhook"
+    )
+    parser.add_argument("--type", choices=ELEVENLABS_TYPES, default="transcription")
+    parser.add_argument(
+        "--conversation-id", help="the call's conversation_id; default: a fresh one (printed)"
+    )
+    parser.add_argument(
+        "--lead-id",
+        help="sent as dynamic_variables.lead_id; default: a fresh uuid for a transcription, "
+        "none for an initiation failure (ElevenLabs' documented shape: matched by "
+        "conversation_id alone)",
+    )
+    parser.add_argument(
+        "--voicemail",
+        action="store_true",
+        help="transcription: a voicemail greeting and the voicemail_detection tool call",
+    )
+    parser.add_argument(
+        "--failure-reason",
+        choices=elevenlabs_samples.FAILURE_REASONS,
+        default="busy",
+        help="initiation-failure: why the call did not start (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--secret", help="the secret to sign with; default: ELEVENLABS_WEBHOOK_SECRET"
+    )
+    parser.set_defaults(build=build_elevenlabs)
+
+
 # Each provider adds its subcommand; the subcommand sets ``build`` (a Builder).
 PROVIDERS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...] = (
     add_meta,
+    add_calendly,
+    add_elevenlabs,
 )
 
 

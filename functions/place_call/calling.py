@@ -1,0 +1,175 @@
+"""The call flow: claim a lead's call (the rules are SQL: ``call_claim``), ask ElevenLabs to
+place it, record the answer (``call_started``); the sweep does the same for every due call; the
+post-call webhook records the outcome (``call_record_outcome``)."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from elevenlabs import get_elevenlabs
+from lib import log
+from lib.config import Config
+from lib.db import Database
+from lib.errors import ConfigError, ProviderFailure
+from post_call import PostCallEvent
+
+_DIAL_THREADS = 8
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00")
+
+# What each decision of call_claim means, for the answer and the operator.
+REASONS = {
+    "place": "placed",
+    "not_found": "no such lead",
+    "no_phone": "the lead has no valid phone number",
+    "booked": "the lead has booked a meeting: nobody is called after booking",
+    "do_not_call": "the lead is marked do-not-call",
+    "in_progress": "a call to the lead is already in progress",
+    "not_queued": "no call is queued for the lead",
+    "max_attempts": "the lead was called the maximum number of times (CALL_MAX_ATTEMPTS)",
+    "not_due": "the lead's next call is not due yet",
+    "outside_hours": "outside calling hours in the lead's time zone: scheduled for the next window",
+}
+
+
+def rules(config: Config) -> dict[str, Any]:
+    """The call rules' numbers, from the settings (``p_rules`` of the SQL functions)."""
+    invalid = [
+        name
+        for name, value in (
+            ("CALL_HOURS_START", config.call_hours_start),
+            ("CALL_HOURS_END", config.call_hours_end),
+        )
+        if not _CLOCK.fullmatch(value)
+    ]
+    if config.call_max_attempts < 1:
+        invalid.append("CALL_MAX_ATTEMPTS")
+    if invalid:
+        raise ConfigError([], invalid=invalid)
+    return {
+        "max_attempts": config.call_max_attempts,
+        "hours_start": config.call_hours_start,
+        "hours_end": config.call_hours_end,
+        "default_timezone": config.call_default_timezone,
+        "wait_minutes": {
+            "voicemail": config.call_wait_voicemail_minutes,
+            "no_answer": config.call_wait_no_answer_minutes,
+            "busy": config.call_wait_busy_minutes,
+            "failed": config.call_wait_failed_minutes,
+        },
+    }
+
+
+def _first_name(full_name: str | None) -> str:
+    return (full_name or "").split(" ")[0]
+
+
+def dial(
+    db: Database, config: Config, claim: dict[str, Any], call_rules: dict[str, Any]
+) -> dict[str, Any]:
+    """Ask ElevenLabs to place a claimed call and record its answer (one round trip)."""
+    try:
+        agent_id, phone_number_id = config.require(
+            "ELEVENLABS_AGENT_ID", "ELEVENLABS_PHONE_NUMBER_ID"
+        )
+        placed = get_elevenlabs().outbound_call(
+            agent_id=agent_id,
+            phone_number_id=phone_number_id,
+            to_number=claim["to_number"],
+            dynamic_variables={
+                "lead_id": claim["lead_id"],
+                "lead_name": claim.get("full_name") or "",
+                "first_name": _first_name(claim.get("full_name")),
+                "attempt": claim["attempt"],
+            },
+        )
+        result: dict[str, Any] = {
+            "ok": True,
+            "conversation_id": placed.conversation_id,
+            "call_sid": placed.call_sid,
+            "message": placed.message,
+        }
+    except ConfigError as err:
+        result = ProviderFailure.from_config(err).result()
+    except ProviderFailure as failure:
+        result = failure.result()
+    recorded = db.rpc(
+        "call_started",
+        {"p_call_id": claim["call_id"], "p_result": result, "p_rules": call_rules},
+    )
+    answer = {
+        "lead_id": claim["lead_id"],
+        "decision": "placed" if result["ok"] else "failed",
+        "attempt": claim["attempt"],
+    }
+    if result["ok"]:
+        answer["conversation_id"] = result["conversation_id"]
+    else:
+        answer.update(
+            error_code=result["error_code"],
+            reason=result["message"],
+            next_call_at=recorded.get("next_call_at"),
+        )
+    log.info("Call", function="place_call", to_number=claim["to_number"], **answer)
+    return answer
+
+
+def place(db: Database, config: Config, lead_id: str) -> dict[str, Any]:
+    """Place the lead's call if the rules allow it now; the answer says what was done and why."""
+    call_rules = rules(config)
+    claim = db.rpc("call_claim", {"p_lead_id": lead_id, "p_rules": call_rules})
+    decision = claim["decision"]
+    if decision != "place":
+        answer = {
+            "lead_id": lead_id,
+            "decision": decision,
+            "reason": REASONS.get(decision, decision),
+        }
+        if claim.get("next_call_at"):
+            answer["next_call_at"] = claim["next_call_at"]
+        return answer
+    return dial(db, config, claim, call_rules)
+
+
+def sweep(db: Database, config: Config) -> dict[str, Any]:
+    """Place every due call, at most CALL_SWEEP_BATCH_SIZE a run (the scheduler runs it every
+    minute); calls are dialled concurrently."""
+    call_rules = rules(config)
+    due = db.rpc("call_claim_due", {"p_limit": config.call_sweep_batch_size, "p_rules": call_rules})
+    claims = list(due["claimed"])
+    if len(claims) <= 1:
+        results = [dial(db, config, claim, call_rules) for claim in claims]
+    else:
+        with ThreadPoolExecutor(max_workers=min(_DIAL_THREADS, len(claims))) as pool:
+            results = list(pool.map(lambda claim: dial(db, config, claim, call_rules), claims))
+    counts = {
+        "claimed": len(claims),
+        "placed": sum(1 for r in results if r["decision"] == "placed"),
+        "failed": sum(1 for r in results if r["decision"] == "failed"),
+        "remaining": due["remaining"],
+    }
+    if claims:
+        log.info("Call sweep", function="place_call", **counts)
+    return counts
+
+
+def record_outcome(db: Database, config: Config, event: PostCallEvent) -> dict[str, Any]:
+    """Record a post-call webhook (one round trip), or log an event type that is not handled."""
+    if event.record is None:
+        db.log(
+            provider="elevenlabs",
+            event=event.kind,
+            status="ignored",
+            message=f"Ignored a '{event.kind}' webhook"
+            + (" (audio is never stored)" if event.kind == "post_call_audio" else "")
+            + ": only post_call_transcription and call_initiation_failure are recorded.",
+            external_id=event.conversation_id,
+        )
+        return {"status": "ignored", "type": event.kind}
+    result = dict(
+        db.rpc("call_record_outcome", {"p_event": event.record, "p_rules": rules(config)})
+    )
+    duplicate, ignored = result.pop("duplicate", False), result.pop("ignored", False)
+    status = "duplicate" if duplicate else "ignored" if ignored else "recorded"
+    return {"status": status, "type": event.kind, **result}

@@ -1,0 +1,343 @@
+"""The ElevenLabs Agents Platform client: starts an outbound call by the agent, and reads the
+subscription (credits), an agent and a phone number for `make doctor`. Requests carry the API key
+in ``xi-api-key``; every failure is a :class:`~lib.errors.ProviderFailure` whose message tells the
+operator what to do (codes ``elevenlabs_*``).
+
+- Outbound call: https://elevenlabs.io/docs/api-reference/twilio/outbound-call (and
+  ``/sip-trunk/outbound-call``); PROVIDERS.md section 3.1
+- Subscription: https://elevenlabs.io/docs/api-reference/user/subscription/get
+- Agent, phone number: https://elevenlabs.io/docs/api-reference/agents/get,
+  https://elevenlabs.io/docs/api-reference/phone-numbers/get
+- Errors: ``{"detail": {"status", "message"}}`` (401 ``invalid_api_key``, ``quota_exceeded``,
+  ``missing_permissions`` …) or, for a 422, ``{"detail": [{"loc", "msg", "type"}]}``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from lib.config import get_config
+from lib.errors import ConfigError, FailureClass, ProviderFailure
+from lib.log import mask_phone
+from lib.outbound import Api, call
+
+ELEVENLABS = Api(name="the ElevenLabs API", code="elevenlabs", url_setting="ELEVENLABS_API_URL")
+# ELEVENLABS_TELEPHONY → (outbound-call path, the answer's call id field).
+TELEPHONY = {
+    "twilio": ("/v1/convai/twilio/outbound-call", "callSid"),
+    "sip_trunk": ("/v1/convai/sip-trunk/outbound-call", "sip_call_id"),
+}
+API_KEY_HELP = (
+    "ELEVENLABS_API_KEY is invalid or revoked: create an API key in ElevenLabs > Developers > "
+    "API Keys (with access to ElevenLabs Agents) and set it"
+)
+IDS_HELP = (
+    "check ELEVENLABS_AGENT_ID (ElevenLabs > Agents, the agent's id) and "
+    "ELEVENLABS_PHONE_NUMBER_ID (ElevenLabs > Phone Numbers, the number's id)"
+)
+_QUOTA_STATUSES = ("quota_exceeded", "insufficient_credits", "payment_required")
+_ERRORS_KEPT = 10  # validation errors kept in a failure's details
+
+
+@dataclass(frozen=True)
+class OutboundCall:
+    """A call ElevenLabs started: its conversation (the post-call webhook's
+    ``conversation_id``) and the telephony provider's call id."""
+
+    conversation_id: str | None
+    call_sid: str | None  # from camelCase callSid (twilio) or sip_call_id (sip trunk)
+    message: str
+
+
+class ElevenLabsClient:
+    """Calls the ElevenLabs API at ``base_url`` (ELEVENLABS_API_URL) with ``api_key``;
+    ``telephony`` (ELEVENLABS_TELEPHONY, ``twilio`` or ``sip_trunk``) picks the outbound-call
+    endpoint; ``http_client`` defaults to the function's one outbound client."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        timeout: float,
+        telephony: str = "twilio",
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        kind = telephony.strip().lower().replace("-", "_")
+        if kind not in TELEPHONY:
+            raise ConfigError([], invalid=["ELEVENLABS_TELEPHONY"])
+        self._outbound_path, self._call_id_field = TELEPHONY[kind]
+        self._base = base_url.rstrip("/")
+        self._headers = {"xi-api-key": api_key, "Accept": "application/json"}
+        self._timeout = timeout
+        self._http = http_client
+
+    def outbound_call(
+        self,
+        *,
+        agent_id: str,
+        phone_number_id: str,
+        to_number: str,
+        dynamic_variables: Mapping[str, str | int | float | bool | None],
+    ) -> OutboundCall:
+        """Ask the agent to call ``to_number`` (E.164) from the number ``phone_number_id``, with
+        ``dynamic_variables`` for its prompt (they come back in the post-call webhook).
+
+        Not idempotent: a timeout after sending is ``ambiguous`` (the call may be ringing), so
+        the caller must not call again before its retry wait. ``success: false`` is a failure
+        coded ``elevenlabs_call_refused`` (class ``invalid``: this attempt is over).
+        """
+        body = {
+            "agent_id": agent_id,
+            "agent_phone_number_id": phone_number_id,
+            "to_number": to_number,
+            "conversation_initiation_client_data": {"dynamic_variables": dict(dynamic_variables)},
+        }
+        endpoint = f"POST {self._outbound_path}"
+        answer = self._request(
+            "POST",
+            self._outbound_path,
+            action="placing the call",
+            not_found=IDS_HELP,
+            idempotent=False,
+            json=body,
+        )
+        success = answer.get("success")
+        message = answer.get("message")
+        conversation_id = answer.get("conversation_id")
+        call_sid = answer.get(self._call_id_field)
+        if not isinstance(success, bool) or not isinstance(message, str | None):
+            raise _malformed(endpoint, "no boolean success and message", may_have_started=True)
+        if not success:
+            said = (message or "").strip()
+            raise ProviderFailure(
+                FailureClass.INVALID,
+                "elevenlabs_call_refused",
+                "ElevenLabs did not start the call"
+                + (f': "{said}"' if said else " (no reason given)")
+                + ". This attempt is over; the call queue decides the next one. If every call is "
+                "refused, check the number in ElevenLabs > Phone Numbers (outbound calls "
+                "enabled, its Twilio or SIP trunk credentials) and the agent.",
+                {
+                    "elevenlabs_message": said,
+                    "to_number": mask_phone(to_number),
+                    "conversation_id": conversation_id
+                    if isinstance(conversation_id, str)
+                    else None,
+                },
+            )
+        if not isinstance(conversation_id, str | None) or not isinstance(call_sid, str | None):
+            raise _malformed(
+                endpoint,
+                f"conversation_id or {self._call_id_field} is not a string",
+                may_have_started=True,
+            )
+        return OutboundCall(
+            conversation_id=conversation_id or None,
+            call_sid=call_sid or None,
+            message=message or "",
+        )
+
+    def subscription(self) -> dict[str, Any]:
+        """``GET /v1/user/subscription``: the plan (``tier``, ``status``) and its credits
+        (``character_count`` used of ``character_limit``). Needs the key's ``user_read``."""
+        return self._request(
+            "GET",
+            "/v1/user/subscription",
+            action="reading the subscription",
+            not_found="check ELEVENLABS_API_URL (https://api.elevenlabs.io)",
+        )
+
+    def agent(self, agent_id: str) -> dict[str, Any]:
+        """``GET /v1/convai/agents/{agent_id}``: the agent, with its ``conversation_config``."""
+        return self._request(
+            "GET",
+            f"/v1/convai/agents/{quote(agent_id, safe='')}",
+            action="reading the agent",
+            not_found="check ELEVENLABS_AGENT_ID (ElevenLabs > Agents, the agent's id)",
+        )
+
+    def phone_number(self, phone_number_id: str) -> dict[str, Any]:
+        """``GET /v1/convai/phone-numbers/{phone_number_id}``: the number (``phone_number``,
+        ``label``, ``provider``, ``assigned_agent`` …)."""
+        return self._request(
+            "GET",
+            f"/v1/convai/phone-numbers/{quote(phone_number_id, safe='')}",
+            action="reading the phone number",
+            not_found=(
+                "check ELEVENLABS_PHONE_NUMBER_ID (ElevenLabs > Phone Numbers, the number's id)"
+            ),
+        )
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        action: str,
+        not_found: str,
+        idempotent: bool = True,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        response = call(
+            ELEVENLABS,
+            method,
+            f"{self._base}{path}",
+            timeout=self._timeout,
+            idempotent=idempotent,
+            client=self._http,
+            headers=self._headers,
+            **kwargs,
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not 200 <= response.status_code < 300:
+            raise classify_elevenlabs_error(
+                response.status_code, body, action=action, not_found=not_found
+            )
+        if not isinstance(body, dict):
+            raise _malformed(
+                f"{method} {path}",
+                "the answer is not a JSON object",
+                may_have_started=not idempotent,
+            )
+        return body
+
+
+def classify_elevenlabs_error(
+    status: int, body: Any, *, action: str, not_found: str = IDS_HELP
+) -> ProviderFailure:
+    """An ElevenLabs error answer as a failure: the class by HTTP status (and, for a 401, by
+    ``detail.status``), the message with ElevenLabs' own words. ``action`` says what was
+    attempted ("placing the call"); ``not_found`` what to check on a 404."""
+    detail = body.get("detail") if isinstance(body, dict) else None
+    errors = _validation_errors(detail)
+    if isinstance(detail, dict):
+        code = str(detail.get("status") or detail.get("code") or "").strip()
+        text = str(detail.get("message") or "").strip()
+    else:
+        code, text = "", detail.strip() if isinstance(detail, str) else ""
+    said = "; ".join(part for part in (text, *errors) if part)
+    quoted = f"HTTP {status}" + (f': "{said}"' if said else "")
+    info: dict[str, Any] = {"http_status": status}
+    if code:
+        info["elevenlabs_status"] = code
+    if text:
+        info["elevenlabs_message"] = text
+    if errors:
+        info["errors"] = errors
+    lowered = f"{code} {text}".lower()
+    if status in (401, 402) and (
+        code in _QUOTA_STATUSES or "credit" in lowered or "quota" in lowered
+    ):
+        return ProviderFailure(
+            FailureClass.QUOTA,
+            "elevenlabs_quota_exceeded",
+            f"ElevenLabs refused {action}: out of credits ({quoted}): top up in ElevenLabs > "
+            "Subscription (or raise the plan); calls are retried with backoff meanwhile.",
+            info,
+        )
+    if status == 403 or (status == 401 and code == "missing_permissions"):
+        return ProviderFailure(
+            FailureClass.PERMISSION,
+            "elevenlabs_permission_denied",
+            f"ElevenLabs refused {action}: the API key lacks a permission ({quoted}). In "
+            "ElevenLabs > Developers > API Keys, give ELEVENLABS_API_KEY access to ElevenLabs "
+            "Agents (read and write) and User (read), or create a key without restrictions.",
+            info,
+        )
+    if status == 401:
+        return ProviderFailure(
+            FailureClass.AUTH,
+            "elevenlabs_api_key_invalid",
+            f"ElevenLabs refused the API key while {action} ({quoted}). {API_KEY_HELP}.",
+            info,
+        )
+    if status == 404:
+        return ProviderFailure(
+            FailureClass.CONFIG,
+            "elevenlabs_not_found",
+            f"ElevenLabs does not know what {action} asked for ({quoted}); {not_found}.",
+            info,
+        )
+    if status == 422:
+        return ProviderFailure(
+            FailureClass.CONFIG,
+            "elevenlabs_request_invalid",
+            f"ElevenLabs refused {action} as invalid ({quoted}); {IDS_HELP}.",
+            info,
+        )
+    if status == 429:
+        return ProviderFailure(
+            FailureClass.THROTTLED,
+            "elevenlabs_rate_limited",
+            f"ElevenLabs is at the account's limit of concurrent calls or requests ({quoted}); "
+            "retried with backoff. If it lasts, raise the plan's concurrency or lower "
+            "CALL_SWEEP_BATCH_SIZE.",
+            info,
+        )
+    if status >= 500:
+        return ProviderFailure(
+            FailureClass.TRANSIENT,
+            "elevenlabs_unavailable",
+            f"ElevenLabs had a temporary error while {action} ({quoted}); retried automatically.",
+            info,
+        )
+    return ProviderFailure(
+        FailureClass.INVALID,
+        "elevenlabs_request_refused",
+        f"ElevenLabs refused {action} ({quoted}); it is not retried.",
+        info,
+    )
+
+
+def _validation_errors(detail: Any) -> list[str]:
+    """``loc: msg`` of each error of a 422's ``detail`` list (never its ``input``, which may
+    echo the phone number)."""
+    if not isinstance(detail, list):
+        return []
+    found = []
+    for item in detail[:_ERRORS_KEPT]:
+        if not isinstance(item, dict):
+            continue
+        loc = item.get("loc")
+        where = ".".join(str(part) for part in loc) if isinstance(loc, list) else str(loc or "")
+        found.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+    return found
+
+
+def _malformed(endpoint: str, what: str, *, may_have_started: bool = False) -> ProviderFailure:
+    return ProviderFailure(
+        FailureClass.MALFORMED,
+        "elevenlabs_answer_malformed",
+        f"The ElevenLabs API answered {endpoint} with something unexpected ({what}); is "
+        "ELEVENLABS_API_URL the ElevenLabs API (https://api.elevenlabs.io)?"
+        + (
+            " The call may have started: check ElevenLabs > Call History."
+            if may_have_started
+            else ""
+        ),
+        {"answer": endpoint},
+    )
+
+
+@cache
+def get_elevenlabs() -> ElevenLabsClient:
+    """The process's ElevenLabs client, built on first use from the configuration;
+    :class:`ConfigError` when ELEVENLABS_API_KEY is unset (or ELEVENLABS_TELEPHONY unknown)."""
+    config = get_config()
+    (api_key,) = config.require("ELEVENLABS_API_KEY")
+    return ElevenLabsClient(
+        base_url=config.elevenlabs_api_url,
+        api_key=api_key,
+        timeout=config.http_timeout_seconds,
+        telephony=config.elevenlabs_telephony,
+    )

@@ -1,0 +1,76 @@
+"""place_call: outbound AI calls through ElevenLabs, and their outcomes.
+
+- ``POST /`` ``{"lead_id": …}`` (private, ``Authorization: Bearer $INTERNAL_TOKEN``): place the
+  lead's call if the rules allow it now; the answer says what was done and why.
+- ``POST /sweep`` (private): place every due call (the scheduler runs it every minute).
+- ``POST /webhook`` (public, ``ElevenLabs-Signature``): the post-call webhook.
+
+Deployed as this folder plus a copy of ``lib/`` (functions-framework puts the folder on
+``sys.path``): ``calling``, ``post_call``, ``elevenlabs`` and ``lib`` import by the same names in
+the bundle, the tests and the tools.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import functions_framework
+from flask import Request, Response
+
+import calling
+from lib.config import get_config
+from lib.db import get_db
+from lib.errors import BadRequest
+from lib.http import Route, Routes, endpoint, internal_token, json_response, read_body
+from lib.signatures import verify_elevenlabs
+from post_call import parse
+
+# A post_call_audio webhook carries the whole call as base64 MP3: it must be read (to check its
+# signature) and answered 200, or ElevenLabs disables the webhook after repeated failures.
+WEBHOOK_MAX_BYTES = 64 * 1024 * 1024
+
+
+def place_one(request: Request) -> Response:
+    """Place one lead's call (meta_webhook asks for it the moment a lead with a phone is stored)."""
+    config = get_config()
+    body = read_body(request, limit=config.max_body_bytes)
+    try:
+        lead_id = json.loads(body)["lead_id"]
+    except (ValueError, KeyError, TypeError):
+        raise BadRequest('Body must be {"lead_id": "<uuid>"}.', code="invalid_payload") from None
+    if not isinstance(lead_id, str):
+        raise BadRequest("lead_id must be a string.", code="invalid_payload")
+    return json_response(calling.place(get_db(), config, lead_id))
+
+
+def run_sweep(request: Request) -> Response:
+    """Place every due call (bounded per run)."""
+    return json_response(calling.sweep(get_db(), get_config()))
+
+
+def receive_webhook(request: Request) -> Response:
+    """A signed ElevenLabs post-call webhook: verify, parse, record (one round trip)."""
+    config = get_config()
+    body = read_body(request, limit=WEBHOOK_MAX_BYTES)
+    verify_elevenlabs(
+        body,
+        request.headers,
+        secrets=config.secrets("ELEVENLABS_WEBHOOK_SECRET"),
+        now=time.time(),
+        tolerance=config.elevenlabs_tolerance_seconds,
+    )
+    phrases = [p.strip() for p in config.voicemail_phrases.split(",") if p.strip()]
+    event = parse(body, voicemail_phrases=phrases)
+    return json_response(calling.record_outcome(get_db(), config, event))
+
+
+@functions_framework.http
+@endpoint(provider="elevenlabs")
+def place_call() -> Routes:
+    """ElevenLabs: place calls (private) and record their outcomes (signed webhook)."""
+    return {
+        ("POST", "/"): Route(place_one, auth=internal_token),
+        ("POST", "/sweep"): Route(run_sweep, auth=internal_token),
+        ("POST", "/webhook"): Route(receive_webhook),
+    }

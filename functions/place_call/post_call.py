@@ -1,0 +1,236 @@
+"""ElevenLabs post-call webhooks, without I/O: what happened on the line.
+
+https://elevenlabs.io/docs/eleven-agents/workflows/post-call-webhooks (PROVIDERS.md section 3.2)
+
+- ``post_call_transcription``: answered, or voicemail when the ``voicemail_detection`` system tool
+  ran (its result ``voicemail_detection_success``), or **voicemail the agent did not hang up on**:
+  the callee's first turns read like a voicemail greeting (``VOICEMAIL_PHRASES``) but the tool
+  was not called. That call is recorded as voicemail, flagged ``voicemail_missed``, and the
+  message quotes the greeting and says which words to add to the agent's prompt.
+- ``call_initiation_failure``: busy, no answer, or unknown.
+- ``post_call_audio`` and anything else: ignored (audio is never stored).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from lib import safejson
+from lib.errors import BadRequest
+
+HANDLED = ("post_call_transcription", "call_initiation_failure")
+_GREETING_TURNS = 3  # a voicemail greeting is among the callee's first turns
+_FAILURE_OUTCOMES = {"busy": "busy", "no-answer": "no_answer", "no_answer": "no_answer"}
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    event_timestamp: Any = None
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class PostCallEvent:
+    """One webhook: its type, and for a handled type what call_record_outcome takes."""
+
+    kind: str
+    conversation_id: str | None = None
+    record: dict[str, Any] | None = None
+
+
+def _fold(text: str) -> str:
+    """Lower case without accents, so "buzón" matches "buzon"."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _text(value: Any, limit: int = 500) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return safejson.text(str(value), limit=limit).strip() or None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return int(number) if 0 <= number < 10**7 else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _turns(transcript: Any) -> list[dict[str, Any]]:
+    return [
+        turn
+        for turn in (transcript if isinstance(transcript, list) else [])
+        if isinstance(turn, dict)
+    ]
+
+
+def voicemail_tool_called(transcript: list[dict[str, Any]]) -> bool:
+    """The ``voicemail_detection`` system tool ran (a tool call or its success result)."""
+    for turn in transcript:
+        for call in turn.get("tool_calls") or []:
+            if isinstance(call, dict) and call.get("tool_name") == "voicemail_detection":
+                return True
+        for result in turn.get("tool_results") or []:
+            outcome = _dict(result).get("result")
+            if _dict(outcome).get("result_type") == "voicemail_detection_success":
+                return True
+            if isinstance(result, dict) and result.get("tool_name") == "voicemail_detection":
+                return True
+    return False
+
+
+def voicemail_greeting(
+    transcript: list[dict[str, Any]], phrases: list[str]
+) -> tuple[str, str] | None:
+    """(the greeting, the phrase found) when one of the callee's first turns reads like a
+    voicemail greeting, else None."""
+    folded_phrases = [(phrase, _fold(phrase)) for phrase in phrases if phrase.strip()]
+    callee = [turn for turn in transcript if turn.get("role") == "user"][:_GREETING_TURNS]
+    for turn in callee:
+        message = _text(turn.get("message"), 1_000) or ""
+        folded = _fold(message)
+        for phrase, folded_phrase in folded_phrases:
+            if folded_phrase in folded:
+                return message[:300], phrase
+    return None
+
+
+def _started_at(metadata: dict[str, Any]) -> str | None:
+    seconds = _int(metadata.get("start_time_unix_secs"))
+    if seconds is None or seconds < 10**9:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+def _duration_text(seconds: int | None) -> str:
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds is not None else "unknown length"
+
+
+def _lead_id(data: dict[str, Any]) -> str | None:
+    client_data = _dict(data.get("conversation_initiation_client_data"))
+    return _text(_dict(client_data.get("dynamic_variables")).get("lead_id"), 64)
+
+
+def _transcription(data: dict[str, Any], phrases: list[str]) -> dict[str, Any]:
+    transcript = _turns(data.get("transcript"))
+    metadata = _dict(data.get("metadata"))
+    analysis = _dict(data.get("analysis"))
+    duration = _int(metadata.get("call_duration_secs"))
+    summary = _text(analysis.get("transcript_summary"), 5_000)
+    record: dict[str, Any] = {
+        "status": _text(data.get("status"), 20),
+        "started_at": _started_at(metadata),
+        "duration_secs": duration,
+        "termination_reason": _text(metadata.get("termination_reason")),
+        "call_successful": _text(analysis.get("call_successful"), 20),
+        "summary": summary,
+        "analysis": safejson.storable(
+            {
+                "call_successful": analysis.get("call_successful"),
+                "call_summary_title": analysis.get("call_summary_title"),
+                "data_collection_results": analysis.get("data_collection_results"),
+                "evaluation_criteria_results": analysis.get("evaluation_criteria_results"),
+            },
+            max_string=2_000,
+            max_items=50,
+        )[0],
+    }
+    greeting = (
+        None if voicemail_tool_called(transcript) else voicemail_greeting(transcript, phrases)
+    )
+    if voicemail_tool_called(transcript):
+        record.update(outcome="voicemail", message="Voicemail: the agent detected it and hung up.")
+    elif greeting is not None:
+        quote, phrase = greeting
+        record.update(
+            outcome="voicemail",
+            voicemail_missed=True,
+            greeting=quote,
+            phrase=phrase,
+            message=f'Voicemail the agent did not hang up on: the call opened with "{quote}" '
+            f"({_duration_text(duration)} spent talking to a machine). Add words like "
+            f'"{phrase}" to the voicemail cues in the agent\'s prompt, and check that the '
+            "voicemail_detection tool is enabled.",
+        )
+    elif str(record["status"]) == "failed":
+        record.update(outcome="failed", message="The call failed (ElevenLabs status failed).")
+    elif any(turn.get("role") == "user" and _text(turn.get("message")) for turn in transcript):
+        record.update(
+            outcome="answered",
+            message=f"Call answered ({_duration_text(duration)}, call_successful "
+            f"{record['call_successful'] or 'unknown'})"
+            + (f": {summary[:300]}" if summary else "."),
+        )
+    else:
+        record.update(outcome="unknown", message="The call connected but nobody spoke.")
+    return record
+
+
+def _initiation_failure(data: dict[str, Any]) -> dict[str, Any]:
+    reason = _text(data.get("failure_reason"), 40) or "unknown"
+    outcome = _FAILURE_OUTCOMES.get(reason, "unknown")
+    body = _dict(_dict(data.get("metadata")).get("body"))
+    detail = _text(body.get("CallStatus") or body.get("sip_status") or body.get("error_reason"))
+    return {
+        "outcome": outcome,
+        "message": f"The call did not connect: {reason}" + (f" ({detail})" if detail else "") + ".",
+    }
+
+
+def parse(body: bytes, *, voicemail_phrases: list[str]) -> PostCallEvent:
+    """The webhook's event; :class:`BadRequest` when the body is not JSON or not an event, or a
+    handled event has no conversation id."""
+    envelope = _envelope(body)
+    kind = safejson.text(envelope.type, limit=80)
+    data = _dict(envelope.data)
+    conversation_id = _text(data.get("conversation_id"), 200)
+    if kind not in HANDLED:
+        return PostCallEvent(kind, conversation_id)
+    if conversation_id is None:
+        raise BadRequest(f"A {kind} event without a conversation_id.", code="invalid_payload")
+    if kind == "post_call_transcription":
+        outcome = _transcription(data, voicemail_phrases)
+    else:
+        outcome = _initiation_failure(data)
+    payload = {key: value for key, value in data.items() if key != "transcript"}
+    record = {
+        "type": kind,
+        "conversation_id": conversation_id,
+        "lead_id": _lead_id(data),
+        **outcome,
+        "payload": safejson.storable(payload, max_string=2_000, max_items=100)[0],
+    }
+    return PostCallEvent(kind, conversation_id, record)
+
+
+def _envelope(body: bytes) -> _Envelope:
+    try:
+        return _Envelope.model_validate_json(body)
+    except ValidationError as exc:
+        if exc.errors()[0]["type"] != "json_invalid":
+            raise BadRequest(
+                "Body is not an ElevenLabs webhook event.", code="invalid_payload"
+            ) from None
+    try:
+        return _Envelope.model_validate(safejson.loads(body))
+    except ValueError:
+        raise BadRequest("Body is not valid JSON.", code="malformed_json") from None
+    except ValidationError:
+        raise BadRequest(
+            "Body is not an ElevenLabs webhook event.", code="invalid_payload"
+        ) from None

@@ -1,0 +1,466 @@
+"""place_call end to end: functions-framework over real HTTP, the real database, ElevenLabs faked
+at its HTTP boundary (tools/elevenlabs_fake.py: calls filed under their to_number)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tools import elevenlabs_samples as samples
+from tools.fake_api import FakeClient
+from tools.samples import leadgen_delivery, new_leadgen_id
+
+from .conftest import ELEVENLABS, Functions, GraphFake
+
+Conn = psycopg.Connection[Any]
+SECRET = ELEVENLABS["ELEVENLABS_WEBHOOK_SECRET"].split(",")[0].strip()
+
+
+@pytest.fixture(scope="module")
+def elevenlabs(elevenlabs_url: str) -> FakeClient:
+    return FakeClient(elevenlabs_url)
+
+
+def unique_phone() -> str:
+    """A New York number no other test calls (the fake files calls under their number)."""
+    return "+1646" + str(2_000_000 + uuid.uuid4().int % 8_000_000)
+
+
+def queued_lead(
+    db: Conn, *, phone: str | None = None, status: str = "call_queued", **cols: Any
+) -> str:
+    values = {
+        "source": "manual",
+        "status": status,
+        "phone": phone or unique_phone(),
+        "full_name": "Zoë Lead",
+        "next_call_at": "now()",
+        **cols,
+    }
+    names = ", ".join(values)
+    marks = ", ".join("now()" if v == "now()" else "%s" for v in values.values())
+    row = db.execute(
+        f"insert into leads ({names}) values ({marks}) returning id::text",
+        tuple(v for v in values.values() if v != "now()"),
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def lead(db: Conn, lead_id: str) -> dict[str, Any]:
+    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        row = cur.execute("select * from leads where id = %s", (lead_id,)).fetchone()
+    assert row is not None
+    return row
+
+
+def calls(db: Conn, lead_id: str) -> list[dict[str, Any]]:
+    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return cur.execute(
+            "select * from calls where lead_id = %s order by attempt", (lead_id,)
+        ).fetchall()
+
+
+def place(functions: Functions, lead_id: str, token: str | None = None) -> httpx.Response:
+    return httpx.post(
+        functions.url("place_call"),
+        json={"lead_id": lead_id},
+        headers={"Authorization": f"Bearer {token or functions.env['INTERNAL_TOKEN']}"},
+        timeout=30,
+    )
+
+
+def call_sweep(functions: Functions) -> httpx.Response:
+    return httpx.post(
+        functions.url("place_call", "/sweep"),
+        headers={"Authorization": f"Bearer {functions.env['INTERNAL_TOKEN']}"},
+        timeout=60,
+    )
+
+
+def webhook(
+    functions: Functions, event: dict[str, Any], *, secret: str = SECRET, at: int | None = None
+) -> httpx.Response:
+    body = samples.encode(event)
+    return httpx.post(
+        functions.url("place_call", "/webhook"),
+        content=body,
+        headers=samples.signed_headers(body, secret, at),
+        timeout=30,
+    )
+
+
+def placed_conversation(functions: Functions, db: Conn, lead_id: str) -> str:
+    answer = place(functions, lead_id).json()
+    assert answer["decision"] == "placed", answer
+    return str(answer["conversation_id"])
+
+
+# --- placing -------------------------------------------------------------------------------
+
+
+def test_place_calls_the_lead_through_elevenlabs(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    phone = unique_phone()
+    lead_id = queued_lead(db, phone=phone)
+    answer = place(functions, lead_id).json()
+    assert answer["decision"] == "placed" and answer["attempt"] == 1
+    (request,) = elevenlabs.requests(phone)
+    assert request["path"] == "/v1/convai/twilio/outbound-call"
+    assert request["headers"]["xi-api-key"] == ELEVENLABS["ELEVENLABS_API_KEY"]
+    sent = httpx.Response(200, content=request["body"]).json()
+    assert sent["agent_id"] == ELEVENLABS["ELEVENLABS_AGENT_ID"]
+    assert sent["agent_phone_number_id"] == ELEVENLABS["ELEVENLABS_PHONE_NUMBER_ID"]
+    assert sent["to_number"] == phone
+    variables = sent["conversation_initiation_client_data"]["dynamic_variables"]
+    assert (variables["lead_id"], variables["lead_name"]) == (lead_id, "Zoë Lead")
+    (call,) = calls(db, lead_id)
+    assert (call["status"], call["conversation_id"]) == ("initiated", answer["conversation_id"])
+    assert call["call_sid"].startswith("CA")
+    assert lead(db, lead_id)["status"] == "calling"
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_place_without_the_internal_token_401(functions: Functions, token: str | None) -> None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    for path in ("", "/sweep"):
+        response = httpx.post(functions.url("place_call", path), json={}, headers=headers)
+        assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("status", "columns", "decision"),
+    [
+        ("booked", {}, "booked"),
+        ("do_not_call", {}, "do_not_call"),
+        ("fetched", {}, "not_queued"),
+        ("call_queued", {"call_attempts": 3}, "max_attempts"),
+        ("call_queued", {"next_call_at": None}, "not_due"),
+        ("call_queued", {"phone": None}, "no_phone"),
+    ],
+)
+def test_place_says_why_not(
+    functions: Functions,
+    elevenlabs: FakeClient,
+    db: Conn,
+    status: str,
+    columns: dict[str, Any],
+    decision: str,
+) -> None:
+    phone = unique_phone()
+    lead_id = queued_lead(db, phone=phone, status=status)
+    if columns:
+        sets = ", ".join(f"{name} = %s" for name in columns)
+        db.execute(f"update leads set {sets} where id = %s", (*columns.values(), lead_id))
+    answer = place(functions, lead_id).json()
+    assert (answer["decision"], answer["lead_id"]) == (decision, lead_id)
+    assert answer["reason"]
+    assert elevenlabs.count(phone) == 0
+    assert calls(db, lead_id) == []
+
+
+def test_20_simultaneous_requests_and_a_sweep_call_the_lead_once(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    phone = unique_phone()
+    lead_id = queued_lead(db, phone=phone)
+    with ThreadPoolExecutor(max_workers=21) as pool:
+        futures = [pool.submit(place, functions, lead_id) for _ in range(20)]
+        futures.append(pool.submit(call_sweep, functions))
+        answers = [f.result() for f in futures]
+    assert {a.status_code for a in answers} == {200}
+    decisions = [a.json()["decision"] for a in answers[:20]]
+    placed = decisions.count("placed") + answers[20].json()["placed"]
+    assert placed == 1
+    assert set(decisions) <= {"placed", "in_progress"}
+    assert elevenlabs.count(phone) == 1
+    assert len(calls(db, lead_id)) == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "error_code", "counted", "call_status"),
+    [
+        (
+            {"status": 500, "body": {"detail": "Internal error"}},
+            "elevenlabs_unavailable",
+            False,
+            "failed",
+        ),
+        (
+            {
+                "status": 422,
+                "body": {"detail": [{"loc": ["body", "agent_id"], "msg": "bad", "type": "x"}]},
+            },
+            None,
+            False,
+            "failed",
+        ),
+        (
+            {"status": 401, "body": {"detail": {"status": "quota_exceeded", "message": "quota"}}},
+            None,
+            False,
+            "failed",
+        ),
+        (
+            {
+                "status": 200,
+                "body": {
+                    "success": False,
+                    "message": "Number unreachable",
+                    "conversation_id": None,
+                    "callSid": None,
+                },
+            },
+            None,
+            True,
+            "failed",
+        ),
+        ({"status": 200, "body": {}, "delay": 1.5}, "elevenlabs_timeout", True, "unknown"),
+    ],
+    ids=["5xx", "422_config", "out_of_credits", "success_false", "timeout"],
+)
+def test_elevenlabs_errors_recorded_and_the_next_attempt_planned(
+    functions: Functions,
+    elevenlabs: FakeClient,
+    db: Conn,
+    answer: dict[str, Any],
+    error_code: str | None,
+    counted: bool,
+    call_status: str,
+) -> None:
+    phone = unique_phone()
+    lead_id = queued_lead(db, phone=phone)
+    elevenlabs.script(phone, answer)
+    response = place(functions, lead_id).json()
+    assert response["decision"] == "failed"
+    (call,) = calls(db, lead_id)
+    assert call["status"] == call_status
+    if error_code:
+        assert call["error_code"] == error_code
+    row = lead(db, lead_id)
+    assert row["status"] == "call_queued"
+    assert row["call_attempts"] == (1 if counted else 0)
+    assert row["next_call_at"] is not None
+    wait = row["next_call_at"] - db.execute("select now()").fetchone()[0]  # type: ignore[index]
+    assert timedelta(minutes=29) < wait <= timedelta(minutes=30)  # CALL_WAIT_FAILED_MINUTES
+    # Not called again before the wait, not even by the sweep.
+    call_sweep(functions)
+    assert elevenlabs.count(phone) == 1
+    assert (
+        "Next attempt"
+        in db.execute(
+            "select message from integration_logs where lead_id = %s and event = 'call.failed'",
+            (lead_id,),
+        ).fetchone()[0]
+    )  # type: ignore[index]
+
+
+def test_sweep_places_due_calls(functions: Functions, elevenlabs: FakeClient, db: Conn) -> None:
+    phones = [unique_phone() for _ in range(3)]
+    ids = [queued_lead(db, phone=phone) for phone in phones]
+    answer = call_sweep(functions).json()
+    assert answer["placed"] >= 3
+    assert [elevenlabs.count(phone) for phone in phones] == [1, 1, 1]
+    assert all(lead(db, lead_id)["status"] == "calling" for lead_id in ids)
+
+
+def test_sweep_recovers_a_claim_whose_answer_was_never_recorded(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    lead_id = queued_lead(db, status="calling", call_attempts=1, next_call_at=None)
+    db.execute(
+        "insert into calls (lead_id, attempt, to_number, requested_at) "
+        "select id, 1, phone, now() - interval '3 minutes' from leads where id = %s",
+        (lead_id,),
+    )
+    call_sweep(functions)
+    (call,) = calls(db, lead_id)
+    assert (call["status"], call["error_code"]) == ("unknown", "call_start_unrecorded")
+    assert lead(db, lead_id)["status"] == "call_queued"
+
+
+# --- speed to lead: Meta to ElevenLabs --------------------------------------------------------
+
+
+def test_meta_lead_with_a_phone_is_called_at_once(
+    functions: Functions, graph: GraphFake, elevenlabs: FakeClient, db: Conn
+) -> None:
+    lid, phone = new_leadgen_id(), unique_phone()
+    node = {
+        "id": lid,
+        "field_data": [
+            {"name": "full_name", "values": ["Speedy Lead"]},
+            {"name": "phone_number", "values": [phone]},
+        ],
+    }
+    graph.script(lid, lead=node)
+    assert functions.post_meta(leadgen_delivery(lid)).json()["fetched"] == 1
+    assert elevenlabs.count(phone) == 1  # before Meta got its answer
+    row = db.execute(
+        "select l.status, l.timezone, c.status from leads l join calls c on c.lead_id = l.id "
+        "where l.meta_leadgen_id = %s",
+        (lid,),
+    ).fetchone()
+    assert row == ("calling", "America/New_York", "initiated")
+
+
+# --- the post-call webhook ------------------------------------------------------------------
+
+
+def test_webhook_answered_call_recorded_and_lead_called(functions: Functions, db: Conn) -> None:
+    lead_id = queued_lead(db)
+    conversation = placed_conversation(functions, db, lead_id)
+    event = samples.post_call_transcription(
+        conversation, lead_id=lead_id, duration=95, summary="Wants a quote for a new roof."
+    )
+    answer = webhook(functions, event).json()
+    assert (answer["status"], answer["outcome"], answer["lead_status"]) == (
+        "recorded",
+        "answered",
+        "called",
+    )
+    (call,) = calls(db, lead_id)
+    assert (call["status"], call["outcome"], call["duration_secs"]) == ("completed", "answered", 95)
+    assert call["summary"] == "Wants a quote for a new roof."
+    assert call["call_successful"] == "success"
+    assert lead(db, lead_id)["next_call_at"] is None
+    assert webhook(functions, event).json()["status"] == "duplicate"
+
+
+def test_webhook_voicemail_detected_schedules_the_next_attempt(
+    functions: Functions, db: Conn
+) -> None:
+    lead_id = queued_lead(db)
+    conversation = placed_conversation(functions, db, lead_id)
+    event = samples.post_call_transcription(conversation, lead_id=lead_id, voicemail_tool=True)
+    answer = webhook(functions, event).json()
+    assert (answer["outcome"], answer["lead_status"]) == ("voicemail", "call_queued")
+    row = lead(db, lead_id)
+    wait = row["next_call_at"] - db.execute("select now()").fetchone()[0]  # type: ignore[index]
+    assert timedelta(minutes=119) < wait <= timedelta(minutes=120)
+
+
+def test_webhook_voicemail_the_agent_did_not_hang_up_on_is_flagged(
+    functions: Functions, db: Conn
+) -> None:
+    lead_id = queued_lead(db)
+    conversation = placed_conversation(functions, db, lead_id)
+    transcript = [
+        samples.turn("agent", "Hola, soy Laura de Tejados Sol.", 0),
+        samples.turn("user", "Hola. Deje su mensaje después de la señal.", 2),
+        samples.turn("agent", "¿Hola? ¿Me escucha?", 6),
+    ]
+    event = samples.post_call_transcription(
+        conversation, lead_id=lead_id, transcript=transcript, duration=40
+    )
+    assert webhook(functions, event).json()["outcome"] == "voicemail"
+    (call,) = calls(db, lead_id)
+    assert (call["outcome"], call["voicemail_missed"], call["error_code"]) == (
+        "voicemail",
+        True,
+        "voicemail_missed",
+    )
+    status, message = db.execute(
+        "select status, message from integration_logs where lead_id = %s and event = "
+        "'call.voicemail'",
+        (lead_id,),
+    ).fetchone()  # type: ignore[misc]
+    assert status == "error"
+    assert "Deje su mensaje después de la señal" in message
+    assert "deje su mensaje" in message and "prompt" in message
+
+
+@pytest.mark.parametrize(
+    ("reason", "outcome", "wait_minutes"),
+    [("busy", "busy", 15), ("no-answer", "no_answer", 60), ("unknown", "unknown", 30)],
+)
+def test_webhook_initiation_failure_recorded_with_its_wait(
+    functions: Functions, db: Conn, reason: str, outcome: str, wait_minutes: int
+) -> None:
+    lead_id = queued_lead(db)
+    conversation = placed_conversation(functions, db, lead_id)
+    event = samples.call_initiation_failure(conversation, failure_reason=reason, lead_id=lead_id)
+    assert webhook(functions, event).json()["outcome"] == outcome
+    row = lead(db, lead_id)
+    wait = row["next_call_at"] - db.execute("select now()").fetchone()[0]  # type: ignore[index]
+    assert timedelta(minutes=wait_minutes - 1) < wait <= timedelta(minutes=wait_minutes)
+
+
+def test_webhook_after_the_last_attempt_leaves_the_lead_at_rest(
+    functions: Functions, db: Conn
+) -> None:
+    lead_id = queued_lead(db, call_attempts=2)
+    conversation = placed_conversation(functions, db, lead_id)
+    event = samples.post_call_transcription(conversation, lead_id=lead_id, voicemail_tool=True)
+    assert webhook(functions, event).json()["lead_status"] == "voicemail"
+    row = lead(db, lead_id)
+    assert (row["call_attempts"], row["next_call_at"]) == (3, None)
+
+
+def test_webhook_links_by_lead_when_the_start_timed_out(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    phone = unique_phone()
+    lead_id = queued_lead(db, phone=phone)
+    elevenlabs.script(phone, {"status": 200, "body": {}, "delay": 1.5})
+    assert place(functions, lead_id).json()["decision"] == "failed"
+    event = samples.post_call_transcription(samples.new_conversation_id(), lead_id=lead_id)
+    assert webhook(functions, event).json()["outcome"] == "answered"
+    (call,) = calls(db, lead_id)
+    assert (call["status"], call["outcome"]) == ("completed", "answered")
+    assert lead(db, lead_id)["status"] == "called"
+
+
+def test_webhook_audio_and_unknown_types_ignored(functions: Functions, db: Conn) -> None:
+    conversation = samples.new_conversation_id()
+    answer = webhook(functions, samples.post_call_audio(conversation)).json()
+    assert answer == {"status": "ignored", "type": "post_call_audio"}
+    assert db.execute(
+        "select count(*) from webhook_events where external_id = %s", (conversation,)
+    ).fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    ("secret", "age"),
+    [("wsec_wrong", 0), (SECRET, 31 * 60), (SECRET, -31 * 60)],
+    ids=["wrong_secret", "stale", "future"],
+)
+def test_webhook_bad_signature_401(functions: Functions, secret: str, age: int) -> None:
+    event = samples.post_call_transcription(samples.new_conversation_id(), lead_id="x")
+    response = webhook(functions, event, secret=secret, at=int(time.time()) - age)
+    assert response.status_code == 401
+
+
+def test_webhook_rotated_secret_accepted(functions: Functions, db: Conn) -> None:
+    lead_id = queued_lead(db)
+    conversation = placed_conversation(functions, db, lead_id)
+    event = samples.post_call_transcription(conversation, lead_id=lead_id)
+    assert webhook(functions, event, secret="wsec_test_old").status_code == 200
+
+
+# --- booking stops calls ----------------------------------------------------------------------
+
+
+def test_booking_drops_a_queued_call(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    from .test_calendly_webhook_e2e import invitee_event, post
+
+    phone = unique_phone()
+    lead_id = queued_lead(db, phone=phone, next_call_at=None)
+    db.execute(
+        "update leads set next_call_at = now() + interval '1 minute' where id = %s", (lead_id,)
+    )
+    assert post(functions, invitee_event(lead_id=lead_id)).json()["lead_status"] == "booked"
+    row = lead(db, lead_id)
+    assert (row["status"], row["next_call_at"]) == ("booked", None)
+    assert place(functions, lead_id).json()["decision"] == "booked"
+    assert elevenlabs.count(phone) == 0
