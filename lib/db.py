@@ -59,7 +59,7 @@ def _refused(function: str, code: str, message: str | None) -> DatabaseError:
     elif code in _MIGRATION_CODES:
         hint = "are all migrations applied? (`make doctor`)"
     else:
-        hint = "nothing was written; the function's logs have the details"
+        hint = "the function's logs have the details"
     return DatabaseError(
         f"The database refused {function} ({code or 'no code'}: {message}); {hint}.",
         details={"function": function, "db_code": code},

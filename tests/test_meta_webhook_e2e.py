@@ -126,7 +126,7 @@ def test_delivery_official_sample_ends_as_complete_lead(
     row = lead(db, lid)
     assert row is not None
     assert (row["status"], row["full_name"], row["email"], row["phone"]) == (
-        "call_queued",
+        "calling",
         "Zoë Łukasiewicz-Müller",
         "zoe.lm@example.com",
         "+14155552671",
@@ -255,7 +255,7 @@ def test_delivery_batch_of_entries_and_changes_every_lead_stored(
     assert response.json()["fetched"] == 4
     assert response.json()["ignored"] == 1
     rows = {lid: lead(db, lid) for lid in ids}
-    assert all(row is not None and row["status"] == "call_queued" for row in rows.values())
+    assert all(row is not None and row["status"] == "calling" for row in rows.values())
     stored = db.execute(
         "select payload -> 'value' ->> 'ad_id' from webhook_events where external_id = %s",
         (ids[0],),
@@ -337,7 +337,7 @@ def test_sweep_completes_lead_once_graph_recovers(
     assert response.status_code == 200
     assert response.json()["claimed"] >= 1 and response.json()["completed"] >= 1
     done = lead(db, lid)
-    assert done is not None and done["status"] == "call_queued" and done["fetch_error_code"] is None
+    assert done is not None and done["status"] == "calling" and done["fetch_error_code"] is None
     assert done["fetch_attempts"] == 2
     assert graph.fetches(lid) == 2
 
@@ -367,7 +367,7 @@ def test_sweep_drains_a_backlog_batch_after_batch(
     assert response.status_code == 200
     assert response.json()["batches"] >= 3  # SWEEP_BATCH_SIZE is 50
     assert db.execute(
-        "select count(*) from leads where meta_leadgen_id = any(%s) and status = 'call_queued'",
+        "select count(*) from leads where meta_leadgen_id = any(%s) and status = 'calling'",
         (ids,),
     ).fetchone() == (140,)
     assert sum(graph.fetches(lid) for lid in ids[::20]) == 7
@@ -393,7 +393,7 @@ def test_sweep_retry_pending_fetches_leads_waiting_on_a_fixed_token(
     assert response.status_code == 200
     assert response.json()["retried"] >= 1
     done = lead(db, lid)
-    assert done is not None and done["status"] == "call_queued"
+    assert done is not None and done["status"] == "calling"
     assert [e for e, *_ in logs(db, lid)] == ["lead.received", "lead.fetch_failed", "lead.fetched"]
 
 
@@ -604,13 +604,13 @@ def test_poisoned_graph_answer_costs_only_its_own_lead(
     assert functions.sweep().status_code == 200
     rows = {lid: lead(db, lid) for lid in ids}
     good = [lid for lid in ids if lid not in bad]
-    assert all(rows[lid]["status"] == "call_queued" for lid in good)  # type: ignore[index]
+    assert all(rows[lid]["status"] == "calling" for lid in good)  # type: ignore[index]
     for lid in bad:
         row = rows[lid]
         assert row is not None
         entries = logs(db, lid)
         if poison == "nul":
-            assert row["status"] == "call_queued"
+            assert row["status"] == "calling"
             assert row["full_name"] == "hello\ufffdworld" and row["phone"] == "+14155552671"
             fetched = [e for e in entries if e[0] == "lead.fetched"]
             assert fetched and "field_data[0] (full_name)" in fetched[0][3]
@@ -688,7 +688,7 @@ def test_poisoned_delivery_loses_nothing_valid(
     assert response.json()["received"] == 3 and response.json()["rejected"] == 1
     for lid in (kept, poisoned_value, after):
         row = lead(db, lid)
-        assert row is not None and row["status"] == "call_queued"
+        assert row is not None and row["status"] == "calling"
     assert lead(db, poisoned_id) is None
     rejected = [e for e in logs(db, page) if e[1] == "rejected"]
     assert [e[2] for e in rejected] == ["invalid_change"]

@@ -178,8 +178,8 @@ def test_20_simultaneous_requests_and_a_sweep_call_the_lead_once(
         answers = [f.result() for f in futures]
     assert {a.status_code for a in answers} == {200}
     decisions = [a.json()["decision"] for a in answers[:20]]
-    placed = decisions.count("placed") + answers[20].json()["placed"]
-    assert placed == 1
+    # The sweep may place other tests' due calls too: count this lead's calls where they land.
+    assert decisions.count("placed") <= 1
     assert set(decisions) <= {"placed", "in_progress"}
     assert elevenlabs.count(phone) == 1
     assert len(calls(db, lead_id)) == 1

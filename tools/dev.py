@@ -4,7 +4,8 @@ Starts the stack (embedded by default, or `supabase start` with ``--stack supaba
 function at ``http://127.0.0.1:$PORT/functions/v1/<name>`` (``GET /health`` answers once ready),
 writes ``.local/dev.env`` and runs the sweep every minute, as pg_cron does in production.
 Variables set in the environment (or in supabase/.env) win over generated ones. Ctrl-C (or
-SIGTERM) stops everything it started.
+SIGTERM) stops everything it started. After an unclean stop (``kill -9``) the next run stops the
+Postgres left running and takes the ports ``dev.env`` records again.
 
     python -m tools.dev [--stack embedded|supabase] [--state-dir .local] [--sweep-every 60]
 """
@@ -12,13 +13,17 @@ SIGTERM) stops everything it started.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -49,6 +54,12 @@ def supabase_stack(
             "DATABASE_URL": status["DB_URL"],
         }
     )
+    for name, key in (
+        ("SUPABASE_SECRET_KEY", "SECRET_KEY"),
+        ("SUPABASE_PUBLISHABLE_KEY", "PUBLISHABLE_KEY"),
+    ):
+        if key in status:
+            env[name] = status[key]
     graph_port = stack.free_port(54329)
     graph = stack.spawn(
         "tools.graph_fake",
@@ -74,6 +85,35 @@ def _stop_on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def recorded_port(previous: Mapping[str, str], key: str, default: int) -> int:
+    """The loopback port ``dev.env`` recorded for ``key`` (an earlier run's), else ``default``."""
+    try:
+        url = urlsplit(previous.get(key, ""))
+        port = url.port
+    except ValueError:
+        return default
+    return port if port and url.hostname in ("127.0.0.1", "localhost") else default
+
+
+def lock_state_dir(state: Path) -> IO[str]:
+    """Hold ``state/dev.lock`` while running: one `make dev` per state directory (a second one
+    would stop the first one's Postgres). The lock ends with the process, however it ends."""
+    state.mkdir(parents=True, exist_ok=True)
+    lock = (state / "dev.lock").open("a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.seek(0)
+        raise stack.StackError(
+            f"another make dev (pid {lock.read().strip() or '?'}) uses {state.parent}; stop it "
+            "first, or give this one another --state-dir"
+        ) from None
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stack", choices=("embedded", "supabase"), default="embedded")
@@ -85,7 +125,9 @@ def main() -> None:
     )
     parser.add_argument("--sweep-every", type=float, default=60.0, help="seconds (60)")
     args = parser.parse_args()
-    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job ignores it
+    # SIGINT explicitly: a background job of a non-interactive shell starts with SIGINT ignored,
+    # and Python then leaves it ignored (make itself keeps ignoring it: README, `make dev`).
+    for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _stop_on_signal)
     state: Path = args.state_dir.resolve() / "stack"
     env_file: Path = args.state_dir.resolve() / "dev.env"
@@ -94,18 +136,24 @@ def main() -> None:
     # earlier run (in dev.env) are reused so that they stay stable between runs.
     user = {**envfile.read(envfile.SECRETS_FILE), **os.environ}
     previous = envfile.read(env_file)
-    seed = {**{k: v for k, v in previous.items() if k in stack.LOCAL_SECRET_NAMES}, **user}
+    reused = (*stack.LOCAL_SECRET_NAMES, *stack.API_KEY_PREFIXES)
+    seed = {**{k: v for k, v in previous.items() if k in reused}, **user}
     port = int(user.get("PORT", "8080"))
     processes: list[subprocess.Popen[bytes]] = []
     local: stack.Stack | None = None
     stop = threading.Event()
     exit_code = 0
     try:
+        _lock = lock_state_dir(state)  # held until the process ends
         if args.stack == "supabase":
             generated, processes = supabase_stack(seed, state)
         else:
             local = stack.start(
-                state, environ=seed, pg_port=54322, rest_port=54321, graph_port=54329
+                state,
+                environ=seed,
+                pg_port=recorded_port(previous, "DATABASE_URL", 54322),
+                rest_port=recorded_port(previous, "SUPABASE_URL", 54321),
+                graph_port=recorded_port(previous, "META_GRAPH_URL", 54329),
             )
             generated = local.env
         env = {**generated, **user}

@@ -1,14 +1,23 @@
 """A local stand-in for the one part of PostgREST this project uses: ``POST /rest/v1/rpc/<fn>``.
 
 PostgREST itself cannot be installed on the embedded stack, so this small ASGI app does what it
-does for an RPC call (https://docs.postgrest.org/en/v12/references/api/functions.html):
+does for an RPC call (https://docs.postgrest.org/en/v12/references/api/functions.html), with
+the part of Supabase's API gateway in front of it that turns an API key into a role:
 
+- an opaque API key in ``apikey`` (Supabase's ``sb_secret_…`` / ``sb_publishable_…``, not JWTs)
+  runs as ``service_role`` (a secret key) or ``anon`` (the publishable key), as the CLI's local
+  gateway does by swapping it for the matching JWT (supabase/cli ``internal/start/start.go``).
+  ``Authorization: Bearer sb_…`` is taken only when it equals ``apikey``; any other ``sb_…`` key
+  is refused as the gateway refuses it: 401 ``{"message":"Invalid API key"}``, no ``code``
+  (../shared/PROVIDERS.md, section 4). A JWT in ``Authorization`` decides the role as before
+  (a legacy JWT key sent in ``apikey`` alone counts as one, as the gateway passes it on);
 - checks the JWT in ``Authorization: Bearer`` (HS256, the project's JWT secret); no token means
   the ``anon`` role; a bad one is 401 ``PGRST301``;
-- runs the call as the token's role (a connection pool per role, each connection started with
-  that ``role``, so a call is one statement: atomic, and one round trip to Postgres) and calls
-  ``public.<fn>`` with the body's keys as named arguments. ``request.jwt.claims`` is not set:
-  no function of this project reads it;
+- runs the call as the role (a connection pool per role, each connection started with that
+  ``role`` and the role's own settings, e.g. anon's ``statement_timeout``, as PostgREST applies
+  them; the connection as ``authenticator`` brings its own limits) and calls ``public.<fn>``
+  with the body's keys as named arguments, so a call is one statement: atomic, and one round
+  trip to Postgres. ``request.jwt.claims`` is not set: no function of this project reads it;
 - answers the function's result as JSON, or PostgREST's error JSON (``code``, ``message``,
   ``details``, ``hint``) with the status of PostgREST's SQLSTATE table
   (https://docs.postgrest.org/en/v12/references/errors.html);
@@ -19,12 +28,15 @@ does for an RPC call (https://docs.postgrest.org/en/v12/references/api/functions
 
 A development and test tool: never deployed.
 
-    python -m tools.rest_standin --port 54321 --db-url postgresql://authenticator:...@.../postgres
+    STANDIN_DB_URL=postgresql://authenticator:...@.../postgres JWT_SECRET=... \
+    SUPABASE_SECRET_KEY=sb_secret_... SUPABASE_PUBLISHABLE_KEY=sb_publishable_... \
+    python -m tools.rest_standin --port 54321
 """
 
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -89,25 +101,66 @@ def _error(code: str, message: str, details: str | None = None, hint: str | None
     return json.dumps({"code": code, "details": details, "hint": hint, "message": message}).encode()
 
 
+# What the gateway answers for an API key it does not know (no PostgREST code).
+INVALID_API_KEY = (401, b'{"message":"Invalid API key"}')
+
+
+class InvalidApiKey(Exception):
+    """The gateway refuses the request's API key."""
+
+
+# The role's own settings (ALTER ROLE … SET) that a non-superuser may set, which PostgREST
+# applies to each request of that role; here they are the session defaults of its pool's
+# connections (start-up parameters, so that the pool's RESET ALL keeps them).
+_ROLE_SETTINGS_SQL = """
+select s.name, s.value
+from (
+    select split_part(c, '=', 1) as name, substr(c, strpos(c, '=') + 1) as value
+    from pg_roles r, unnest(r.rolconfig) c
+    where r.rolname = $1
+) s
+join pg_settings p on p.name = s.name and p.context = 'user'
+"""
+
+
 class RpcApp:
     """The ASGI app. ``functions`` caches each function's argument names and types."""
 
-    def __init__(self, db_url: str, jwt_secret: str) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        jwt_secret: str,
+        *,
+        secret_key: str | None = None,
+        publishable_key: str | None = None,
+    ) -> None:
         self.db_url = db_url
         self.jwt_secret = jwt_secret
+        self.api_keys = {
+            key: role
+            for key, role in ((secret_key, "service_role"), (publishable_key, "anon"))
+            if key
+        }
         self.pools: dict[str, asyncpg.Pool] = {}
         self.signatures: dict[str, tuple[dict[str, str], bool]] = {}
         self.log = RequestLog()
 
     async def _pool(self, role: str) -> asyncpg.Pool:
         if role not in self.pools:
+            conn = await asyncpg.connect(self.db_url, timeout=5)
+            try:
+                settings = {
+                    row["name"]: row["value"] for row in await conn.fetch(_ROLE_SETTINGS_SQL, role)
+                }
+            finally:
+                await conn.close()
             self.pools[role] = await asyncpg.create_pool(
                 self.db_url,
                 min_size=1,
                 max_size=8,
                 timeout=5,
                 command_timeout=30,
-                server_settings={"role": role},
+                server_settings={**settings, "role": role},
             )
         return self.pools[role]
 
@@ -155,8 +208,14 @@ class RpcApp:
         if scope["method"] != "POST":
             return 405, _error("PGRST117", f"Unsupported HTTP method: {scope['method']}")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        authorization, apikey = headers.get("authorization"), headers.get("apikey")
+        if authorization is None and apikey and not apikey.startswith("sb_"):
+            authorization = f"Bearer {apikey}"  # the gateway passes a legacy key on as the JWT
         try:
-            claims = self._claims(headers.get("authorization"))
+            key_role = self._api_key_role(apikey, authorization)
+            claims = self._claims(authorization) if key_role is None else {"role": key_role}
+        except InvalidApiKey:
+            return INVALID_API_KEY
         except jwt.InvalidToken as exc:
             return 401, _error("PGRST301", str(exc))
         role = str(claims.get("role", "anon"))
@@ -174,6 +233,28 @@ class RpcApp:
             return 400, _error("PGRST102", "Empty or invalid json")
         return await self._call(fn, params, role)
 
+    def _api_key_role(self, apikey: str | None, authorization: str | None) -> str | None:
+        """The gateway's part: the role of an opaque ``sb_…`` key, or None when the JWT in
+        ``Authorization`` (or its absence) decides; :class:`InvalidApiKey` to refuse."""
+        bearer_key = authorization is not None and authorization.startswith("Bearer sb_")
+        if bearer_key and not (
+            apikey and hmac.compare_digest(f"Bearer {apikey}".encode(), str(authorization).encode())
+        ):
+            raise InvalidApiKey
+        if apikey is None or not apikey.startswith("sb_"):
+            return None
+        role = self._key_role(apikey)
+        if role is None:
+            raise InvalidApiKey
+        # A JWT beside the key (a signed-in user's) decides the role: the gateway passes it on.
+        return role if authorization is None or bearer_key else None
+
+    def _key_role(self, apikey: str) -> str | None:
+        for key, role in self.api_keys.items():
+            if hmac.compare_digest(apikey.encode(), key.encode()):
+                return role
+        return None
+
     def _claims(self, authorization: str | None) -> dict[str, Any]:
         if not authorization:
             return {"role": "anon"}
@@ -183,6 +264,7 @@ class RpcApp:
         return jwt.decode(token.strip(), secret=self.jwt_secret)
 
     async def _call(self, fn: str, params: dict[str, Any], role: str) -> tuple[int, bytes]:
+        answer: tuple[int, bytes] | None = None
         try:
             pool = await self._pool(role)
             async with pool.acquire() as conn:
@@ -206,7 +288,8 @@ class RpcApp:
                     else f"select to_json({call})::text"
                 )
                 result = await conn.fetchval(sql, *(_as_text(v) for v in params.values()))
-                return 200, (result or "null").encode()
+                answer = 200, (result or "null").encode()
+            return answer
         except asyncpg.PostgresError as exc:
             sqlstate = exc.sqlstate or "XX000"
             return http_status(sqlstate, role=role), _error(
@@ -215,8 +298,17 @@ class RpcApp:
                 getattr(exc, "detail", None),
                 getattr(exc, "hint", None),
             )
-        except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.InterfaceError,
+            asyncpg.exceptions.InternalClientError,
+        ) as exc:
             self.pools.pop(role, None)
+            if answer is not None:
+                # The call committed; only handing its connection back failed (Postgres is
+                # restarting): its result stands.
+                return answer
             return 503, _error(
                 "PGRST001",
                 "Could not connect with the database due to an internal error",
@@ -274,7 +366,12 @@ def main() -> None:
     args = parser.parse_args()
     if not args.db_url:
         parser.error("--db-url (or STANDIN_DB_URL) is required")
-    app = RpcApp(args.db_url, args.jwt_secret)
+    app = RpcApp(
+        args.db_url,
+        args.jwt_secret,
+        secret_key=os.environ.get("SUPABASE_SECRET_KEY"),
+        publishable_key=os.environ.get("SUPABASE_PUBLISHABLE_KEY"),
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
 
 

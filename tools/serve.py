@@ -2,6 +2,8 @@
 
 Each function is loaded by functions-framework's own ``create_app`` (the same loader Cloud
 Functions uses) from ``functions/<name>/main.py``; ``GET /health`` answers 200 once all loaded.
+The access log keeps each request's method, path, query parameter names and status, never a
+query value: Meta's handshake sends the verify token in ``hub.verify_token``.
 
     python -m tools.serve --port 8080
 """
@@ -10,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
@@ -60,6 +64,31 @@ def build_app() -> object:
     return app_with_root_slash
 
 
+_QUERY = re.compile(r"\?([^\s\"']*)")
+
+
+def redact_query(text: str) -> str:
+    """``text`` with the value of every query parameter replaced by ``***``."""
+
+    def names_only(match: re.Match[str]) -> str:
+        names = [part.partition("=")[0] for part in match.group(1).split("&") if part]
+        return "?" + "&".join(f"{name}=***" for name in names)
+
+    return _QUERY.sub(names_only, text)
+
+
+def request_handler() -> type:
+    """werkzeug's request handler, its log lines (access and errors) without query values."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class RedactingRequestHandler(WSGIRequestHandler):
+        def log(self, type: str, message: str, *args: Any) -> None:
+            text = message % args if args else message
+            super().log(type, "%s", redact_query(text))
+
+    return RedactingRequestHandler
+
+
 def main() -> None:
     from werkzeug.serving import run_simple
 
@@ -67,7 +96,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     args = parser.parse_args()
-    run_simple(args.host, args.port, build_app(), threaded=True)  # type: ignore[arg-type]
+    run_simple(
+        args.host,
+        args.port,
+        build_app(),  # type: ignore[arg-type]
+        threaded=True,
+        request_handler=request_handler(),
+    )
 
 
 if __name__ == "__main__":

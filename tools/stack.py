@@ -2,13 +2,15 @@
 
 - a throwaway PostgreSQL from the machine's server binaries (run as the ``postgres`` user when
   the caller is root, since initdb refuses root);
-- the Supabase roles (``anon``, ``authenticated``, ``service_role``, ``authenticator``) and
-  default privileges, created as Supabase creates them;
+- the Supabase roles (``anon``, ``authenticated``, ``service_role``, ``authenticator``), their
+  limits and default privileges as Supabase creates them (nothing granted on new objects);
 - ``supabase/migrations`` applied by the pinned Supabase CLI (``supabase db push --db-url``);
 - the PostgREST RPC stand-in (tools/rest_standin.py) and the Graph API fake (tools/graph_fake.py).
 
-``start()`` returns a :class:`Stack` whose ``env`` holds SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY,
-DATABASE_URL, META_GRAPH_URL and the local secrets; ``stop()`` ends everything it started.
+``start()`` returns a :class:`Stack` whose ``env`` holds SUPABASE_URL, the API keys (the legacy
+JWTs SUPABASE_SERVICE_ROLE_KEY and SUPABASE_ANON_KEY, and the opaque SUPABASE_SECRET_KEY and
+SUPABASE_PUBLISHABLE_KEY), DATABASE_URL, META_GRAPH_URL and the local secrets; ``stop()`` ends
+everything it started.
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SUPABASE_CLI = ROOT / "node_modules" / ".bin" / "supabase"
 AUTHENTICATOR_PASSWORD = "authenticator-local"  # loopback-only throwaway database
 
+# The Supabase roles as a project created since 2026-05-30 has them (../shared/PROVIDERS.md,
+# section 4): new objects in public grant the API roles nothing, so every table, function and
+# sequence the API uses needs an explicit grant in a migration, and a missing one fails here as
+# it fails there. The revokes undo the default grants of clusters made by earlier versions of this
+# file. Default privileges on functions granted to PUBLIC are global: revoking them `in schema
+# public` alone would change nothing (ALTER DEFAULT PRIVILEGES, "Notes"). Migrations run as
+# `postgres` (`supabase db push --db-url postgresql://postgres:…`). The per-role limits are
+# Supabase's; the stand-in applies the impersonated role's own, as PostgREST does.
 ROLES_SQL = f"""
 do $$
 begin
@@ -52,12 +62,17 @@ end $$;
 grant anon, authenticated, service_role to authenticator;
 create schema if not exists extensions;
 grant usage on schema public, extensions to anon, authenticated, service_role;
-alter default privileges in schema public
-  grant all on tables to anon, authenticated, service_role;
-alter default privileges in schema public
-  grant all on functions to anon, authenticated, service_role;
-alter default privileges in schema public
-  grant all on sequences to anon, authenticated, service_role;
+alter default privileges for role postgres in schema public
+  revoke all on tables from anon, authenticated, service_role;
+alter default privileges for role postgres in schema public
+  revoke all on functions from anon, authenticated, service_role;
+alter default privileges for role postgres in schema public
+  revoke all on sequences from anon, authenticated, service_role;
+alter default privileges for role postgres revoke execute on functions from public;
+alter role authenticator set statement_timeout = '8s';
+alter role authenticator set lock_timeout = '8s';
+alter role anon set statement_timeout = '3s';
+alter role authenticated set statement_timeout = '8s';
 """
 
 
@@ -66,9 +81,15 @@ class StackError(RuntimeError):
 
 
 def free_port(preferred: int | None = None) -> int:
-    """``preferred`` when it is free, else any free loopback port."""
+    """``preferred`` when it is free, else any free loopback port.
+
+    A port that only connections of a stopped server still hold (TIME_WAIT after a kill) counts
+    as free: the servers of the stack bind with SO_REUSEADDR too (uvicorn, werkzeug and Postgres
+    all do), so the next run takes the same port rather than a random one.
+    """
     for candidate in ([preferred] if preferred else []) + [0]:
         with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", candidate))
             except OSError:
@@ -179,6 +200,8 @@ class Postgres:
         )
 
     def stop(self) -> None:
+        """Stop the server of ``data_dir``, also one an unclean stop left running (pg_ctl
+        detaches it from its caller's session, so killing `make dev` does not end it)."""
         if (self.data_dir / "postmaster.pid").exists():
             with contextlib.suppress(StackError):
                 self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w")
@@ -255,6 +278,13 @@ LOCAL_SECRET_NAMES = (
     "INTERNAL_TOKEN",
 )
 
+# Supabase's opaque API keys (not JWTs): the stand-in runs a secret key as service_role and a
+# publishable key as anon, as the gateway in front of PostgREST does.
+API_KEY_PREFIXES = {
+    "SUPABASE_SECRET_KEY": "sb_secret_",
+    "SUPABASE_PUBLISHABLE_KEY": "sb_publishable_",
+}
+
 
 def local_secrets(existing: Mapping[str, str]) -> dict[str, str]:
     """Local values for the secrets, unless ``existing`` (the environment) already sets them."""
@@ -268,6 +298,16 @@ def local_secrets(existing: Mapping[str, str]) -> dict[str, str]:
     return {key: existing.get(key) or value for key, value in generated.items()}
 
 
+def local_api_keys(existing: Mapping[str, str]) -> dict[str, str]:
+    """A local secret key and publishable key, unless ``existing`` sets keys of that shape."""
+    return {
+        name: value
+        if (value := existing.get(name, "")).startswith(prefix)
+        else prefix + secrets.token_urlsafe(24)
+        for name, prefix in API_KEY_PREFIXES.items()
+    }
+
+
 def start(
     state_dir: Path,
     *,
@@ -279,12 +319,17 @@ def start(
     """Start Postgres, apply the migrations, start the RPC stand-in and the Graph fake."""
     environ = os.environ if environ is None else environ
     state_dir.mkdir(parents=True, exist_ok=True)
-    postgres = Postgres(state_dir / "pg", free_port(pg_port))
+    bindir = pg_bindir()
+    # A server an unclean stop left running holds the data directory and its port: stop it first
+    # so that this run takes that port again.
+    Postgres(state_dir / "pg", 0, bindir).stop()
+    postgres = Postgres(state_dir / "pg", free_port(pg_port), bindir)
     stack = Stack(state_dir, postgres, {})
     try:
         postgres.start()
         apply_migrations(postgres.url)
         env = local_secrets(environ)
+        api_keys = local_api_keys(environ)
         rest_port = free_port(rest_port)
         graph_port = free_port(graph_port)
         jwt_secret = environ.get("JWT_SECRET") or jwt.LOCAL_JWT_SECRET
@@ -297,9 +342,8 @@ def start(
                 "tools.rest_standin",
                 "--port",
                 str(rest_port),
-                "--db-url",
-                standin_db,
-                env={"JWT_SECRET": jwt_secret},
+                # Keys and passwords go in the environment, not on a command line `ps` shows.
+                env={"JWT_SECRET": jwt_secret, "STANDIN_DB_URL": standin_db, **api_keys},
                 log=state_dir / "rest.log",
             )
         )
@@ -313,6 +357,7 @@ def start(
                 "SUPABASE_URL": f"http://127.0.0.1:{rest_port}",
                 "SUPABASE_SERVICE_ROLE_KEY": jwt.local_key("service_role", secret=jwt_secret),
                 "SUPABASE_ANON_KEY": jwt.local_key("anon", secret=jwt_secret),
+                **api_keys,
                 "DATABASE_URL": postgres.url,
                 "META_GRAPH_URL": f"http://127.0.0.1:{graph_port}",
             }

@@ -204,10 +204,14 @@ declare
     v_failed integer := 0;
     v_skipped integer := 0;
     v_queued jsonb := '[]'::jsonb;
+    v_lead_id uuid;
 begin
     for v_item in select value from jsonb_array_elements(coalesce(p_results, '[]'::jsonb)) loop
+        -- The id into a variable first: the lookup is then by primary key whatever plan
+        -- PL/pgSQL caches (a generic plan once scanned every pending lead).
+        v_lead_id := public.uuid_or_null(v_item ->> 'lead_id');
         select * into v_row from public.leads l
-        where l.id = public.uuid_or_null(v_item ->> 'lead_id') and l.status = 'fetch_pending'
+        where l.id = v_lead_id and l.status = 'fetch_pending'
         for update;
         if not found then
             v_skipped := v_skipped + 1;
