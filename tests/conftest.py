@@ -51,7 +51,8 @@ def dead_database_api(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_stack.Stack]:
-    started = local_stack.start(tmp_path_factory.mktemp("stack"), environ={})
+    # The ElevenLabs settings the tests sign and check with; everything else is generated.
+    started = local_stack.start(tmp_path_factory.mktemp("stack"), environ=ELEVENLABS)
     yield started
     started.stop()
 
@@ -112,28 +113,14 @@ ELEVENLABS = {
 
 
 @pytest.fixture(scope="session")
-def elevenlabs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The ElevenLabs fake (tools/elevenlabs_fake.py), served for the session."""
-    port = local_stack.free_port()
-    process = local_stack.spawn(
-        "tools.elevenlabs_fake",
-        "--port",
-        str(port),
-        env=ELEVENLABS,
-        log=tmp_path_factory.mktemp("elevenlabs") / "elevenlabs.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        local_stack.wait_until(local_stack.http_ok(f"{url}/health"), what="ElevenLabs fake")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+def elevenlabs_url(stack: local_stack.Stack) -> str:
+    """The stack's ElevenLabs fake (tools/elevenlabs_fake.py)."""
+    return stack.env["ELEVENLABS_API_URL"]
 
 
 @pytest.fixture(scope="session")
 def functions(
-    stack: local_stack.Stack, elevenlabs_url: str, tmp_path_factory: pytest.TempPathFactory
+    stack: local_stack.Stack, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Functions]:
     port = local_stack.free_port()
     env = {
@@ -142,8 +129,6 @@ def functions(
         "DEFAULT_PHONE_REGION": "US",
         # Two keys, as while one is rotated: the newest signs, both verify.
         "CALENDLY_SIGNING_KEY": f"{CALENDLY_KEYS[0]}, {CALENDLY_KEYS[1]}",
-        **ELEVENLABS,
-        "ELEVENLABS_API_URL": elevenlabs_url,
         "PLACE_CALL_URL": f"http://127.0.0.1:{port}/functions/v1/place_call",
         # Calls at any hour, so tests do not depend on the clock (test_calls covers the hours).
         "CALL_HOURS_START": "00:00",

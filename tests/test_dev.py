@@ -237,7 +237,9 @@ def test_dev_serves_handshake_delivery_and_sweep_on_recorded_ports(dev: DevRun) 
     assert row is not None
     assert row[0] is not None  # its answers fetched from the Graph fake (whatever comes next)
     assert row[1] is not None and row[1].startswith("+1")
-    local_stack.wait_until(lambda: "sweep: 200" in dev.output(), what="a sweep", timeout=10)
+    local_stack.wait_until(
+        lambda: "sweep meta_webhook: 200" in dev.output(), what="a sweep", timeout=10
+    )
 
 
 def test_dev_second_run_on_the_same_state_dir_refused_first_untouched(dev: DevRun) -> None:

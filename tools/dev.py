@@ -73,12 +73,13 @@ def supabase_stack(
 
 
 def sweep_forever(url: str, token: str, every: float, stop: threading.Event) -> None:
+    name = url.rsplit("/", 2)[-2]
     while not stop.wait(every):
         try:
             response = httpx.post(url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
-            print(f"sweep: {response.status_code} {response.text}", flush=True)
+            print(f"sweep {name}: {response.status_code} {response.text}", flush=True)
         except httpx.HTTPError as exc:
-            print(f"sweep: failed ({type(exc).__name__}); trying again later", flush=True)
+            print(f"sweep {name}: failed ({type(exc).__name__}); trying again later", flush=True)
 
 
 def _stop_on_signal(signum: int, frame: object) -> None:
@@ -154,9 +155,18 @@ def main() -> None:
                 pg_port=recorded_port(previous, "DATABASE_URL", 54322),
                 rest_port=recorded_port(previous, "SUPABASE_URL", 54321),
                 graph_port=recorded_port(previous, "META_GRAPH_URL", 54329),
+                elevenlabs_port=recorded_port(previous, "ELEVENLABS_API_URL", 54333),
             )
             generated = local.env
-        env = {**generated, **user}
+        # Locally a lead is called at any hour (the ElevenLabs fake dials nobody); set
+        # CALL_HOURS_START/END to see the calling-hours rule at work.
+        env = {
+            "PLACE_CALL_URL": f"http://127.0.0.1:{port}/functions/v1/place_call",
+            "CALL_HOURS_START": "00:00",
+            "CALL_HOURS_END": "24:00",
+            **generated,
+            **user,
+        }
         dev_env = {
             key: env[key]
             for key in [
@@ -165,10 +175,11 @@ def main() -> None:
                 "DEFAULT_PHONE_REGION",
                 "HTTP_TIMEOUT_SECONDS",
                 "PLACE_CALL_URL",
+                "CALL_HOURS_START",
+                "CALL_HOURS_END",
             ]
             if key in env
         }
-        dev_env.setdefault("PLACE_CALL_URL", f"http://127.0.0.1:{port}/functions/v1/place_call")
         envfile.write(env_file, dev_env)
 
         server = stack.spawn(
@@ -194,11 +205,12 @@ def main() -> None:
             flush=True,
         )
         print("Ready. `make send-test-event` posts a signed lead; Ctrl-C stops.", flush=True)
-        threading.Thread(
-            target=sweep_forever,
-            daemon=True,
-            args=(f"{base}/meta_webhook/sweep", env["INTERNAL_TOKEN"], args.sweep_every, stop),
-        ).start()
+        for sweep in ("meta_webhook/sweep", "place_call/sweep"):
+            threading.Thread(
+                target=sweep_forever,
+                daemon=True,
+                args=(f"{base}/{sweep}", env["INTERNAL_TOKEN"], args.sweep_every, stop),
+            ).start()
         server.wait()
         print(f"The functions server exited; see {state / 'functions.log'}", flush=True)
         exit_code = 1

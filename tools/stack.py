@@ -276,6 +276,11 @@ LOCAL_SECRET_NAMES = (
     "META_ACCESS_TOKEN",
     "META_PAGE_ID",
     "INTERNAL_TOKEN",
+    "CALENDLY_SIGNING_KEY",
+    "ELEVENLABS_API_KEY",
+    "ELEVENLABS_AGENT_ID",
+    "ELEVENLABS_PHONE_NUMBER_ID",
+    "ELEVENLABS_WEBHOOK_SECRET",
 )
 
 # Supabase's opaque API keys (not JWTs): the stand-in runs a secret key as service_role and a
@@ -294,6 +299,12 @@ def local_secrets(existing: Mapping[str, str]) -> dict[str, str]:
         "META_ACCESS_TOKEN": "EAAlocal" + secrets.token_hex(24),
         "META_PAGE_ID": "138124712925158",
         "INTERNAL_TOKEN": secrets.token_urlsafe(24),
+        "CALENDLY_SIGNING_KEY": secrets.token_urlsafe(32),
+        "ELEVENLABS_API_KEY": "sk_local" + secrets.token_hex(20),
+        # The runbook's agent "Laura"; the local ElevenLabs fake accepts it.
+        "ELEVENLABS_AGENT_ID": "agent_4101kf6gqfgpfrganck3s1m0ap3v",
+        "ELEVENLABS_PHONE_NUMBER_ID": "phnum_local_laura",
+        "ELEVENLABS_WEBHOOK_SECRET": "wsec_" + secrets.token_hex(16),
     }
     return {key: existing.get(key) or value for key, value in generated.items()}
 
@@ -315,8 +326,10 @@ def start(
     pg_port: int | None = None,
     rest_port: int | None = None,
     graph_port: int | None = None,
+    elevenlabs_port: int | None = None,
 ) -> Stack:
-    """Start Postgres, apply the migrations, start the RPC stand-in and the Graph fake."""
+    """Start Postgres, apply the migrations, start the RPC stand-in and the Graph and
+    ElevenLabs fakes."""
     environ = os.environ if environ is None else environ
     state_dir.mkdir(parents=True, exist_ok=True)
     bindir = pg_bindir()
@@ -332,6 +345,7 @@ def start(
         api_keys = local_api_keys(environ)
         rest_port = free_port(rest_port)
         graph_port = free_port(graph_port)
+        elevenlabs_port = free_port(elevenlabs_port)
         jwt_secret = environ.get("JWT_SECRET") or jwt.LOCAL_JWT_SECRET
         standin_db = (
             f"postgresql://authenticator:{AUTHENTICATOR_PASSWORD}"
@@ -352,6 +366,15 @@ def start(
                 "tools.graph_fake", "--port", str(graph_port), env=env, log=state_dir / "graph.log"
             )
         )
+        stack.processes.append(
+            spawn(
+                "tools.elevenlabs_fake",
+                "--port",
+                str(elevenlabs_port),
+                env=env,
+                log=state_dir / "elevenlabs.log",
+            )
+        )
         env.update(
             {
                 "SUPABASE_URL": f"http://127.0.0.1:{rest_port}",
@@ -360,11 +383,13 @@ def start(
                 **api_keys,
                 "DATABASE_URL": postgres.url,
                 "META_GRAPH_URL": f"http://127.0.0.1:{graph_port}",
+                "ELEVENLABS_API_URL": f"http://127.0.0.1:{elevenlabs_port}",
             }
         )
         stack.env = env
         wait_until(http_ok(f"{env['SUPABASE_URL']}/health"), what="the PostgREST stand-in")
         wait_until(http_ok(f"{env['META_GRAPH_URL']}/health"), what="the Graph API fake")
+        wait_until(http_ok(f"{env['ELEVENLABS_API_URL']}/health"), what="the ElevenLabs fake")
     except BaseException:
         stack.stop()
         raise
