@@ -242,6 +242,54 @@ def test_dev_serves_handshake_delivery_and_sweep_on_recorded_ports(dev: DevRun) 
     )
 
 
+def run_tool(dev: DevRun, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m tools.<module>`` as an operator runs it beside `make dev` (its settings come
+    from .local/dev.env, here the test's state dir)."""
+    return subprocess.run(
+        [sys.executable, "-m", f"tools.{module}", *args],
+        env={**os.environ, **dev.env(), "PORT": str(dev.port), "PYTHONPATH": str(local_stack.ROOT)},
+        cwd=local_stack.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_dev_lead_flows_from_meta_to_a_call_and_its_outcome_in_the_trail(dev: DevRun) -> None:
+    lid = new_leadgen_id()
+    sent = run_tool(dev, "send_event", "meta", "--leadgen-id", lid)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    dev_env = dev.env()
+    with psycopg.connect(dev_env["DATABASE_URL"]) as conn:
+        row = conn.execute(
+            "select l.id::text, l.phone, l.status, c.conversation_id from leads l "
+            "join calls c on c.lead_id = l.id where l.meta_leadgen_id = %s",
+            (lid,),
+        ).fetchone()
+    assert row is not None, "no call was placed for the lead"
+    lead_id, phone, status, conversation = row
+    assert status == "calling"
+    calls = httpx.get(f"{dev_env['ELEVENLABS_API_URL']}/_fake/requests", params={"key": phone})
+    assert len(calls.json()) == 1  # the call request reached the ElevenLabs fake
+    outcome = run_tool(
+        dev,
+        "send_event",
+        "elevenlabs",
+        "--type",
+        "transcription",
+        "--conversation-id",
+        conversation,
+        "--lead-id",
+        lead_id,
+    )
+    assert outcome.returncode == 0, outcome.stdout + outcome.stderr
+    trail = run_tool(dev, "logs", "--lead", lead_id)
+    assert trail.returncode == 0, trail.stderr
+    events = [line.split()[3] for line in trail.stdout.splitlines()[1:]]
+    assert events == ["lead.received", "lead.fetched", "call.initiated", "call.answered"]
+
+
 def test_dev_second_run_on_the_same_state_dir_refused_first_untouched(dev: DevRun) -> None:
     second = subprocess.Popen(
         [sys.executable, "-m", "tools.dev", "--state-dir", str(dev.state_dir)],
