@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)
 DEPS_STAMP := $(VENV)/.deps-stamp
 NPM_STAMP := node_modules/.npm-stamp
 
-.PHONY: help install dev test check lint format typecheck bench soak send-test-event logs sweep retry doctor calendly-subscribe clean
+.PHONY: help install dev test check lint format typecheck bench soak send-test-event logs sweep retry doctor calendly-subscribe build deploy lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n", $$1, $$2}'
@@ -71,6 +71,15 @@ doctor: install ## Check configuration, database, migrations and the Meta token
 calendly-subscribe: install ## Subscribe calendly_webhook to Calendly, key stored in supabase/.env (URL=... [SCOPE=organization|user] [RECREATE=1])
 	@test -n "$(URL)" || { echo "usage: make calendly-subscribe URL=<functions base>/calendly_webhook [SCOPE=organization|user] [RECREATE=1]" >&2; exit 2; }
 	$(PY) -m tools.calendly_subscribe --url "$(URL)" $(if $(SCOPE),--scope $(SCOPE)) $(if $(RECREATE),--recreate)
+
+build: install ## Build every function's bundle: build/functions/<name>/ (its folder, lib/, bytecode, requirements pinned from requirements.lock)
+	$(PY) -m tools.bundle
+
+deploy: install ## Deploy to production: migrations, every function (FUNCTION=<name>: one), the sweeps; DRY_RUN=1 prints the commands and runs none (ENV_FILE=supabase/.env)
+	$(PY) -m tools.deploy $(if $(FUNCTION),--function $(FUNCTION)) $(if $(filter-out 0,$(DRY_RUN)),--dry-run) $(if $(ENV_FILE),--env-file $(ENV_FILE))
+
+lock: install ## Pin the functions' packages from .venv into requirements.lock and functions/*/requirements.txt
+	$(PY) -m tools.lock
 
 clean: ## Remove the venv, node_modules and local state
 	rm -rf $(VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 MAX_DEPTH = 64  # containers nested deeper than this are cut (Meta's deliveries nest 5 deep)
 MAX_INT_DIGITS = 30
@@ -149,3 +153,16 @@ def storable(
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
+
+
+def parse(model: type[M], body: bytes) -> M:
+    """``body`` validated as ``model``: by the strict parser first (fast), and when it refuses
+    the JSON itself (too deep, a huge number), by :func:`loads`. Raises
+    :class:`pydantic.ValidationError` when the body is not of the model's shape, and ValueError
+    when it is not JSON at all (catch the former first: it is a ValueError too)."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        if exc.errors()[0]["type"] != "json_invalid":
+            raise
+    return model.model_validate(loads(body))

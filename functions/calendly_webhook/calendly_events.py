@@ -214,18 +214,11 @@ def _no_show(
 
 def _envelope(body: bytes) -> _Envelope:
     try:
-        return _Envelope.model_validate_json(body)
-    except ValidationError as exc:
-        if exc.errors()[0]["type"] != "json_invalid":
-            raise _not_an_event(exc) from None
-    try:
-        data = safejson.loads(body)
-    except ValueError:
-        raise BadRequest("Body is not valid JSON.", code="malformed_json") from None
-    try:
-        return _Envelope.model_validate(data)
+        return safejson.parse(_Envelope, body)
     except ValidationError as exc:
         raise _not_an_event(exc) from None
+    except ValueError:
+        raise BadRequest("Body is not valid JSON.", code="malformed_json") from None
 
 
 def _not_an_event(exc: ValidationError) -> BadRequest:

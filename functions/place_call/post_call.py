@@ -220,17 +220,10 @@ def parse(body: bytes, *, voicemail_phrases: list[str]) -> PostCallEvent:
 
 def _envelope(body: bytes) -> _Envelope:
     try:
-        return _Envelope.model_validate_json(body)
-    except ValidationError as exc:
-        if exc.errors()[0]["type"] != "json_invalid":
-            raise BadRequest(
-                "Body is not an ElevenLabs webhook event.", code="invalid_payload"
-            ) from None
-    try:
-        return _Envelope.model_validate(safejson.loads(body))
-    except ValueError:
-        raise BadRequest("Body is not valid JSON.", code="malformed_json") from None
+        return safejson.parse(_Envelope, body)
     except ValidationError:
         raise BadRequest(
             "Body is not an ElevenLabs webhook event.", code="invalid_payload"
         ) from None
+    except ValueError:
+        raise BadRequest("Body is not valid JSON.", code="malformed_json") from None

@@ -1,0 +1,649 @@
+"""`make deploy` (tools/deploy): the plan it prints and runs, with fake ``gcloud`` and ``supabase``
+executables first on PATH that record their argv, so the real run's command sequence is checked
+as well as the dry run's; least privilege per function; preflight; never a secret in the output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tools import ROOT, bundle
+from tools import stack as local_stack
+from tools.deploy import needs as needs_module
+from tools.deploy.cli import main
+from tools.deploy.needs import analyze
+from tools.deploy.plan import Masker
+from tools.deploy.preflight import key_problem
+from tools.deploy.settings import SUPABASE_CLI, Paths, Settings
+from tools.jwt import encode
+
+PROJECT, REGION, REF = "acme-leads", "europe-west1", "abcdefghijklmnopqrst"
+BASE = f"https://{REGION}-{PROJECT}.cloudfunctions.net"
+DB_PASSWORD = "db-pass-Secret1-xyz"
+# A filled-in supabase/.env: every secret distinct and recognisable in any output.
+EXAMPLE = {
+    "SUPABASE_URL": f"https://{REF}.supabase.co",
+    "SUPABASE_SERVICE_ROLE_KEY": "sb_secret_Zx9sL2kQ0pVtR7wYbN4mC1dE",
+    "META_APP_SECRET": "meta-app-secret-new-0123456789,meta-app-secret-old-9876543210",
+    "META_VERIFY_TOKEN": "meta-verify-token-4242",
+    "META_ACCESS_TOKEN": "EAAGmetaaccesstoken0123456789",
+    "META_PAGE_ID": "1029384756",
+    "META_GRAPH_VERSION": "v25.0",
+    "CALENDLY_SIGNING_KEY": "calendly-signing-key-abcdef",
+    "CALENDLY_API_TOKEN": "calendly-api-token-ghijkl",
+    "ELEVENLABS_API_KEY": "sk_elevenlabs0123456789abcdef",
+    "ELEVENLABS_AGENT_ID": "agent_4101kf6gqfgpfrganck3s1m0ap3v",
+    "ELEVENLABS_PHONE_NUMBER_ID": "phnum_01abcdef",
+    "ELEVENLABS_WEBHOOK_SECRET": "wsec_elevenlabs_webhook_secret_0123",
+    "INTERNAL_TOKEN": "internal-token-0123456789abcdef0123456789",
+    "CALL_MAX_ATTEMPTS": "4",
+    "HTTP_TIMEOUT_SECONDS": "7",
+    "GCP_PROJECT": PROJECT,
+    "GCP_REGION": REGION,
+    "SUPABASE_DB_PASSWORD": DB_PASSWORD,
+}
+SECRETS = [
+    *(
+        value
+        for name, value in EXAMPLE.items()
+        if name.endswith(("_SECRET", "_TOKEN", "_KEY", "_PASSWORD"))
+    ),
+    *EXAMPLE["META_APP_SECRET"].split(","),
+]
+SHARED = {"SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "HTTP_TIMEOUT_SECONDS"}
+# What each function receives from EXAMPLE: what it reads, and nothing else.
+EXPECTED_ENV = {
+    "calendly_webhook": SHARED | {"CALENDLY_SIGNING_KEY"},
+    "meta_webhook": SHARED
+    | {
+        "META_APP_SECRET",
+        "META_VERIFY_TOKEN",
+        "META_ACCESS_TOKEN",
+        "META_GRAPH_VERSION",
+        "INTERNAL_TOKEN",
+        "PLACE_CALL_URL",
+    },
+    "place_call": SHARED
+    | {
+        "ELEVENLABS_API_KEY",
+        "ELEVENLABS_AGENT_ID",
+        "ELEVENLABS_PHONE_NUMBER_ID",
+        "ELEVENLABS_WEBHOOK_SECRET",
+        "INTERNAL_TOKEN",
+        "CALL_MAX_ATTEMPTS",
+    },
+}
+FAKE_CLI = """#!{python}
+import json, os, sys
+argv = [os.path.basename(sys.argv[0]), *sys.argv[1:]]
+with open(os.environ["FAKE_CLI_LOG"], "a") as log:
+    log.write(json.dumps({{"argv": argv, "password": os.environ.get("SUPABASE_DB_PASSWORD")}}))
+    log.write("\\n")
+sys.exit(1 if os.environ.get("FAKE_CLI_FAIL") in sys.argv[1:] else 0)
+"""
+
+
+@dataclass
+class Run:
+    code: int
+    output: str
+    calls: list[list[str]]  # the argv each fake CLI was run with, in order
+    passwords: list[str | None]  # the SUPABASE_DB_PASSWORD each one saw
+
+    @property
+    def commands(self) -> list[list[str]]:
+        """The commands the output prints (``$ …`` lines), as argv."""
+        return [shlex.split(line[2:]) for line in self.output.splitlines() if line[:2] == "$ "]
+
+    def deploys(self) -> dict[str, list[str]]:
+        return {c[3]: c for c in self.commands if c[1:3] == ["functions", "deploy"]}
+
+
+class Deployer:
+    """Runs tools.deploy in this process against a temporary supabase/.env and build/, with
+    fake CLIs on PATH."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+        self.bin = tmp_path / "bin"
+        self.bin.mkdir()
+        for name in ("gcloud", "supabase"):
+            path = self.bin / name
+            path.write_text(FAKE_CLI.format(python=sys.executable))
+            path.chmod(0o755)
+        self.log = tmp_path / "calls.log"
+        self.paths = Paths(
+            env_file=tmp_path / "supabase.env",
+            build=tmp_path / "build",
+            project_ref=tmp_path / "project-ref",
+        )
+
+    def write_env(self, values: Mapping[str, str]) -> None:
+        self.paths.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+
+    def link(self, ref: str = REF) -> None:
+        self.paths.project_ref.write_text(ref + "\n")
+
+    def __call__(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = EXAMPLE,
+        environ: Mapping[str, str] | None = None,
+        clis: bool = True,
+    ) -> Run:
+        if env is not None:
+            self.write_env(env)
+        # Nothing but the fakes: this machine may have a real gcloud in /usr/bin.
+        base = {
+            "PATH": str(self.bin if clis else self.tmp / "empty"),
+            "SUPABASE_CLI": "supabase",
+            "FAKE_CLI_LOG": str(self.log),
+        }
+        self.log.unlink(missing_ok=True)
+        lines: list[str] = []
+        code = main(list(args), {**base, **(environ or {})}, self.paths, lines.append)
+        logged = self.log.read_text().splitlines() if self.log.exists() else []
+        calls = [json.loads(line) for line in logged]
+        return Run(
+            code,
+            "\n".join(lines),
+            [call["argv"] for call in calls],
+            [call["password"] for call in calls],
+        )
+
+    def env_file(self, name: str) -> dict[str, str]:
+        """A generated --env-vars-file, read back (``KEY: "json string"`` lines)."""
+        text = (self.paths.generated / f"{name}.env.yaml").read_text()
+        pairs = (line.split(": ", 1) for line in text.splitlines() if not line.startswith("#"))
+        return {key: json.loads(value) for key, value in pairs}
+
+
+@pytest.fixture
+def deploy(tmp_path: Path) -> Deployer:
+    return Deployer(tmp_path)
+
+
+@dataclass
+class Linked:
+    """One deploy folder, linked, with EXAMPLE: a dry run, then the real run twice."""
+
+    deploy: Deployer
+    dry: Run
+    real: Run
+    files: dict[Path, bytes]
+    again: Run
+    files_again: dict[Path, bytes]
+
+
+def _files(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory: pytest.TempPathFactory) -> Linked:
+    deploy = Deployer(tmp_path_factory.mktemp("deploy"))
+    deploy.link()
+    dry = deploy("--dry-run")
+    real = deploy()
+    files = _files(deploy.paths.build)
+    again = deploy()
+    return Linked(deploy, dry, real, files, again, _files(deploy.paths.build))
+
+
+def test_deploy_dry_run_deploys_every_function_with_its_flags(linked: Linked) -> None:
+    deploy, run = linked.deploy, linked.dry
+    assert run.code == 0, run.output
+    assert run.calls == []  # nothing ran
+    deploys = run.deploys()
+    assert sorted(deploys) == bundle.function_names()
+    for name, argv in deploys.items():
+        source = deploy.paths.bundles / name
+        assert argv == [
+            "gcloud",
+            "functions",
+            "deploy",
+            name,
+            "--gen2",
+            "--runtime=python312",
+            f"--region={REGION}",
+            f"--source={source}",
+            f"--entry-point={name}",
+            "--trigger-http",
+            "--allow-unauthenticated",
+            f"--env-vars-file={deploy.paths.generated / f'{name}.env.yaml'}",
+            "--memory=512Mi",
+            "--timeout=60s",
+            "--min-instances=0",
+            "--max-instances=20",
+            f"--project={PROJECT}",
+            "--quiet",
+            "--format=none",
+        ]
+        assert (source / "main.py").is_file() and (source / "requirements.txt").is_file()
+    commands = run.commands
+    assert commands[0] == ["supabase", "db", "push", "--linked", "--yes"]
+    assert commands[1][:3] == ["gcloud", "services", "enable"]
+    assert commands[-1] == [
+        "supabase",
+        "db",
+        "query",
+        "--linked",
+        "--file",
+        str(deploy.paths.generated / "sweeps.sql"),
+    ]
+    names = [c[3] for c in commands if c[1:3] == ["functions", "deploy"]]
+    assert names.index("place_call") < names.index("meta_webhook")  # the callee first
+    for name in bundle.function_names():
+        assert f"{BASE}/{name}" in run.output
+    assert f"{BASE}/place_call/webhook" in run.output
+    assert f"make calendly-subscribe URL={BASE}/calendly_webhook" in run.output
+    assert "make doctor" in run.output
+
+
+def test_deploy_each_function_receives_only_what_it_reads(linked: Linked) -> None:
+    deploy = linked.deploy
+    for name, expected in EXPECTED_ENV.items():
+        received = deploy.env_file(name)
+        assert set(received) == expected, name
+        for key, value in received.items():
+            if key != "PLACE_CALL_URL":
+                assert value == EXAMPLE[key]
+    assert deploy.env_file("meta_webhook")["PLACE_CALL_URL"] == f"{BASE}/place_call"
+    assert "ELEVENLABS_API_KEY" not in deploy.env_file("meta_webhook")
+    assert "META_APP_SECRET" not in deploy.env_file("place_call")
+    assert "INTERNAL_TOKEN" not in deploy.env_file("calendly_webhook")
+    mode = (deploy.paths.generated / "meta_webhook.env.yaml").stat().st_mode & 0o777
+    assert mode == 0o600
+
+
+def test_deploy_output_never_holds_a_secret_value(deploy: Deployer) -> None:
+    db_url = f"postgresql://postgres.{REF}:{DB_PASSWORD}@pooler.supabase.com:5432/postgres"
+    run = deploy("--dry-run", env={**EXAMPLE, "SUPABASE_DB_URL": db_url})
+    assert run.code == 0, run.output
+    for secret in SECRETS:
+        assert secret not in run.output
+    assert f"--db-url postgresql://postgres.{REF}:***@pooler.supabase.com" in run.output
+    sql = (deploy.paths.generated / "sweeps.sql").read_text()
+    assert sql.count(EXAMPLE["INTERNAL_TOKEN"]) == 2  # created or updated in Vault
+    assert "perform vault.update_secret(token_id, '***');" in run.output
+
+
+def test_deploy_schedules_each_sweep_with_pg_cron_reading_the_token_from_vault(
+    linked: Linked,
+) -> None:
+    sql = (linked.deploy.paths.generated / "sweeps.sql").read_text()
+    body = [line for line in sql.splitlines() if not line.startswith("--")]
+    assert body[0] == "do $deploy$" and body[-1] == "$deploy$;"  # one statement
+    for name in ("meta_webhook", "place_call"):
+        schedule = next(line for line in body if f"cron.schedule('{name}_sweep'" in line)
+        assert "'* * * * *'" in schedule
+        assert f"url := '{BASE}/{name}/sweep'" in schedule
+        assert "'Bearer ' || (select decrypted_secret from vault.decrypted_secrets" in schedule
+        assert EXAMPLE["INTERNAL_TOKEN"] not in schedule  # never in cron.job
+    assert "calendly_webhook_sweep" not in sql  # it has no /sweep route
+
+
+def test_deploy_real_run_runs_the_printed_commands_in_order(linked: Linked) -> None:
+    assert linked.real.code == 0, linked.real.output
+    assert linked.real.calls == linked.real.commands == linked.dry.commands
+    # supabase/.env's SUPABASE_DB_PASSWORD reaches the Supabase CLI, and only it.
+    for call, password in zip(linked.real.calls, linked.real.passwords, strict=True):
+        assert password == (DB_PASSWORD if call[0] == "supabase" else None)
+    for secret in SECRETS:
+        assert secret not in linked.real.output
+
+
+def test_deploy_twice_runs_the_same_commands_with_the_same_files(linked: Linked) -> None:
+    assert linked.again.code == 0
+    assert linked.again.calls == linked.real.calls
+    assert linked.again.output == linked.real.output
+    assert linked.files_again == linked.files
+
+
+def test_deploy_one_function_deploys_it_and_its_sweep_only(deploy: Deployer) -> None:
+    deploy.link()
+    only_calls = {k: v for k, v in EXAMPLE.items() if not k.startswith(("META_", "CALENDLY_"))}
+    run = deploy("--function", "place_call", env=only_calls)
+    assert run.code == 0, run.output
+    assert list(run.deploys()) == ["place_call"]
+    assert run.calls[0][1:3] == ["db", "push"]
+    sql = (deploy.paths.generated / "sweeps.sql").read_text()
+    assert "place_call_sweep" in sql and "meta_webhook_sweep" not in sql
+    assert not (deploy.paths.bundles / "meta_webhook").exists()
+
+
+def test_deploy_stops_at_the_first_failing_command(deploy: Deployer) -> None:
+    deploy.link()
+    run = deploy(environ={"FAKE_CLI_FAIL": "functions"})
+    assert run.code == 1
+    assert run.calls[-1][1:3] == ["functions", "deploy"]
+    assert not any(call[1:3] == ["db", "query"] for call in run.calls)
+    assert "deploy stopped" in run.output
+
+
+def test_deploy_preflight_names_every_missing_piece_at_once(deploy: Deployer) -> None:
+    deploy.paths.env_file.unlink(missing_ok=True)
+    run = deploy(env=None, clis=False)
+    assert run.code == 1
+    assert run.calls == [] and not deploy.paths.build.exists()  # nothing built, nothing ran
+    for piece in (
+        "  - the gcloud CLI (gcloud) is not found",
+        "  - the Supabase CLI (supabase) is not found",
+        "GCP_PROJECT is not set",
+        "GCP_REGION is not set",
+        "the Supabase project is not linked and SUPABASE_DB_URL is not set",
+        "supabase.env does not exist",
+        "INTERNAL_TOKEN (meta_webhook, place_call)",
+        "CALENDLY_SIGNING_KEY (calendly_webhook)",
+        "ELEVENLABS_API_KEY (place_call)",
+        "META_APP_SECRET (meta_webhook)",
+        "SUPABASE_SERVICE_ROLE_KEY (calendly_webhook, meta_webhook, place_call)",
+    ):
+        assert piece in run.output
+    assert "PLACE_CALL_URL" not in run.output  # computed, never asked for
+    assert "nothing was changed" in run.output
+
+
+def test_deploy_preflight_stops_a_real_run_without_its_clis(deploy: Deployer) -> None:
+    deploy.link()
+    run = deploy(clis=False)
+    assert run.code == 1 and "preflight: 2 problems" in run.output
+    assert "  - the gcloud CLI (gcloud) is not found" in run.output
+    assert not deploy.paths.build.exists()
+
+
+def test_deploy_masks_each_secret_of_a_rotation() -> None:
+    settings = Settings({"META_APP_SECRET": "new-secret-1234, old-secret-5678"})
+    mask = Masker(settings.secret_values(["META_APP_SECRET"]))
+    assert mask("was old-secret-5678, is new-secret-1234") == "was ***, is ***"
+
+
+def test_deploy_preflight_names_missing_variables_never_their_values(deploy: Deployer) -> None:
+    deploy.link()
+    partial = {
+        k: v for k, v in EXAMPLE.items() if k not in {"META_ACCESS_TOKEN", "CALENDLY_SIGNING_KEY"}
+    }
+    run = deploy(env=partial)
+    assert run.code == 1 and run.calls == []
+    assert "CALENDLY_SIGNING_KEY (calendly_webhook); META_ACCESS_TOKEN (meta_webhook)" in (
+        run.output
+    )
+    for secret in SECRETS:
+        assert secret not in run.output
+
+
+def test_deploy_dry_run_reports_preflight_problems_and_still_prints_the_plan(
+    deploy: Deployer,
+) -> None:
+    run = deploy(
+        "--dry-run", env={k: v for k, v in EXAMPLE.items() if k != "GCP_REGION"}, clis=False
+    )
+    assert run.code == 1
+    assert "GCP_REGION is not set" in run.output
+    assert "note: the gcloud CLI (gcloud) is not found" in run.output  # a dry run runs none
+    assert len(run.deploys()) == len(bundle.function_names())
+
+
+@pytest.mark.parametrize(
+    ("key", "accepted"),
+    [
+        ("sb_secret_abc123", True),
+        (encode({"role": "service_role", "ref": REF}, secret="x"), True),
+        (encode({"role": "anon", "ref": REF}, secret="x"), False),
+        ("sb_publishable_abc123", False),
+        ("not-a-key", False),
+        ("a.b.c", False),
+    ],
+)
+def test_key_problem_accepts_only_service_role_keys(key: str, accepted: bool) -> None:
+    assert (key_problem(key) is None) is accepted
+
+
+def test_deploy_preflight_refuses_the_anon_key_without_printing_it(deploy: Deployer) -> None:
+    deploy.link()
+    anon = encode({"role": "anon", "ref": REF, "iss": "supabase"}, secret="jwt-secret")
+    run = deploy(env={**EXAMPLE, "SUPABASE_SERVICE_ROLE_KEY": anon})
+    assert run.code == 1
+    assert "JWT whose role is 'anon'" in run.output and anon not in run.output
+
+
+def test_deploy_preflight_refuses_two_supabase_projects(deploy: Deployer) -> None:
+    deploy.link("zyxwvutsrqponmlkjihg")
+    run = deploy()
+    assert run.code == 1
+    assert f"SUPABASE_URL: {REF}" in run.output
+    assert "the linked project (supabase link): zyxwvutsrqponmlkjihg" in run.output
+
+
+def test_deploy_preflight_checks_settings(deploy: Deployer) -> None:
+    deploy.link()
+    run = deploy(
+        env={
+            **EXAMPLE,
+            "INTERNAL_TOKEN": "short-token-123",
+            "GCF_TIMEOUT_SECONDS_META_WEBHOOK": "30",
+            "GCF_MEMORY": "lots",
+            "CALL_MAX_ATTEMPTS": "three",
+        },
+        environ={"META_VERIFY_TOKEN": "two\nlines-of-token"},
+    )
+    assert run.code == 1
+    assert "meta_webhook: META_VERIFY_TOKEN holds a line break" in run.output
+    assert "INTERNAL_TOKEN is shorter than 32 characters" in run.output
+    assert "meta_webhook: SWEEP_TIME_BUDGET_SECONDS (45) must be under its timeout" in run.output
+    assert "place_call: GCF_MEMORY must be like 512Mi" in run.output
+    assert "place_call: not a valid number: CALL_MAX_ATTEMPTS" in run.output
+    assert "short-token-123" not in run.output
+
+
+def test_deploy_environment_wins_over_the_file_and_settings_per_function(
+    deploy: Deployer,
+) -> None:
+    deploy.link()
+    run = deploy(
+        "--dry-run",
+        env={**EXAMPLE, "GCF_MEMORY_PLACE_CALL": "1Gi"},
+        environ={"META_VERIFY_TOKEN": "from-the-environment-77"},
+    )
+    assert run.code == 0, run.output
+    assert deploy.env_file("meta_webhook")["META_VERIFY_TOKEN"] == "from-the-environment-77"
+    assert "from-the-environment-77" not in run.output
+    assert "--memory=1Gi" in run.deploys()["place_call"]
+    assert "--memory=512Mi" in run.deploys()["meta_webhook"]
+
+
+def test_deploy_unknown_function_is_refused(deploy: Deployer) -> None:
+    run = deploy("--function", "nope")
+    assert run.code == 2 and "meta_webhook" in run.output
+
+
+def test_needs_of_a_new_function_come_from_its_code(tmp_path: Path) -> None:
+    """A function added later deploys with no change to the deploy code: its entry point,
+    routes, packages and variables are read from it."""
+    folder = tmp_path / "send_sms"
+    folder.mkdir()
+    (folder / "main.py").write_text(
+        "import functions_framework\n"
+        "import texting\n"
+        "from lib.http import Route, Routes, endpoint, internal_token\n\n"
+        "def send(request):\n"
+        "    return texting.send(request)\n\n"
+        "@functions_framework.http\n"
+        "@endpoint(provider='sms')\n"
+        "def send_sms() -> Routes:\n"
+        "    return {('POST', '/'): Route(send),\n"
+        "            ('POST', '/sweep'): Route(send, auth=internal_token)}\n"
+    )
+    (folder / "texting.py").write_text(
+        "from lib.config import get_config\n\n"
+        "def send(request):\n"
+        "    import twilio.rest\n"
+        "    config = get_config()\n"
+        "    return config.require('ELEVENLABS_API_KEY'), config.http_timeout_seconds\n\n"
+        "def unused():\n"
+        "    return get_config().require('META_APP_SECRET')\n"
+    )
+    found = analyze(folder)
+    assert found.entry_point == "send_sms"
+    assert found.has_route("POST", "/sweep")
+    # lib.http imports flask, and its error path lib.db (postgrest, httpx).
+    assert found.imports == ("flask", "functions_framework", "httpx", "postgrest", "twilio.rest")
+    assert [v.name for v in found.variables] == [
+        "ELEVENLABS_API_KEY",
+        "HTTP_TIMEOUT_SECONDS",
+        "INTERNAL_TOKEN",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "SUPABASE_URL",
+    ]  # not META_APP_SECRET: only a function nothing calls reads it
+    assert "texting" in found.modules and "lib.http" in found.modules
+
+
+def test_needs_of_today_s_functions() -> None:
+    needs_module.needs.cache_clear()
+    meta = needs_module.needs("meta_webhook")
+    assert meta.entry_point == "meta_webhook"
+    assert meta.has_route("POST", "/sweep") and meta.has_route("GET", "/")
+    assert {"phonenumbers", "postgrest", "pydantic", "httpx", "flask"} <= set(meta.imports)
+    assert "phonenumbers" not in needs_module.needs("place_call").imports
+    assert meta.required == [
+        "INTERNAL_TOKEN",
+        "META_ACCESS_TOKEN",
+        "META_APP_SECRET",
+        "META_VERIFY_TOKEN",
+        "PLACE_CALL_URL",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "SUPABASE_URL",
+    ]
+
+
+def test_python_m_tools_deploy_dry_run(tmp_path: Path) -> None:
+    """The module runs as `make deploy DRY_RUN=1` runs it."""
+    deploy = Deployer(tmp_path)
+    db_url = f"postgresql://postgres:{DB_PASSWORD}@db.{REF}.supabase.co:5432/postgres"
+    deploy.write_env({**EXAMPLE, "SUPABASE_DB_URL": db_url})
+    env = {k: v for k, v in os.environ.items() if k in {"HOME", "LANG"}}
+    answer = subprocess.run(
+        [
+            *(sys.executable, "-m", "tools.deploy"),
+            *("--env-file", str(deploy.paths.env_file), "--build-dir", str(deploy.paths.build)),
+        ],
+        cwd=ROOT,
+        env={
+            **env,
+            "PYTHONPATH": str(ROOT),
+            "DRY_RUN": "1",
+            "PATH": str(deploy.bin),
+            "SUPABASE_CLI": "supabase",
+            "FAKE_CLI_LOG": str(deploy.log),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+    assert "DRY RUN: nothing was deployed." in answer.stdout
+    assert not deploy.log.exists()
+    for secret in SECRETS:
+        assert secret not in answer.stdout + answer.stderr
+
+
+# Stand-ins for what the sweeps' SQL calls on Supabase, with the real signatures: Supabase Vault
+# (vault.create_secret / update_secret, the decrypted_secrets view), pg_cron (cron.schedule
+# replaces a job of the same name) and pg_net (net.http_post, recorded instead of sent).
+STUBS = """
+create schema vault;
+create table vault.secrets (id uuid primary key default gen_random_uuid(), name text unique,
+  secret text, description text);
+create view vault.decrypted_secrets as
+  select id, name, secret as decrypted_secret from vault.secrets;
+create function vault.create_secret(new_secret text, new_name text default null,
+  new_description text default '', new_key_id uuid default null) returns uuid
+  language sql as $$ insert into vault.secrets (name, secret, description)
+  values (new_name, new_secret, new_description) returning id $$;
+create function vault.update_secret(secret_id uuid, new_secret text default null,
+  new_name text default null, new_description text default null, new_key_id uuid default null)
+  returns void language sql as $$ update vault.secrets set secret = coalesce(new_secret, secret)
+  where id = secret_id $$;
+create schema cron;
+create table cron.job (jobid bigserial primary key, jobname text unique, schedule text,
+  command text);
+create function cron.schedule(job_name text, schedule text, command text) returns bigint
+  language sql as $$ insert into cron.job (jobname, schedule, command)
+  values (job_name, schedule, command) on conflict (jobname)
+  do update set schedule = excluded.schedule, command = excluded.command returning jobid $$;
+create schema net;
+create table net.sent (url text, body jsonb, headers jsonb, timeout_milliseconds int);
+create function net.http_post(url text, body jsonb default '{}'::jsonb,
+  params jsonb default '{}'::jsonb,
+  headers jsonb default '{"Content-Type": "application/json"}'::jsonb,
+  timeout_milliseconds integer default 5000) returns bigint
+  language sql as $$ insert into net.sent values (url, body, headers, timeout_milliseconds)
+  returning 1::bigint $$;
+"""
+
+
+def test_sweeps_sql_schedules_once_however_often_it_runs(
+    linked: Linked, stack: local_stack.Stack
+) -> None:
+    """The sweeps' SQL, run by the pinned Supabase CLI (`supabase db query --file`) against a
+    database with stand-ins for Vault, pg_cron and pg_net (none is installed here; its two
+    `create extension` lines are left out): twice, then with a new token."""
+    name = f"sweeps_{secrets.token_hex(4)}"
+    admin = stack.env["DATABASE_URL"]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"create database {name}")
+    url = admin.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(STUBS)
+        sql = (linked.deploy.paths.generated / "sweeps.sql").read_text()
+        lines = [line for line in sql.splitlines() if "create extension" not in line]
+        assert len(lines) == len(sql.splitlines()) - 2
+        script = linked.deploy.tmp / "sweeps-stubbed.sql"
+        script.write_text("\n".join(lines))
+        command = [str(SUPABASE_CLI), "db", "query", "--db-url", f"{url}?sslmode=disable"]
+        subprocess.run(
+            [*command, "--file", str(script)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        token = "a-new-token-" * 3
+        with psycopg.connect(url, autocommit=True) as conn:  # again, then with a new token
+            conn.execute("\n".join(lines))
+            conn.execute("\n".join(lines).replace(EXAMPLE["INTERNAL_TOKEN"], token))
+        with psycopg.connect(url, autocommit=True) as conn:
+            jobs = conn.execute("select jobname, schedule, command from cron.job").fetchall()
+            assert sorted((job, schedule) for job, schedule, _ in jobs) == [
+                ("meta_webhook_sweep", "* * * * *"),
+                ("place_call_sweep", "* * * * *"),
+            ]
+            assert all(token not in command for _, _, command in jobs)
+            assert conn.execute("select secret from vault.secrets").fetchall() == [(token,)]
+            for _, _, command in jobs:
+                conn.execute(command)  # what pg_cron runs every minute
+            sent = conn.execute("select url, headers, timeout_milliseconds from net.sent")
+            assert sorted(sent.fetchall()) == [
+                (
+                    f"{BASE}/{function}/sweep",
+                    {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                    60000,
+                )
+                for function in ("meta_webhook", "place_call")
+            ]
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"drop database {name} with (force)")

@@ -1,0 +1,147 @@
+"""What a deploy runs with: the variables (``supabase/.env`` overlaid by the environment, which
+wins), the GCP project and region, each function's Cloud Functions settings, the CLIs, and
+where it writes. Never ``.local/dev.env``: the local stack's values must not reach production.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tools import ROOT, envfile
+
+# Cloud Functions settings, each overridable per function: GCF_MEMORY_PLACE_CALL=1Gi.
+DEFAULTS = {
+    "GCF_RUNTIME": "python312",
+    # 512Mi comes with a third of a vCPU (256Mi: a sixth): the cold start of the first lead
+    # after a quiet night is CPU-bound import time (docs/PERFORMANCE.md).
+    "GCF_MEMORY": "512Mi",
+    # Over SWEEP_TIME_BUDGET_SECONDS (45), which a sweep must finish within.
+    "GCF_TIMEOUT_SECONDS": "60",
+    "GCF_MIN_INSTANCES": "0",
+    "GCF_MAX_INSTANCES": "20",
+}
+# The Google APIs a Cloud Functions (2nd gen) deploy uses; enabling one twice changes nothing.
+SERVICES = (
+    "artifactregistry.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "run.googleapis.com",
+)
+# Variables of the deploy itself (not of any function) whose values are never printed.
+DEPLOY_SECRETS = ("SUPABASE_DB_PASSWORD", "SUPABASE_ACCESS_TOKEN")
+# Passed to the Supabase CLI when set (in supabase/.env or the environment).
+SUPABASE_CLI_VARIABLES = DEPLOY_SECRETS
+SUPABASE_CLI = ROOT / "node_modules" / ".bin" / "supabase"  # pinned in package.json
+
+
+@dataclass(frozen=True)
+class Paths:
+    env_file: Path = envfile.SECRETS_FILE
+    build: Path = ROOT / "build"
+    # Written by `supabase link --project-ref <ref>`.
+    project_ref: Path = ROOT / "supabase" / ".temp" / "project-ref"
+
+    @property
+    def bundles(self) -> Path:
+        return self.build / "functions"
+
+    @property
+    def generated(self) -> Path:
+        """The per-function env files and the sweeps' SQL (secrets: mode 0600, git-ignored)."""
+        return self.build / "deploy"
+
+
+def load_env(paths: Paths, environ: Mapping[str, str]) -> dict[str, str]:
+    """supabase/.env, overlaid by the environment (it wins); empty values count as unset."""
+    return {**envfile.read(paths.env_file), **{k: v for k, v in environ.items() if v}}
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: Mapping[str, str]
+    paths: Paths = field(default_factory=Paths)
+
+    def get(self, name: str) -> str:
+        return (self.env.get(name) or "").strip()
+
+    @property
+    def project(self) -> str:
+        return self.get("GCP_PROJECT")
+
+    @property
+    def region(self) -> str:
+        return self.get("GCP_REGION")
+
+    @property
+    def db_url(self) -> str:
+        return self.get("SUPABASE_DB_URL")
+
+    @cached_property
+    def linked_ref(self) -> str:
+        path = self.paths.project_ref
+        return path.read_text().strip() if path.is_file() else ""
+
+    def setting(self, name: str, function: str | None = None) -> str:
+        """A Cloud Functions setting: ``<NAME>_<FUNCTION>``, else ``<NAME>``, else the default."""
+        specific = self.get(f"{name}_{function.upper()}") if function else ""
+        return specific or self.get(name) or DEFAULTS[name]
+
+    def url(self, function: str) -> str:
+        """A 2nd gen function's URL, known before it is deployed."""
+        region = self.region or "<GCP_REGION>"
+        project = self.project or "<GCP_PROJECT>"
+        return f"https://{region}-{project}.cloudfunctions.net/{function}"
+
+    @property
+    def gcloud(self) -> str:
+        return self.get("GCLOUD") or "gcloud"
+
+    @property
+    def supabase(self) -> str:
+        """The Supabase CLI: SUPABASE_CLI, else the pinned one (`make install`)."""
+        return self.get("SUPABASE_CLI") or str(SUPABASE_CLI.relative_to(ROOT))
+
+    def which(self, command: str) -> str | None:
+        """Where ``command`` is, as the deploy would run it (from the repository root)."""
+        if os.sep in command:
+            path = Path(command) if Path(command).is_absolute() else ROOT / command
+            return str(path) if os.access(path, os.X_OK) and path.is_file() else None
+        return shutil.which(command, path=self.get("PATH") or os.defpath)
+
+    def supabase_target(self) -> list[str]:
+        """Which database the Supabase CLI works on: SUPABASE_DB_URL, else the linked project."""
+        return ["--db-url", self.db_url] if self.db_url else ["--linked"]
+
+    def secret_values(self, variables: list[str]) -> list[str]:
+        """Every value that must never be printed: these variables' (each part of a rotated
+        ``new,old`` list too), the deploy's own secrets, and SUPABASE_DB_URL's password."""
+        values = [self.get(name) for name in [*variables, *DEPLOY_SECRETS]]
+        values += [part.strip() for value in list(values) for part in value.split(",")]
+        if self.db_url:
+            values.append(urlsplit(self.db_url).password or "")
+        return sorted({v for v in values if v}, key=len, reverse=True)
+
+
+def supabase_ref(url: str) -> str:
+    """The project ref in a Supabase URL (``https://<ref>.supabase.co``), else ""."""
+    host = urlsplit(url).hostname or ""
+    match = re.fullmatch(r"([a-z0-9]{20})\.supabase\.(co|in)", host)
+    return match.group(1) if match else ""
+
+
+def db_url_ref(url: str) -> str:
+    """The project ref in a database URL: ``db.<ref>.supabase.co`` or the pooler's user
+    ``postgres.<ref>``, else ""."""
+    parts = urlsplit(url)
+    match = re.fullmatch(r"db\.([a-z0-9]{20})\.supabase\.(co|in)", parts.hostname or "")
+    if match:
+        return match.group(1)
+    user = re.fullmatch(r"[a-z_]+\.([a-z0-9]{20})", parts.username or "")
+    return user.group(1) if user else ""
