@@ -497,8 +497,16 @@ def test_needs_of_a_new_function_come_from_its_code(tmp_path: Path) -> None:
     found = analyze(folder)
     assert found.entry_point == "send_sms"
     assert found.has_route("POST", "/sweep")
-    # lib.http imports flask, and its error path lib.db (postgrest, httpx).
-    assert found.imports == ("flask", "functions_framework", "httpx", "postgrest", "twilio.rest")
+    # lib.http imports flask and lib.safejson (pydantic), and its error path lib.db (postgrest,
+    # httpx).
+    assert found.imports == (
+        "flask",
+        "functions_framework",
+        "httpx",
+        "postgrest",
+        "pydantic",
+        "twilio.rest",
+    )
     assert [v.name for v in found.variables] == [
         "ELEVENLABS_API_KEY",
         "HTTP_TIMEOUT_SECONDS",
