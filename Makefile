@@ -82,4 +82,4 @@ lock: install ## Pin the functions' packages from .venv into requirements.lock a
 	$(PY) -m tools.lock
 
 clean: ## Remove the venv, node_modules and local state
-	rm -rf $(VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .local build .pytest_cache .mypy_cache .ruff_cache
