@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import cache
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -37,20 +38,24 @@ class GraphClient:
         http_client: httpx.Client | None = None,
     ) -> None:
         self._base = f"{base_url.rstrip('/')}/{version.strip('/')}"
-        self._params = {
-            "access_token": access_token,
-            "appsecret_proof": appsecret_proof(access_token, app_secret=app_secret),
-        }
+        # The credentials' query string, encoded once: httpx's params= would parse and re-encode
+        # the whole URL on every request.
+        self._credentials = urlencode(
+            {
+                "access_token": access_token,
+                "appsecret_proof": appsecret_proof(access_token, app_secret=app_secret),
+            }
+        )
         self._timeout = timeout
         self._http = http_client
 
     def get(self, path: str, **params: str) -> dict[str, Any]:
         """GET ``/{version}/{path}``: its JSON object, or :class:`ProviderFailure`."""
+        query = f"{urlencode(params)}&{self._credentials}" if params else self._credentials
         response = call(
             GRAPH,
             "GET",
-            f"{self._base}/{path}",
-            params={**params, **self._params},
+            f"{self._base}/{path}?{query}",
             timeout=self._timeout,
             client=self._http,
         )

@@ -1,0 +1,178 @@
+"""Serving the two functions as production does, and probing them.
+
+Each function is served from its deployed bundle (tools/bundle.py: the function's folder with
+``lib/`` copied beside ``main.py``, bytecode precompiled) in a temporary directory::
+
+    functions-framework --target <name> --source <bundle>/main.py --host 127.0.0.1 --port <free>
+
+with cwd = the bundle and an environment holding the system basics and the function's settings
+only: no ``PYTHONPATH`` (the bundle finds ``lib/`` beside ``main.py``), nothing of the
+developer's configuration. The bare baseline (tools/bench_hello) gets a bundle built the same way.
+"""
+
+from __future__ import annotations
+
+import compileall
+import contextlib
+import http.client
+import itertools
+import os
+import py_compile
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from urllib.parse import urlencode
+
+from tools import ROOT, bundle
+from tools.samples import leadgen_delivery, meta_headers
+
+HELLO = "hello"
+META = "meta_webhook"
+HELLO_FOLDER = ROOT / "tools" / "bench_hello"
+
+# What a served function inherits from this process.
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONDONTWRITEBYTECODE")
+
+Probe = Callable[[], int | None]
+
+
+class ServeError(RuntimeError):
+    """A function did not start or answer; the message says which and how."""
+
+
+def build_bundles(dest: Path) -> dict[str, Path]:
+    """The bundles of hello and meta_webhook under ``dest``: name → bundle folder."""
+    hello = dest / HELLO
+    shutil.copytree(HELLO_FOLDER, hello, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # Compiled as tools/bundle.py compiles a function's bundle.
+    compileall.compile_dir(
+        hello, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
+    )
+    return {HELLO: hello, META: bundle.build(META, dest / META)}
+
+
+def server_env(settings: Mapping[str, str], *, workers: int, threads: int) -> dict[str, str]:
+    """The environment of a served function: the system basics, ``settings``, and gunicorn's
+    ``WORKERS``/``THREADS`` (the same for both functions)."""
+    env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
+    return {**env, **settings, "WORKERS": str(workers), "THREADS": str(threads)}
+
+
+def _functions_framework() -> str:
+    beside = Path(sys.executable).parent / "functions-framework"
+    return str(beside) if beside.exists() else "functions-framework"
+
+
+@contextlib.contextmanager
+def served(
+    name: str, folder: Path, port: int, env: Mapping[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Function ``name`` of bundle ``folder`` served on 127.0.0.1:``port``; stopped after."""
+    command = [
+        _functions_framework(),
+        "--target",
+        name,
+        "--source",
+        str(folder / "main.py"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=folder,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            # Its own session: the gunicorn arbiter and its worker, nothing else.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
+def request_status(
+    port: int,
+    method: str,
+    path: str = "/",
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> int | None:
+    """The status of one request, or None when nothing listens yet."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=dict(headers or {}))
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    except (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected):
+        return None
+    finally:
+        conn.close()
+
+
+def first_200(
+    process: subprocess.Popen[bytes], probe: Probe, *, what: str, timeout: float = 60
+) -> None:
+    """Repeat ``probe`` (every 5 ms while nothing listens) until it answers 200."""
+    deadline = time.monotonic() + timeout
+    last: int | None = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServeError(f"{what} exited with status {process.returncode} before answering")
+        last = probe()
+        if last == 200:
+            return
+        time.sleep(0.005 if last is None else 0.05)
+    raise ServeError(f"{what} did not answer 200 within {timeout:.0f} s (last status: {last})")
+
+
+class Probes:
+    """The first request each function gets: ``GET /`` for hello; for meta_webhook a real signed
+    leadgen delivery with a leadgen id never sent before (ids from ``first_id`` on), or the
+    subscription handshake when only readiness matters."""
+
+    def __init__(self, settings: Mapping[str, str], *, first_id: int) -> None:
+        self._secret = settings["META_APP_SECRET"]
+        self._verify_token = settings["META_VERIFY_TOKEN"]
+        self._ids = itertools.count(first_id)
+
+    def first_request(self, name: str, port: int) -> Probe:
+        return self.hello(port) if name == HELLO else self.delivery(port)
+
+    def hello(self, port: int) -> Probe:
+        return lambda: request_status(port, "GET")
+
+    def delivery(self, port: int) -> Probe:
+        def probe() -> int | None:
+            body = leadgen_delivery(str(next(self._ids)))
+            return request_status(
+                port, "POST", body=body, headers=meta_headers(body, secret=self._secret)
+            )
+
+        return probe
+
+    def handshake(self, port: int) -> Probe:
+        query = {"hub.mode": "subscribe", "hub.verify_token": self._verify_token}
+        path = "/?" + urlencode({**query, "hub.challenge": "bench"})
+        return lambda: request_status(port, "GET", path)

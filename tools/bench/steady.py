@@ -1,0 +1,159 @@
+"""The steady state: both functions served at once, loaded in turn by wrk, with the CPU of every
+process metered over each window.
+
+After a warm-up of each, ``rounds`` rounds each load hello for one window, then meta_webhook for
+one window (every request a distinct pre-signed delivery), so a change in the machine's load
+during the run hits both functions alike. Each window yields the function's own CPU per request
+(the judged figure), and, for information, its throughput, latency and the CPU of the stack's
+processes and of the whole machine."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tools.bench import load as wrk_load
+from tools.bench.cpu import CpuMeter, Window
+from tools.bench.load import Load, Wrk
+from tools.bench.roundtrips import RoundTrips, RpcCounter, between
+from tools.bench.serve import HELLO, META, Probes, first_200, served
+from tools.stack import Stack, free_port
+
+FUNCTION = "function (gunicorn)"
+
+
+@dataclass
+class Steady:
+    """One function's windows: the wrk run and the CPU of each, and its warm-up run."""
+
+    warmup: Load | None = None
+    loads: list[Load] = field(default_factory=list)
+    cpu: list[Window] = field(default_factory=list)
+
+    @property
+    def function_ms(self) -> list[float]:
+        """The function's own CPU milliseconds per request, window by window."""
+        return [window.ms_per_request[FUNCTION] for window in self.cpu]
+
+    @property
+    def function_ms_median(self) -> float:
+        return statistics.median(self.function_ms)
+
+    def cpu_ms_median(self) -> dict[str, float]:
+        """CPU ms per request of each process (and the machine), median over the windows."""
+        names = self.cpu[0].ms_per_request if self.cpu else {}
+        return {
+            name: statistics.median(window.ms_per_request[name] for window in self.cpu)
+            for name in names
+        }
+
+    @property
+    def rps(self) -> float:
+        """2xx answers per second over all the windows."""
+        seconds = sum(load.seconds for load in self.loads)
+        ok = sum(load.requests - load.non_2xx for load in self.loads)
+        return ok / seconds if seconds else 0.0
+
+    def latency_ms(self) -> tuple[float, float]:
+        """p50 and p99, medians over the windows."""
+        return (
+            statistics.median(load.p50_ms for load in self.loads),
+            statistics.median(load.p99_ms for load in self.loads),
+        )
+
+
+def stack_roots(stack: Stack) -> dict[str, int]:
+    """The root pid of each stack process worth naming in the CPU table."""
+    labels = {"tools.rest_standin": "PostgREST stand-in", "tools.graph_fake": "Graph fake"}
+    roots = {}
+    for process in stack.processes:
+        args = [str(arg) for arg in process.args] if isinstance(process.args, list) else []
+        for module, label in labels.items():
+            if module in args:
+                roots[label] = process.pid
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pid_file = stack.postgres.data_dir / "postmaster.pid"
+        roots["Postgres"] = int(pid_file.read_text().split()[0])
+    return roots
+
+
+def measure(
+    bundles: Mapping[str, Path],
+    envs: Mapping[str, Mapping[str, str]],
+    probes: Probes,
+    wrk: Wrk,
+    *,
+    stack: Stack,
+    counter: RpcCounter,
+    work: Path,
+    deliveries: Path,
+    delivery_count: int,
+    rounds: int,
+    window: int,
+    warmup: int,
+) -> tuple[dict[str, Steady], RoundTrips]:
+    """Serve both functions, warm them up, then ``rounds`` rounds of (hello window, meta window)."""
+    hello_script = work / "hello.lua"
+    hello_script.write_text(wrk_load.WRK_SUMMARY)
+    meta_script = work / "meta.lua"
+    meta_script.write_text(wrk_load.WRK_SUMMARY + wrk_load.WRK_DELIVERIES)
+    # The deliveries file, in ranges: one for the warm-up, one per window.
+    warm_lines = int(delivery_count * warmup / (warmup + rounds * window))
+    window_lines = (delivery_count - warm_lines) // rounds
+
+    def meta_args(first: int, count: int) -> list[str]:
+        return wrk_load.deliveries_args(deliveries, first, count, wrk.threads)
+
+    results = {HELLO: Steady(), META: Steady()}
+    roots = stack_roots(stack)
+    with contextlib.ExitStack() as running:
+        urls, pids = {}, {}
+        for name in (HELLO, META):
+            port = free_port()
+            log = work / "logs" / f"{name}.load.log"
+            process = running.enter_context(served(name, bundles[name], port, envs[name], log))
+            ready = probes.hello(port) if name == HELLO else probes.handshake(port)
+            first_200(process, ready, what=name)
+            urls[name], pids[name] = f"http://127.0.0.1:{port}/", process.pid
+
+        before = counter.snapshot()
+        if warmup:
+            results[HELLO].warmup = wrk.run(urls[HELLO], hello_script, warmup, [])
+            results[META].warmup = wrk.run(
+                urls[META], meta_script, warmup, meta_args(0, warm_lines)
+            )
+            counter.settle()
+        for round_ in range(rounds):
+            for name in (HELLO, META):
+                meter = CpuMeter({FUNCTION: pids[name], **roots})
+                if name == HELLO:
+                    start = meter.read()
+                    loaded = wrk.run(urls[name], hello_script, window, [])
+                    served_requests = loaded.requests
+                else:
+                    first = warm_lines + round_ * window_lines
+                    leads = counter.leads()
+                    start = meter.read()
+                    loaded = wrk.run(
+                        urls[name], meta_script, window, meta_args(first, window_lines)
+                    )
+                    # The deliveries wrk stopped waiting for are still processed (and cost CPU):
+                    # count every delivery the function processed in the window.
+                    served_requests = counter.settle() - leads
+                results[name].cpu.append(CpuMeter.window(start, meter.read(), served_requests))
+                results[name].loads.append(loaded)
+            print(
+                f"bench: window {round_ + 1}/{rounds}: "
+                + ", ".join(
+                    f"{name} {results[name].loads[-1].rps:.0f} rps, "
+                    f"{results[name].function_ms[-1]:.2f} CPU ms/request"
+                    for name in (HELLO, META)
+                ),
+                flush=True,
+            )
+        counter.settle()
+        trips = between(before, counter.snapshot())
+    return results, trips
