@@ -59,24 +59,26 @@ def functions_url(env: Mapping[str, str], name: str) -> str:
     return f"http://127.0.0.1:{env.get('PORT') or '8080'}/functions/v1/{name}"
 
 
-# --- meta ------------------------------------------------------------------------------------
-
-
-def meta_secret(env: Mapping[str, str]) -> str:
-    """The first META_APP_SECRET (several are comma-separated while one is rotated)."""
-    parts = [part.strip() for part in (env.get("META_APP_SECRET") or "").split(",")]
+def first_secret(env: Mapping[str, str], name: str, where: str) -> str:
+    """The first value of the secret ``name`` (several are comma-separated while one is rotated);
+    :class:`SendError` saying ``where`` it comes from when it is not set."""
+    parts = [part.strip() for part in (env.get(name) or "").split(",")]
     secret = next((part for part in parts if part), None)
     if secret is None:
-        raise SendError(
-            "META_APP_SECRET is not set: set it (supabase/.env, the environment or "
-            "`make dev`'s .local/dev.env) or pass --secret"
-        )
+        raise SendError(f"{name} is not set: {where} or pass --secret")
     return secret
+
+
+# --- meta ------------------------------------------------------------------------------------
 
 
 def build_meta(args: argparse.Namespace, env: Mapping[str, str]) -> SignedRequest:
     """The signed Meta delivery the ``meta`` subcommand's arguments describe."""
-    secret = args.secret or meta_secret(env)
+    secret = args.secret or first_secret(
+        env,
+        "META_APP_SECRET",
+        "set it (supabase/.env, the environment or `make dev`'s .local/dev.env)",
+    )
     leadgen_id = args.leadgen_id or samples.random_leadgen_id()
     page_id = args.page_id or env.get("META_PAGE_ID") or DEFAULT_PAGE_ID
     body = samples.leadgen_delivery(
@@ -118,21 +120,14 @@ def add_meta(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 # --- calendly --------------------------------------------------------------------------------
 
 
-def calendly_secret(env: Mapping[str, str]) -> str:
-    """The first CALENDLY_SIGNING_KEY (several are comma-separated while one is rotated)."""
-    parts = [part.strip() for part in (env.get("CALENDLY_SIGNING_KEY") or "").split(",")]
-    secret = next((part for part in parts if part), None)
-    if secret is None:
-        raise SendError(
-            "CALENDLY_SIGNING_KEY is not set: `make calendly-subscribe URL=…` stores it in "
-            "supabase/.env (`make dev` generates a local one), or pass --secret"
-        )
-    return secret
-
-
 def build_calendly(args: argparse.Namespace, env: Mapping[str, str]) -> SignedRequest:
     """The signed Calendly delivery the ``calendly`` subcommand's arguments describe."""
-    secret = args.secret or calendly_secret(env)
+    secret = args.secret or first_secret(
+        env,
+        "CALENDLY_SIGNING_KEY",
+        "`make calendly-subscribe URL=…` stores it in supabase/.env (`make dev` generates a "
+        "local one),",
+    )
     event = calendly_samples.calendly_invitee_event(
         f"invitee.{args.event}",
         uri=args.invitee_uri,
@@ -191,21 +186,14 @@ def add_calendly(subcommands: argparse._SubParsersAction[argparse.ArgumentParser
 ELEVENLABS_TYPES = ("transcription", "initiation-failure", "audio")
 
 
-def elevenlabs_secret(env: Mapping[str, str]) -> str:
-    """The first ELEVENLABS_WEBHOOK_SECRET (several are comma-separated while one is rotated)."""
-    parts = [part.strip() for part in (env.get("ELEVENLABS_WEBHOOK_SECRET") or "").split(",")]
-    secret = next((part for part in parts if part), None)
-    if secret is None:
-        raise SendError(
-            "ELEVENLABS_WEBHOOK_SECRET is not set: set it to the post-call webhook's secret "
-            "(supabase/.env, the environment or `make dev`'s .local/dev.env) or pass --secret"
-        )
-    return secret
-
-
 def build_elevenlabs(args: argparse.Namespace, env: Mapping[str, str]) -> SignedRequest:
     """The signed post-call webhook the ``elevenlabs`` subcommand's arguments describe."""
-    secret = args.secret or elevenlabs_secret(env)
+    secret = args.secret or first_secret(
+        env,
+        "ELEVENLABS_WEBHOOK_SECRET",
+        "set it to the post-call webhook's secret (supabase/.env, the environment or "
+        "`make dev`'s .local/dev.env),",
+    )
     conversation_id = args.conversation_id or elevenlabs_samples.new_conversation_id()
     agent_id = env.get("ELEVENLABS_AGENT_ID") or elevenlabs_samples.AGENT_ID
     lead_id = args.lead_id
