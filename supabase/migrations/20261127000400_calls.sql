@@ -42,6 +42,8 @@ comment on table public.calls is
     'One row per call attempt. status: placing (claimed, the request to ElevenLabs under way), initiated (ElevenLabs placed it), completed (the post-call webhook came), failed (it could not start), unknown (the request timed out: it may have gone through). outcome: what happened on the line.';
 
 create index calls_lead on public.calls (lead_id, attempt desc);
+-- The sweep looks for claims whose answer was never recorded on every run.
+create index calls_placing on public.calls (requested_at) where status = 'placing';
 
 create trigger calls_touch_updated_at before update on public.calls
     for each row execute function public.touch_updated_at();
@@ -258,6 +260,21 @@ begin
 end
 $$;
 
+-- What comes next after a call, for the log: the next attempt's time, or that there is none
+-- (from call_settle_lead's answer).
+create function public.call_next_text(p_settled jsonb) returns text
+language sql
+immutable
+set search_path = ''
+as $$
+    select case
+        when p_settled ->> 'next_call_at' is not null then
+            ' Next attempt at ' || to_char((p_settled ->> 'next_call_at')::timestamptz
+                at time zone 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC.'
+        else ' No more attempts (lead ' || (p_settled ->> 'lead_status') || ').'
+    end
+$$;
+
 -- call_started: what ElevenLabs answered to the outbound-call request.
 --   p_result: {ok: true, conversation_id, call_sid, message}
 --          or {ok: false, error_class, error_code, message, details}
@@ -314,11 +331,7 @@ begin
     where c.id = p_call_id;
     perform public.log_event(
         'elevenlabs', 'call.failed', 'error',
-        left(p_result ->> 'message', 2000) || case
-            when v_settled ->> 'next_call_at' is not null then
-                ' Next attempt at ' || to_char((v_settled ->> 'next_call_at')::timestamptz
-                    at time zone 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC.'
-            else ' No more attempts (lead ' || (v_settled ->> 'lead_status') || ').' end,
+        left(p_result ->> 'message', 2000) || public.call_next_text(v_settled),
         null, v_call.lead_id, left(p_result ->> 'error_code', 100),
         coalesce(p_result -> 'details', '{}'::jsonb) || jsonb_build_object(
             'call_id', p_call_id, 'attempt', v_call.attempt, 'error_class', v_class));
@@ -401,13 +414,7 @@ begin
     where c.id = v_call.id;
 
     v_message := coalesce(p_event ->> 'message', 'Call ' || v_outcome || '.')
-        || case
-            when v_settled ->> 'next_call_at' is not null then
-                ' Next attempt at ' || to_char((v_settled ->> 'next_call_at')::timestamptz
-                    at time zone 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC.'
-            when v_outcome <> 'answered' then
-                ' No more attempts (lead ' || (v_settled ->> 'lead_status') || ').'
-            else '' end;
+        || case when v_outcome = 'answered' then '' else public.call_next_text(v_settled) end;
     perform public.log_event(
         'elevenlabs', 'call.' || v_outcome,
         case when v_call.voicemail_missed then 'error' else 'ok' end,
@@ -428,6 +435,7 @@ revoke all on function public.call_claim(uuid, jsonb) from public, anon, authent
 revoke all on function public.call_claim_due(integer, jsonb) from public, anon, authenticated;
 revoke all on function public.call_retry_at(text, integer, jsonb) from public, anon, authenticated;
 revoke all on function public.call_settle_lead(uuid, text, jsonb) from public, anon, authenticated;
+revoke all on function public.call_next_text(jsonb) from public, anon, authenticated;
 revoke all on function public.call_started(uuid, jsonb, jsonb) from public, anon, authenticated;
 revoke all on function public.call_record_outcome(jsonb, jsonb) from public, anon, authenticated;
 grant execute on function public.call_next_window(text, time, time) to service_role;
@@ -436,5 +444,6 @@ grant execute on function public.call_claim(uuid, jsonb) to service_role;
 grant execute on function public.call_claim_due(integer, jsonb) to service_role;
 grant execute on function public.call_retry_at(text, integer, jsonb) to service_role;
 grant execute on function public.call_settle_lead(uuid, text, jsonb) to service_role;
+grant execute on function public.call_next_text(jsonb) to service_role;
 grant execute on function public.call_started(uuid, jsonb, jsonb) to service_role;
 grant execute on function public.call_record_outcome(jsonb, jsonb) to service_role;
