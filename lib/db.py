@@ -8,7 +8,6 @@ each cold start about 0.1 s for nothing.
 
 from __future__ import annotations
 
-import secrets
 from functools import cache
 from typing import Any
 
@@ -95,11 +94,9 @@ class Database:
     def rpc(self, function: str, params: dict[str, Any]) -> Any:
         """Call ``public.<function>`` with named arguments; its JSON result."""
         call = self._client.rpc(function, params)
-        trace = log.current_trace.get()
-        if trace is not None:
-            # W3C trace context: the API's logs (and the local stand-in's) tie the call to the
-            # request that made it.
-            call.request.headers["traceparent"] = f"00-{trace}-{secrets.token_hex(8)}-01"
+        # W3C trace context: the API's logs (and the local stand-in's) tie the call to the
+        # request that made it.
+        call.request.headers.update(log.trace_headers())
         try:
             return call.execute().data
         except httpx.TimeoutException as exc:

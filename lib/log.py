@@ -5,6 +5,7 @@ email or a phone number (:data:`MASKED`) is masked by :func:`emit` itself."""
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 import traceback
 from contextvars import ContextVar
@@ -13,6 +14,13 @@ from typing import Any
 # The trace id of the request being handled (lib/http.py sets it): every log line of the request
 # carries it, and the database client forwards it, so one id finds all a request did.
 current_trace: ContextVar[str | None] = ContextVar("current_trace", default=None)
+
+
+def trace_headers(trace: str | None = None) -> dict[str, str]:
+    """A W3C ``traceparent`` header carrying ``trace`` (by default the current request's), for
+    an outbound request that should be tied to the request that made it; empty without one."""
+    trace = trace or current_trace.get()
+    return {"traceparent": f"00-{trace}-{secrets.token_hex(8)}-01"} if trace else {}
 
 # Fields that hold a person's contact details, and how each is masked.
 MASKED = {"email": "email", "phone": "phone", "to_number": "phone", "from_number": "phone"}

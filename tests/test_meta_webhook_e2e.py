@@ -173,9 +173,12 @@ def test_delivery_costs_two_database_round_trips_and_a_duplicate_one(
         functions.post_meta(leadgen_delivery(lid), headers_extra=traced(first)).json()["fetched"]
         == 1
     )
+    # meta_webhook's two, then place_call's (the lead has a phone; the trace goes along).
     assert [r["key"] for r in database_api.requests(trace=first)] == [
         "meta_ingest",
         "meta_complete",
+        "call_claim",
+        "call_started",
     ]
     assert (
         functions.post_meta(leadgen_delivery(lid), headers_extra=traced(again)).json()["duplicates"]

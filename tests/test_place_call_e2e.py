@@ -312,6 +312,23 @@ def test_meta_lead_with_a_phone_is_called_at_once(
     assert row == ("calling", "America/New_York", "initiated")
 
 
+def test_the_delivery_trace_follows_the_lead_into_place_call(
+    functions: Functions, graph: GraphFake, database_api: FakeClient
+) -> None:
+    # One trace id finds what a lead did in both functions: meta_webhook forwards it to
+    # place_call, whose database calls carry it.
+    lid, trace = new_leadgen_id(), uuid.uuid4().hex
+    node = {"id": lid, "field_data": [{"name": "phone_number", "values": [unique_phone()]}]}
+    graph.script(lid, lead=node)
+    traceparent = f"00-{trace}-{uuid.uuid4().hex[:16]}-01"
+    response = functions.post_meta(
+        leadgen_delivery(lid), headers_extra={"traceparent": traceparent}
+    )
+    assert response.json()["fetched"] == 1
+    rpcs = [request["key"] for request in database_api.requests(trace=trace)]
+    assert rpcs == ["meta_ingest", "meta_complete", "call_claim", "call_started"]
+
+
 # --- the post-call webhook ------------------------------------------------------------------
 
 

@@ -22,32 +22,70 @@ from typing import Any
 
 from tools import ROOT
 from tools import stack as local_stack
-from tools.bench import cold, report, steady
-from tools.bench.load import LoadError, Wrk, ensure_wrk, write_deliveries, wrk_version
+from tools.bench import cold, report, speed, steady
+from tools.bench.load import (
+    LoadError,
+    Wrk,
+    calendly_deliveries,
+    ensure_wrk,
+    meta_deliveries,
+    place_call_requests,
+    wrk_version,
+)
 from tools.bench.roundtrips import RpcCounter
-from tools.bench.serve import HELLO, META, Probes, ServeError, build_bundles, server_env
+from tools.bench.serve import (
+    CALENDLY,
+    HELLO,
+    META,
+    PLACE_CALL,
+    Probes,
+    ServeError,
+    build_bundles,
+    server_env,
+)
 
 # Leadgen id ranges, one per purpose, so that no id is ever sent twice in a run.
 COLD_IDS = 3_000_000_000_000_000
 LOAD_IDS = 4_000_000_000_000_000
-# The settings meta_webhook gets from the stack: the database API, the Graph API (the fake) and
-# the Meta secrets. Nothing else: the judged flow is delivery -> meta_ingest -> Graph fetch ->
-# meta_complete (no PLACE_CALL_URL, so no call request either).
-META_SETTINGS = (
-    "SUPABASE_URL",
-    "SUPABASE_SERVICE_ROLE_KEY",
-    "META_APP_SECRET",
-    "META_VERIFY_TOKEN",
-    "META_ACCESS_TOKEN",
-    "META_GRAPH_URL",
-)
+SPEED_IDS = 5_000_000_000_000_000
+DATABASE = ("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
+# What each function gets from the stack, and nothing else.
+SETTINGS = {
+    # The database API, the Graph API (the fake) and the Meta secrets: the judged flow is
+    # delivery -> meta_ingest -> Graph fetch -> meta_complete (no PLACE_CALL_URL, so no call
+    # request either; speed to lead adds it).
+    META: (
+        *DATABASE,
+        "META_APP_SECRET",
+        "META_VERIFY_TOKEN",
+        "META_ACCESS_TOKEN",
+        "META_GRAPH_URL",
+    ),
+    CALENDLY: (*DATABASE, "CALENDLY_SIGNING_KEY"),
+    PLACE_CALL: (
+        *DATABASE,
+        "INTERNAL_TOKEN",
+        "ELEVENLABS_API_URL",
+        "ELEVENLABS_API_KEY",
+        "ELEVENLABS_AGENT_ID",
+        "ELEVENLABS_PHONE_NUMBER_ID",
+        "ELEVENLABS_WEBHOOK_SECRET",
+    ),
+}
+# Beyond the stack's: Calendly's deliveries are signed when the run starts, so their timestamps
+# must stay within tolerance for the whole run; calls are placed whatever the time of day.
+OVERRIDES = {
+    CALENDLY: {"CALENDLY_TOLERANCE_SECONDS": "3600"},
+    PLACE_CALL: {"CALL_HOURS_START": "00:00", "CALL_HOURS_END": "24:00"},
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tools.bench",
-        description="meta_webhook judged against a bare functions-framework function, side by "
-        "side: CPU per request, cold start, database round trips (docs/PERFORMANCE.md).",
+        description="meta_webhook, calendly_webhook and place_call judged against a bare "
+        "functions-framework function, side by side: CPU per request, cold start, database round "
+        "trips; and speed to lead (docs/PERFORMANCE.md).",
     )
     add = parser.add_argument
     add("--rounds", type=int, default=4, help="load windows per function, alternating (4)")
@@ -63,7 +101,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=(os.cpu_count() or 1) * 4,
         help="THREADS of both servers (functions-framework's default: 4 per CPU)",
     )
-    add("--bodies", type=int, default=60_000, help="distinct pre-signed deliveries (60000)")
+    add(
+        "--bodies",
+        type=int,
+        default=20_000,
+        help="distinct prepared requests per judged function (20000)",
+    )
+    add("--speed-leads", type=int, default=240, help="leads timed for speed to lead (240)")
+    add("--speed-rate", type=float, default=10.0, help="leads per second, speed to lead (10)")
     add("--json", type=Path, help="also write the results to this file")
     add("--keep", action="store_true", help="keep the work directory (bundles, logs, stack)")
     args = parser.parse_args(argv)
@@ -77,6 +122,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "workers": (1, 16),
         "threads": (1, 64),
         "bodies": (1000, 1_000_000),
+        "speed_leads": (1, 10_000),
+        "speed_rate": (0.1, 200),
     }
     for name, (low, high) in bounds.items():
         if not low <= getattr(args, name) <= high:
@@ -118,16 +165,35 @@ def main(argv: list[str] | None = None) -> int:
         bundles = build_bundles(work / "bundles")
         stack = local_stack.start(work / "stack", environ={})
         counter = RpcCounter(stack.env["DATABASE_URL"])
-        settings = {key: stack.env[key] for key in META_SETTINGS}
-        envs = {
-            HELLO: server_env({}, workers=args.workers, threads=args.threads),
-            META: server_env(settings, workers=args.workers, threads=args.threads),
+        envs = {HELLO: server_env({}, workers=args.workers, threads=args.threads)}
+        for name, keys in SETTINGS.items():
+            settings = {key: stack.env[key] for key in keys} | OVERRIDES.get(name, {})
+            envs[name] = server_env(settings, workers=args.workers, threads=args.threads)
+        print("bench: preparing the requests ...", flush=True)
+        requests = {
+            META: meta_deliveries(
+                work / "meta.txt",
+                first_id=LOAD_IDS,
+                count=args.bodies,
+                secret=stack.env["META_APP_SECRET"],
+            ),
+            CALENDLY: calendly_deliveries(
+                work / "calendly.txt",
+                first=0,
+                count=args.bodies,
+                secret=stack.env["CALENDLY_SIGNING_KEY"],
+            ),
+            PLACE_CALL: place_call_requests(
+                work / "place_call.txt",
+                lead_ids=counter.queue_calls(args.bodies, label="load"),
+                token=stack.env["INTERNAL_TOKEN"],
+            ),
         }
-        deliveries = work / "deliveries.txt"
-        write_deliveries(
-            deliveries, first_id=LOAD_IDS, count=args.bodies, secret=settings["META_APP_SECRET"]
+        probes = Probes(
+            stack.env,
+            first_id=COLD_IDS,
+            queued=counter.queue_calls(args.cold_runs + 1, label="cold start"),
         )
-        probes = Probes(settings, first_id=COLD_IDS)
         colds = cold.measure(bundles, envs, probes, runs=args.cold_runs, logs=work / "logs")
         loads, trips = steady.measure(
             bundles,
@@ -137,11 +203,23 @@ def main(argv: list[str] | None = None) -> int:
             stack=stack,
             counter=counter,
             work=work,
-            deliveries=deliveries,
-            delivery_count=args.bodies,
+            requests=requests,
             rounds=args.rounds,
             window=args.window,
             warmup=args.warmup,
+        )
+        to_lead = speed.measure(
+            bundles,
+            envs,
+            probes,
+            counter=counter,
+            elevenlabs_url=stack.env["ELEVENLABS_API_URL"],
+            database_url=stack.env["SUPABASE_URL"],
+            graph_url=stack.env["META_GRAPH_URL"],
+            work=work,
+            first_id=SPEED_IDS,
+            leads=args.speed_leads,
+            rate=args.speed_rate,
         )
         info = machine(wrk.path)
     except (LoadError, ServeError, local_stack.StackError) as exc:
@@ -156,22 +234,30 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
-    judged = report.verdicts(loads, colds, trips)
-    invalid = report.problems(loads, trips)
+    judged = report.verdicts(loads, colds, trips, to_lead)
+    invalid = report.problems(loads, trips, to_lead)
     print(
         f"\ncommit {info['commit']}; {info['nproc']} CPUs, Python {info['python']}, "
         f"{info['platform']}; functions-framework {info['functions_framework']}, gunicorn "
         f"{info['gunicorn']} (WORKERS={args.workers}, THREADS={args.threads}); {info['wrk']} "
         f"({args.wrk_threads} thread, {args.connections} connections); {args.rounds} windows "
         f"of {args.window:g} s per function after {args.warmup:g} s of warm-up; "
-        f"{args.cold_runs} cold starts each"
+        f"{args.cold_runs} cold starts each; speed to lead: {args.speed_leads} leads at "
+        f"{args.speed_rate:g}/s"
     )
-    print(report.render(loads, colds, trips, judged, invalid, nproc=info["nproc"]))
+    print(report.render(loads, colds, trips, to_lead, judged, invalid, nproc=info["nproc"]))
     print(f"\nbench: done in {time.monotonic() - started:.0f} s")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         data = report.as_json(
-            loads, colds, trips, judged, invalid, machine=info, config=vars(args) | {"json": None}
+            loads,
+            colds,
+            trips,
+            to_lead,
+            judged,
+            invalid,
+            machine=info,
+            config=vars(args) | {"json": None},
         )
         args.json.write_text(json.dumps(data, indent=2, default=str) + "\n")
         print(f"bench: results written to {args.json}")

@@ -1,8 +1,11 @@
-"""Load generation with wrk: installing it, the pre-signed deliveries it sends, one run.
+"""Load generation with wrk: installing it, the pre-signed requests it sends, one run.
 
-wrk's Lua has no HMAC, so every delivery is signed beforehand: one line per delivery,
-``<X-Hub-Signature-256>\\t<body>``, each with its own ``leadgen_id``; each run reads a range of
-lines no other run reads, and says if it had to send one twice ("wrapped")."""
+wrk's Lua has no HMAC, so every request is prepared beforehand: one line per request,
+``<header value>\\t<body>``, the header being the function's signature or credential
+(``X-Hub-Signature-256`` for meta_webhook, ``Calendly-Webhook-Signature`` for calendly_webhook,
+``Authorization`` for place_call); each body is distinct (a new leadgen id, a new invitee, a
+lead whose call is queued). Each run reads a range of lines no other run reads, and says if it
+had to send one twice ("wrapped")."""
 
 from __future__ import annotations
 
@@ -10,10 +13,13 @@ import json
 import os
 import shutil
 import subprocess
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lib.signatures import META_HEADER
+from lib.signatures import CALENDLY_HEADER, META_HEADER
+from tools.calendly_samples import calendly_headers, calendly_invitee_event, encode
 from tools.samples import leadgen_delivery, meta_headers
 
 # The summary of a run as one JSON line (done() hook), and the thread bookkeeping it needs.
@@ -41,8 +47,8 @@ function done(summary, latency, requests)
 end
 """
 
-# Sends a different pre-signed delivery per request. args: <file> <first line> <line count>
-# <wrk threads>; thread `tid` takes every nthreads-th line of the range.
+# Sends a different prepared request per request. args: <file> <first line> <line count>
+# <wrk threads> <header name>; thread `tid` takes every nthreads-th line of the range.
 WRK_DELIVERIES = r"""
 local reqs = {}
 local n, i = 0, 0
@@ -51,16 +57,16 @@ wrapped = 0
 function init(args)
   local path, first, count, nthreads = args[1], tonumber(args[2]), tonumber(args[3]),
     tonumber(args[4])
+  local header = args[5]
   local k = 0
   for line in io.lines(path) do
     if k >= first + count then break end
     if k >= first and (k - first) % nthreads == tid then
       local tab = string.find(line, "\t", 1, true)
+      local headers = {["Content-Type"] = "application/json"}
+      headers[header] = string.sub(line, 1, tab - 1)
       n = n + 1
-      reqs[n] = wrk.format("POST", "/", {
-        ["Content-Type"] = "application/json",
-        ["X-Hub-Signature-256"] = string.sub(line, 1, tab - 1),
-      }, string.sub(line, tab + 1))
+      reqs[n] = wrk.format("POST", "/", headers, string.sub(line, tab + 1))
     end
     k = k + 1
   end
@@ -116,13 +122,60 @@ def wrk_version(wrk: str) -> str:
     return lines[0].split(" [")[0].strip() if lines else ""
 
 
-def write_deliveries(path: Path, *, first_id: int, count: int, secret: str) -> None:
-    """``count`` signed deliveries, one per line, leadgen ids ``first_id`` onwards."""
+@dataclass(frozen=True)
+class Requests:
+    """A file of prepared requests: ``count`` lines of ``<value of header>\\t<body>``."""
+
+    path: Path
+    header: str
+    count: int
+
+    def args(self, first: int, count: int, threads: int) -> list[str]:
+        """The script arguments of WRK_DELIVERIES for lines ``first`` … ``first + count - 1``."""
+        return [str(self.path), str(first), str(count), str(threads), self.header]
+
+
+def write_requests(path: Path, header: str, lines: Iterable[tuple[str, bytes]]) -> Requests:
+    """Write ``(header value, body)`` pairs, one per line."""
+    count = 0
     with path.open("wb") as out:
+        for value, body in lines:
+            if b"\n" in body or "\t" in value:
+                raise ValueError("a prepared request must fit on one line")
+            out.write(value.encode() + b"\t" + body + b"\n")
+            count += 1
+    return Requests(path, header, count)
+
+
+def meta_deliveries(path: Path, *, first_id: int, count: int, secret: str) -> Requests:
+    """``count`` signed leadgen deliveries, leadgen ids ``first_id`` onwards."""
+
+    def lines() -> Iterator[tuple[str, bytes]]:
         for i in range(count):
             body = leadgen_delivery(str(first_id + i))
-            signature = meta_headers(body, secret=secret)[META_HEADER]
-            out.write(signature.encode() + b"\t" + body + b"\n")
+            yield meta_headers(body, secret=secret)[META_HEADER], body
+
+    return write_requests(path, META_HEADER, lines())
+
+
+def calendly_deliveries(path: Path, *, first: int, count: int, secret: str) -> Requests:
+    """``count`` signed ``invitee.created`` deliveries signed now, each a new invitee whose
+    email no lead has (``bench.invitee.<n>@example.org``): each books as a new lead."""
+    timestamp = int(time.time())
+
+    def lines() -> Iterator[tuple[str, bytes]]:
+        for i in range(first, first + count):
+            body = encode(calendly_invitee_event(email=f"bench.invitee.{i}@example.org"))
+            yield calendly_headers(body, secret=secret, timestamp=timestamp)[CALENDLY_HEADER], body
+
+    return write_requests(path, CALENDLY_HEADER, lines())
+
+
+def place_call_requests(path: Path, *, lead_ids: Iterable[str], token: str) -> Requests:
+    """One ``{"lead_id": …}`` request per lead (each lead's call queued and due)."""
+    auth = f"Bearer {token}"
+    lines = ((auth, json.dumps({"lead_id": lead_id}).encode()) for lead_id in lead_ids)
+    return write_requests(path, "Authorization", lines)
 
 
 @dataclass
@@ -189,8 +242,3 @@ class Wrk:
             socket_errors=errors["connect"] + errors["read"] + errors["write"] + errors["timeout"],
             wrapped=data["wrapped"],
         )
-
-
-def deliveries_args(path: Path, first: int, count: int, threads: int) -> list[str]:
-    """The script arguments of WRK_DELIVERIES for lines ``first`` … ``first + count - 1``."""
-    return [str(path), str(first), str(count), str(threads)]

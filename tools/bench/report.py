@@ -1,14 +1,20 @@
 """The targets, the verdict on each, and the printed report.
 
-Judged, on the function process alone (the gunicorn arbiter and its worker), side by side with
-the bare function in the same run:
+Judged on each function process alone (the gunicorn arbiter and its worker), side by side with
+the bare function in the same run, for meta_webhook, calendly_webhook and place_call alike:
 
-- CPU per request: bare hello's CPU ms per request / meta_webhook's per delivery >= 0.18;
-- cold start, launch to the first 200: meta_webhook / hello <= 2.0 (medians);
-- database round trips per delivery: exactly 2 (``meta_ingest``, ``meta_complete``).
+- CPU per request: bare hello's CPU ms per request / the function's per unit of work (a
+  delivery, a placed call) >= 0.18;
+- cold start, launch to the first 200: the function / hello <= 2.0 (medians);
+- database round trips per unit: meta_webhook 2 (``meta_ingest``, ``meta_complete``),
+  calendly_webhook 1 (``calendly_record``), place_call 2 (``call_claim``, ``call_started``).
+
+And speed to lead, end to end (a Meta delivery leaving the client → the ElevenLabs fake receiving
+the call request): p50 <= 12x and p99 <= 30x the median round trip of the bare function in the
+same run.
 
 Throughput, latency and the CPU of the stack's processes are printed for information: on one
-machine the stand-ins share the CPUs with the function, so they measure the machine, not the
+machine the stand-ins share the CPUs with the functions, so they measure the machine, not the
 function."""
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ from typing import Any
 
 from tools.bench.cold import ColdStarts
 from tools.bench.cpu import CLIENT, MACHINE, OTHER
-from tools.bench.roundtrips import RoundTrips
-from tools.bench.serve import HELLO, META
+from tools.bench.roundtrips import FLOWS, RoundTrips
+from tools.bench.serve import HELLO
+from tools.bench.speed import SpeedToLead, percentile
 from tools.bench.steady import Steady
 
 TARGET_CPU_RATIO = 0.18
 TARGET_COLD_RATIO = 2.0
-TARGET_ROUND_TRIPS = 2
+TARGET_LEAD_P50 = 12.0
+TARGET_LEAD_P99 = 30.0
 
 
 @dataclass
@@ -43,39 +51,72 @@ def _spread(values: list[float], digits: int) -> str:
     return f"{min(values):.{digits}f}-{max(values):.{digits}f}"
 
 
+def judged_names(steady: dict[str, Steady]) -> list[str]:
+    return [name for name in steady if name != HELLO]
+
+
 def verdicts(
-    steady: dict[str, Steady], cold: dict[str, ColdStarts], trips: RoundTrips
+    steady: dict[str, Steady],
+    cold: dict[str, ColdStarts],
+    trips: dict[str, RoundTrips],
+    speed: SpeedToLead | None,
 ) -> list[Verdict]:
-    hello_ms, meta_ms = steady[HELLO].function_ms_median, steady[META].function_ms_median
-    cpu_ratio = hello_ms / meta_ms
-    cold_ratio = cold[META].median / cold[HELLO].median
-    per = trips.per_delivery
-    calls = ", ".join(f"{name} {count}" for name, count in trips.rpc_calls.items() if count)
-    return [
-        Verdict(
-            f"CPU per request, bare / meta_webhook >= {TARGET_CPU_RATIO:.2f}x",
-            f"{cpu_ratio:.3f}x",
-            cpu_ratio >= TARGET_CPU_RATIO,
-            f"{hello_ms:.3f} / {meta_ms:.3f} ms, function process, medians of "
-            f"{len(steady[META].cpu)} windows",
-        ),
-        Verdict(
-            f"cold start, meta_webhook / bare <= {TARGET_COLD_RATIO:.1f}x",
-            f"{cold_ratio:.2f}x",
-            cold_ratio <= TARGET_COLD_RATIO,
-            f"{cold[META].median:.0f} / {cold[HELLO].median:.0f} ms, medians of "
-            f"{len(cold[META].ms)} launches",
-        ),
-        Verdict(
-            f"database round trips per delivery = {TARGET_ROUND_TRIPS}",
-            "-" if per is None else f"{per:.2f}",
-            per == TARGET_ROUND_TRIPS,
-            f"{calls or 'no RPCs'} for {trips.deliveries} deliveries",
-        ),
-    ]
+    hello_ms = steady[HELLO].function_ms_median
+    found = []
+    for name in judged_names(steady):
+        ms = steady[name].function_ms_median
+        cpu_ratio = hello_ms / ms
+        cold_ratio = cold[name].median / cold[HELLO].median
+        found += [
+            Verdict(
+                f"{name}: CPU per request, bare / {name} >= {TARGET_CPU_RATIO:.2f}x",
+                f"{cpu_ratio:.3f}x",
+                cpu_ratio >= TARGET_CPU_RATIO,
+                f"{hello_ms:.3f} / {ms:.3f} ms, function process, medians of "
+                f"{len(steady[name].cpu)} windows",
+            ),
+            Verdict(
+                f"{name}: cold start, {name} / bare <= {TARGET_COLD_RATIO:.1f}x",
+                f"{cold_ratio:.2f}x",
+                cold_ratio <= TARGET_COLD_RATIO,
+                f"{cold[name].median:.0f} / {cold[HELLO].median:.0f} ms, medians of "
+                f"{len(cold[name].ms)} launches",
+            ),
+        ]
+        if name in trips:
+            done, per = trips[name], trips[name].per_unit
+            calls = ", ".join(f"{rpc} {count}" for rpc, count in done.rpc_calls.items() if count)
+            target = FLOWS[name].per_unit
+            found.append(
+                Verdict(
+                    f"{name}: database round trips per {done.unit} = {target}",
+                    "-" if per is None else f"{per:.2f}",
+                    per == target,
+                    f"{calls or 'no RPCs'} for {done.units} {done.unit_plural}",
+                )
+            )
+    if speed is not None and (figures := speed.summary()):
+        hello = figures["hello_p50_ms"]
+        for label, key, target in (
+            ("p50", "lead_p50_ms", TARGET_LEAD_P50),
+            ("p99", "lead_p99_ms", TARGET_LEAD_P99),
+        ):
+            ratio = figures[key] / hello
+            found.append(
+                Verdict(
+                    f"speed to lead {label} <= {target:g}x the bare round trip",
+                    f"{ratio:.1f}x",
+                    ratio <= target,
+                    f"{figures[key]:.1f} ms / {hello:.2f} ms (hello's median round trip), "
+                    f"{len(speed.lead_ms)} leads at {speed.rate:g}/s",
+                )
+            )
+    return found
 
 
-def problems(steady: dict[str, Steady], trips: RoundTrips) -> list[str]:
+def problems(
+    steady: dict[str, Steady], trips: dict[str, RoundTrips], speed: SpeedToLead | None
+) -> list[str]:
     """What makes the measurement itself invalid."""
     found = []
     for name, result in steady.items():
@@ -88,42 +129,54 @@ def problems(steady: dict[str, Steady], trips: RoundTrips) -> list[str]:
                     f"{load.socket_errors} socket errors or timeouts"
                 )
             if load.wrapped:
-                found.append(f"{name} {label}: sent a delivery twice; raise --bodies")
-    if trips.still_pending:
-        found.append(
-            f"meta_webhook: {trips.still_pending} leads still fetch_pending "
-            "(a Graph fetch or meta_complete failed)"
-        )
-    if trips.deliveries == 0:
-        found.append("meta_webhook: the load created no leads")
+                found.append(f"{name} {label}: sent a request twice; raise --bodies")
+    for name, done in trips.items():
+        if done.pending:
+            found.append(f"{name}: {done.pending} {done.unit_plural} still in flight after the run")
+        if done.bad:
+            found.append(f"{name}: {done.bad} {done.unit_plural} of the run ended in an error")
+        if done.units == 0:
+            found.append(f"{name}: the load completed no {done.unit}")
+    if speed is not None:
+        found += [f"speed to lead: {problem}" for problem in speed.problems]
     return found
 
 
 def judged_table(steady: dict[str, Steady], cold: dict[str, ColdStarts]) -> str:
-    hello, meta = steady[HELLO], steady[META]
+    names = list(steady)
+    hello = steady[HELLO]
+
+    def row(label: str, cells: list[str]) -> str:
+        return f"{label:<30}" + "".join(f"{cell:>18}" for cell in cells)
+
+    cpu = [steady[name].function_ms_median for name in names]
     rows = [
-        ("", "hello (bare)", "meta_webhook", "ratio"),
-        (
-            "function CPU ms per request",
-            f"{hello.function_ms_median:.3f}",
-            f"{meta.function_ms_median:.3f}",
-            f"{hello.function_ms_median / meta.function_ms_median:.3f}x",
+        row("", [f"{name} (bare)" if name == HELLO else name for name in names]),
+        row("function CPU ms per request", [f"{ms:.3f}" for ms in cpu]),
+        row("  range over the windows", [_spread(steady[n].function_ms, 3) for n in names]),
+        row(
+            "  bare / function",
+            [
+                "" if n == HELLO else f"{hello.function_ms_median / ms:.3f}x"
+                for n, ms in zip(names, cpu, strict=True)
+            ],
         ),
-        (
-            "  range over the windows",
-            _spread(hello.function_ms, 3),
-            _spread(meta.function_ms, 3),
-            "",
+        row("cold start ms, to first 200", [f"{cold[n].median:.0f}" for n in names]),
+        row("  range over the launches", [_spread(cold[n].ms, 0) for n in names]),
+        row(
+            "  function / bare",
+            ["" if n == HELLO else f"{cold[n].median / cold[HELLO].median:.2f}x" for n in names],
         ),
-        (
-            "cold start ms, to first 200",
-            f"{cold[HELLO].median:.0f}",
-            f"{cold[META].median:.0f}",
-            f"{cold[META].median / cold[HELLO].median:.2f}x",
-        ),
-        ("  range over the launches", _spread(cold[HELLO].ms, 0), _spread(cold[META].ms, 0), ""),
     ]
-    return "\n".join(f"{a:<30}{b:>14}{c:>14}{d:>10}" for a, b, c, d in rows)
+    return "\n".join(rows)
+
+
+def trips_lines(trips: dict[str, RoundTrips]) -> list[str]:
+    return [
+        f"{name}: {done.per_unit or 0:.2f} database round trips per {done.unit} "
+        f"({done.units} {done.unit_plural})"
+        for name, done in trips.items()
+    ]
 
 
 def end_to_end_table(steady: dict[str, Steady]) -> str:
@@ -140,13 +193,39 @@ def cpu_table(steady: dict[str, Steady]) -> str:
     names: list[str] = []
     for per in medians.values():
         names += [n for n in per if n not in names and n not in (CLIENT, OTHER, MACHINE)]
-    lines = [f"{'CPU ms per request':<30}" + "".join(f"{name:>14}" for name in steady)]
+    lines = [f"{'CPU ms per request':<30}" + "".join(f"{name:>18}" for name in steady)]
     for name in [*names, CLIENT, OTHER, MACHINE]:
         cells = [per.get(name) for per in medians.values()]
         lines.append(
-            f"{name:<30}" + "".join(f"{c:>14.3f}" if c is not None else f"{'-':>14}" for c in cells)
+            f"{name:<30}" + "".join(f"{c:>18.3f}" if c is not None else f"{'-':>18}" for c in cells)
         )
     return "\n".join(lines)
+
+
+def speed_lines(speed: SpeedToLead | None) -> list[str]:
+    if speed is None:
+        return []
+    figures = speed.summary()
+    if not figures:
+        return ["Speed to lead: nothing measured"]
+    return [
+        f"Speed to lead ({len(speed.lead_ms)} of {speed.sent} leads at {speed.rate:g}/s, "
+        "Meta delivery sent -> ElevenLabs call request received)",
+        "",
+        f"{'':<30}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}",
+        f"{'lead to call request':<30}{figures['lead_p50_ms']:>10.1f}"
+        f"{figures['lead_p99_ms']:>10.1f}{figures['lead_max_ms']:>10.1f}",
+        f"{'  (Meta delivery answered)':<30}{figures['answer_p50_ms']:>10.1f}",
+        f"{'hello round trip (bare)':<30}{figures['hello_p50_ms']:>10.2f}"
+        f"{figures['hello_p99_ms']:>10.2f}",
+        "",
+        "  where a lead's time goes (each stage ends when the next hop received its request):",
+        *(
+            f"  {stage:<28}{percentile(ms, 50):>10.1f}{percentile(ms, 99):>10.1f}"
+            for stage, ms in speed.stages.items()
+        ),
+        "",
+    ]
 
 
 def notes(steady: dict[str, Steady], nproc: int) -> list[str]:
@@ -178,7 +257,8 @@ def notes(steady: dict[str, Steady], nproc: int) -> list[str]:
 def render(
     steady: dict[str, Steady],
     cold: dict[str, ColdStarts],
-    trips: RoundTrips,
+    trips: dict[str, RoundTrips],
+    speed: SpeedToLead | None,
     judged: list[Verdict],
     invalid: list[str],
     *,
@@ -188,12 +268,13 @@ def render(
     return "\n".join(
         [
             "",
-            "Judged: the function process alone (gunicorn arbiter + worker)",
+            "Judged: each function process alone (gunicorn arbiter + worker)",
             "",
             judged_table(steady, cold),
-            f"database round trips per delivery: {trips.per_delivery or 0:.2f} "
-            f"({trips.deliveries} deliveries, {trips.completed} completed from the Graph fake)",
             "",
+            *trips_lines(trips),
+            "",
+            *speed_lines(speed),
             "End to end on this machine (information, not judged: the stack shares its CPUs)",
             "",
             end_to_end_table(steady),
@@ -211,7 +292,8 @@ def render(
 def as_json(
     steady: dict[str, Steady],
     cold: dict[str, ColdStarts],
-    trips: RoundTrips,
+    trips: dict[str, RoundTrips],
+    speed: SpeedToLead | None,
     judged: list[Verdict],
     invalid: list[str],
     **context: Any,
@@ -225,7 +307,18 @@ def as_json(
             for name, r in steady.items()
         },
         "cold_start_ms": {name: {"median": c.median, "launches": c.ms} for name, c in cold.items()},
-        "round_trips": {**asdict(trips), "per_delivery": trips.per_delivery},
+        "round_trips": {
+            name: {**asdict(done), "per_unit": done.per_unit} for name, done in trips.items()
+        },
+        "speed_to_lead": None
+        if speed is None
+        else {
+            **speed.summary(),
+            "rate": speed.rate,
+            "sent": speed.sent,
+            "leads_ms": speed.lead_ms,
+            "stages_ms": speed.stages,
+        },
         "end_to_end": {
             name: {
                 "rps": round(r.rps, 1),

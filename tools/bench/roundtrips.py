@@ -1,15 +1,24 @@
-"""Database round trips per delivery, counted in Postgres itself.
+"""What each judged function did, counted in Postgres itself: the work units it completed and
+its database round trips per unit.
 
 Every database call of a function is one ``POST /rest/v1/rpc/<fn>``, i.e. one top-level call of
 ``public.<fn>``; with ``track_functions = 'pl'`` Postgres counts them in
-``pg_stat_user_functions``. Counted: the RPC entry points of the Meta flow, and the error-path
-``log_event`` RPCs (the ``*.request`` rows of integration_logs: ``log_event`` is also called
-inside the RPCs, so its own statistics would over-count). Divided by the leads created meanwhile:
-one per delivery, every leadgen id being new.
+``pg_stat_user_functions``. Counted per function: its RPC entry points, and its error-path
+``log_refused`` RPCs (the occurrences of the ``<function>.request`` rows of integration_logs:
+``log_event`` is also called inside the RPCs, so its own statistics would over-count). Divided
+by the units the function completed meanwhile, each request being new work:
+
+- meta_webhook: leads created from Meta (one per delivery), completed once no longer
+  ``fetch_pending``;
+- calendly_webhook: appointments created (one per ``invitee.created`` of a new invitee);
+- place_call: calls created (one per placed call), done once no longer ``placing``.
 
 A backend reports its function statistics when its transaction ends, at most once a second, and
 when idle only after 10 s; ending the stand-in's connections before each reading makes them
-report now (the stand-in reconnects on its next request)."""
+report now (the stand-in reconnects on its next request).
+
+The same superuser connection prepares place_call's leads: leads whose call is queued and due.
+"""
 
 from __future__ import annotations
 
@@ -19,20 +28,71 @@ from typing import Any
 
 import psycopg
 
-RPC_FUNCTIONS = ("meta_ingest", "meta_complete", "meta_claim_due")
+from tools.bench.serve import CALENDLY, META, PLACE_CALL
+
 STANDIN_ROLE = "authenticator"
+
+
+@dataclass(frozen=True)
+class Flow:
+    """How one function's work shows in the database."""
+
+    rpcs: tuple[str, ...]  # its RPC entry points
+    event: str  # integration_logs.event of its refused requests
+    unit: str  # what one request completes
+    units: str  # the plural
+    done: str  # SQL: units so far
+    pending: str  # SQL: units still in flight
+    bad: str  # SQL: units that ended badly
+    per_unit: int  # the round trips one unit should cost
+
+
+FLOWS = {
+    META: Flow(
+        rpcs=("meta_ingest", "meta_complete", "meta_claim_due"),
+        event="meta_webhook.request",
+        unit="delivery",
+        units="deliveries",
+        done="select count(*) from public.leads where source = 'meta_lead_ads'",
+        pending="select count(*) from public.leads where status = 'fetch_pending'",
+        bad="select count(*) from public.leads where fetch_error_code is not null",
+        per_unit=2,
+    ),
+    CALENDLY: Flow(
+        rpcs=("calendly_record",),
+        event="calendly_webhook.request",
+        unit="delivery",
+        units="deliveries",
+        done="select count(*) from public.appointments",
+        pending="select 0",
+        bad="select count(*) from public.appointments where lead_id is null",
+        per_unit=1,
+    ),
+    PLACE_CALL: Flow(
+        rpcs=("call_claim", "call_started", "call_claim_due"),
+        event="place_call.request",
+        unit="placed call",
+        units="placed calls",
+        done="select count(*) from public.calls",
+        pending="select count(*) from public.calls where status = 'placing'",
+        bad="select count(*) from public.calls where status <> 'initiated'",
+        per_unit=2,
+    ),
+}
 
 
 @dataclass
 class RoundTrips:
-    deliveries: int  # leads created: one per delivery
-    completed: int  # of those, no longer fetch_pending (the Graph fetch and meta_complete ran)
-    still_pending: int  # leads of the whole database still fetch_pending after the run
+    unit: str
+    unit_plural: str
+    units: int  # units created
+    pending: int  # of the whole database, still in flight after the run
+    bad: int  # created during the run and ended badly
     rpc_calls: dict[str, int]
 
     @property
-    def per_delivery(self) -> float | None:
-        return sum(self.rpc_calls.values()) / self.deliveries if self.deliveries else None
+    def per_unit(self) -> float | None:
+        return sum(self.rpc_calls.values()) / self.units if self.units else None
 
 
 class RpcCounter:
@@ -46,6 +106,23 @@ class RpcCounter:
     def close(self) -> None:
         self.conn.close()
 
+    def _count(self, sql: str) -> int:
+        row = self.conn.execute(sql).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def queue_calls(self, count: int, *, label: str) -> list[str]:
+        """``count`` leads whose call is queued and due now (as meta_complete leaves a lead with
+        a phone), entered by hand (source ``manual``); their ids, in order."""
+        rows = self.conn.execute(
+            "insert into public.leads (source, status, full_name, phone, timezone, next_call_at) "
+            "select 'manual', 'call_queued', %s || ' ' || n, "
+            "'+1212555' || lpad((n %% 10000)::text, 4, '0'), 'America/New_York', now() "
+            "from generate_series(1, %s) n order by n returning id",
+            (f"Bench {label}", count),
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
     def _flush_standin(self) -> None:
         self.conn.execute(
             "select pg_terminate_backend(pid) from pg_stat_activity "
@@ -54,34 +131,28 @@ class RpcCounter:
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            row = self.conn.execute(
-                "select count(*) from pg_stat_activity where usename = %s", (STANDIN_ROLE,)
-            ).fetchone()
-            if row is not None and row[0] == 0:
+            if not self._count(
+                f"select count(*) from pg_stat_activity where usename = '{STANDIN_ROLE}'"
+            ):
                 break
             time.sleep(0.05)
 
-    def leads(self) -> int:
-        row = self.conn.execute("select count(*) from public.leads").fetchone()
-        assert row is not None
-        return int(row[0])
+    def units(self, name: str) -> int:
+        return self._count(FLOWS[name].done)
 
-    def settle(self, timeout: float = 10.0) -> int:
-        """Wait until the deliveries still in flight when wrk stopped are done (no lead left
-        fetch_pending, the count unchanged for 0.1 s; bounded); the number of leads."""
+    def settle(self, name: str, timeout: float = 10.0) -> int:
+        """Wait until the requests still in flight when wrk stopped are done (nothing of
+        ``name``'s left pending, the count unchanged for 0.1 s; bounded); its units so far."""
+        flow = FLOWS[name]
         deadline = time.monotonic() + timeout
         previous = None
         while time.monotonic() < deadline:
-            row = self.conn.execute(
-                "select count(*), count(*) filter (where status = 'fetch_pending') "
-                "from public.leads"
-            ).fetchone()
-            assert row is not None
-            if row[1] == 0 and row == previous:
+            now = (self._count(flow.done), self._count(flow.pending))
+            if now[1] == 0 and now == previous:
                 break
-            previous = row
+            previous = now
             time.sleep(0.1)
-        return self.leads()
+        return self.units(name)
 
     def snapshot(self) -> dict[str, int]:
         self._flush_standin()
@@ -91,24 +162,28 @@ class RpcCounter:
                 "select funcname, calls from pg_stat_user_functions where schemaname = 'public'"
             ).fetchall()
         )
-        counts = {name: int(calls.get(name, 0)) for name in RPC_FUNCTIONS}
-        row = self.conn.execute(
-            "select (select count(*) from public.leads), "
-            "(select count(*) from public.leads where status = 'fetch_pending'), "
-            "(select count(*) from public.integration_logs where event like '%.request')"
-        ).fetchone()
-        assert row is not None
-        counts.update(leads=row[0], pending=row[1], error_logs=row[2])
+        counts = {f"rpc:{name}": int(calls.get(name, 0)) for f in FLOWS.values() for name in f.rpcs}
+        for name, flow in FLOWS.items():
+            counts[f"done:{name}"] = self._count(flow.done)
+            counts[f"pending:{name}"] = self._count(flow.pending)
+            counts[f"bad:{name}"] = self._count(flow.bad)
+            counts[f"refused:{name}"] = self._count(
+                "select coalesce(sum(occurrences), 0) from public.integration_logs "
+                f"where event = '{flow.event}'"
+            )
         return counts
 
 
-def between(before: dict[str, int], after: dict[str, int]) -> RoundTrips:
-    delta = {key: after[key] - before[key] for key in before}
-    calls = {name: delta[name] for name in RPC_FUNCTIONS}
-    calls["log_event (error path)"] = delta["error_logs"]
+def between(name: str, before: dict[str, int], after: dict[str, int]) -> RoundTrips:
+    """What ``name`` did between two snapshots."""
+    flow = FLOWS[name]
+    calls = {rpc: after[f"rpc:{rpc}"] - before[f"rpc:{rpc}"] for rpc in flow.rpcs}
+    calls["log_refused (error path)"] = after[f"refused:{name}"] - before[f"refused:{name}"]
     return RoundTrips(
-        deliveries=delta["leads"],
-        completed=delta["leads"] - delta["pending"],
-        still_pending=after["pending"],
+        unit=flow.unit,
+        unit_plural=flow.units,
+        units=after[f"done:{name}"] - before[f"done:{name}"],
+        pending=after[f"pending:{name}"],
+        bad=after[f"bad:{name}"] - before[f"bad:{name}"],
         rpc_calls=calls,
     )

@@ -1,4 +1,4 @@
-"""Serving the two functions as production does, and probing them.
+"""Serving the functions as production does, and probing them.
 
 Each function is served from its deployed bundle (tools/bundle.py: the function's folder with
 ``lib/`` copied beside ``main.py``, bytecode precompiled) in a temporary directory::
@@ -16,6 +16,7 @@ import compileall
 import contextlib
 import http.client
 import itertools
+import json
 import os
 import py_compile
 import shutil
@@ -23,15 +24,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlencode
 
 from tools import ROOT, bundle
+from tools.calendly_samples import calendly_headers, calendly_invitee_event, encode
 from tools.samples import leadgen_delivery, meta_headers
 
 HELLO = "hello"
 META = "meta_webhook"
+CALENDLY = "calendly_webhook"
+PLACE_CALL = "place_call"
+# The functions judged against hello, in the order they are loaded.
+JUDGED = (META, CALENDLY, PLACE_CALL)
 HELLO_FOLDER = ROOT / "tools" / "bench_hello"
 
 # What a served function inherits from this process.
@@ -45,19 +52,19 @@ class ServeError(RuntimeError):
 
 
 def build_bundles(dest: Path) -> dict[str, Path]:
-    """The bundles of hello and meta_webhook under ``dest``: name → bundle folder."""
+    """The bundles of hello and of every judged function under ``dest``: name → folder."""
     hello = dest / HELLO
     shutil.copytree(HELLO_FOLDER, hello, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     # Compiled as tools/bundle.py compiles a function's bundle.
     compileall.compile_dir(
         hello, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
     )
-    return {HELLO: hello, META: bundle.build(META, dest / META)}
+    return {HELLO: hello, **{name: bundle.build(name, dest / name) for name in JUDGED}}
 
 
 def server_env(settings: Mapping[str, str], *, workers: int, threads: int) -> dict[str, str]:
     """The environment of a served function: the system basics, ``settings``, and gunicorn's
-    ``WORKERS``/``THREADS`` (the same for both functions)."""
+    ``WORKERS``/``THREADS`` (the same for every function)."""
     env = {key: os.environ[key] for key in _INHERITED if key in os.environ}
     return {**env, **settings, "WORKERS": str(workers), "THREADS": str(threads)}
 
@@ -148,17 +155,39 @@ def first_200(
 
 
 class Probes:
-    """The first request each function gets: ``GET /`` for hello; for meta_webhook a real signed
-    leadgen delivery with a leadgen id never sent before (ids from ``first_id`` on), or the
-    subscription handshake when only readiness matters."""
+    """The requests that start each function's work, one never sent before each time:
 
-    def __init__(self, settings: Mapping[str, str], *, first_id: int) -> None:
-        self._secret = settings["META_APP_SECRET"]
-        self._verify_token = settings["META_VERIFY_TOKEN"]
+    - hello: ``GET /``;
+    - meta_webhook: a signed leadgen delivery with a new leadgen id (ids from ``first_id`` on);
+    - calendly_webhook: a signed ``invitee.created`` of a new invitee, signed now;
+    - place_call: ``POST / {"lead_id"}`` of a lead whose call is queued and due (taken from
+      ``queued``, in order).
+
+    ``ready`` is the cheapest request that shows a server is up: hello's ``GET /``, the Meta
+    subscription handshake, a Calendly delivery, place_call asked for a lead that does not exist.
+    """
+
+    def __init__(
+        self, settings: Mapping[str, str], *, first_id: int, queued: Iterable[str] = ()
+    ) -> None:
+        self._settings = settings
         self._ids = itertools.count(first_id)
+        self._queued = iter(queued)
 
     def first_request(self, name: str, port: int) -> Probe:
-        return self.hello(port) if name == HELLO else self.delivery(port)
+        return {
+            HELLO: self.hello,
+            META: self.delivery,
+            CALENDLY: self.booking,
+            PLACE_CALL: self.call,
+        }[name](port)
+
+    def ready(self, name: str, port: int) -> Probe:
+        if name == META:
+            return self.handshake(port)
+        if name == PLACE_CALL:
+            return self.call(port, lead_id=str(uuid.uuid4()))
+        return self.first_request(name, port)
 
     def hello(self, port: int) -> Probe:
         return lambda: request_status(port, "GET")
@@ -166,13 +195,33 @@ class Probes:
     def delivery(self, port: int) -> Probe:
         def probe() -> int | None:
             body = leadgen_delivery(str(next(self._ids)))
-            return request_status(
-                port, "POST", body=body, headers=meta_headers(body, secret=self._secret)
-            )
+            headers = meta_headers(body, secret=self._settings["META_APP_SECRET"])
+            return request_status(port, "POST", body=body, headers=headers)
 
         return probe
 
+    def booking(self, port: int) -> Probe:
+        def probe() -> int | None:
+            email = f"bench.probe.{next(self._ids)}@example.org"
+            body = encode(calendly_invitee_event(email=email))
+            secret = self._settings["CALENDLY_SIGNING_KEY"].split(",")[0].strip()
+            headers = calendly_headers(body, secret=secret, timestamp=int(time.time()))
+            return request_status(port, "POST", body=body, headers=headers)
+
+        return probe
+
+    def call(self, port: int, *, lead_id: str | None = None) -> Probe:
+        wanted = lead_id or next(self._queued, None)
+        if wanted is None:
+            raise ServeError("the benchmark ran out of queued leads for place_call's probes")
+        body = json.dumps({"lead_id": wanted}).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {self._settings['INTERNAL_TOKEN']}",
+        }
+        return lambda: request_status(port, "POST", body=body, headers=headers)
+
     def handshake(self, port: int) -> Probe:
-        query = {"hub.mode": "subscribe", "hub.verify_token": self._verify_token}
+        query = {"hub.mode": "subscribe", "hub.verify_token": self._settings["META_VERIFY_TOKEN"]}
         path = "/?" + urlencode({**query, "hub.challenge": "bench"})
         return lambda: request_status(port, "GET", path)

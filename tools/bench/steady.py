@@ -1,11 +1,11 @@
-"""The steady state: both functions served at once, loaded in turn by wrk, with the CPU of every
-process metered over each window.
+"""The steady state: hello and the judged functions served at once, loaded in turn by wrk, with
+the CPU of every process metered over each window.
 
-After a warm-up of each, ``rounds`` rounds each load hello for one window, then meta_webhook for
-one window (every request a distinct pre-signed delivery), so a change in the machine's load
-during the run hits both functions alike. Each window yields the function's own CPU per request
-(the judged figure), and, for information, its throughput, latency and the CPU of the stack's
-processes and of the whole machine."""
+After a warm-up of each, ``rounds`` rounds each load hello for one window, then each judged
+function for one window (every request distinct: a new delivery, a new invitee, a lead whose
+call is due), so a change in the machine's load during the run hits every function alike. Each
+window yields the function's own CPU per request (the judged figure), and, for information, its
+throughput, latency and the CPU of the stack's processes and of the whole machine."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from pathlib import Path
 
 from tools.bench import load as wrk_load
 from tools.bench.cpu import CpuMeter, Window
-from tools.bench.load import Load, Wrk
+from tools.bench.load import Load, Requests, Wrk
 from tools.bench.roundtrips import RoundTrips, RpcCounter, between
-from tools.bench.serve import HELLO, META, Probes, first_200, served
+from tools.bench.serve import HELLO, Probes, first_200, served
 from tools.stack import Stack, free_port
 
 FUNCTION = "function (gunicorn)"
@@ -67,7 +67,11 @@ class Steady:
 
 def stack_roots(stack: Stack) -> dict[str, int]:
     """The root pid of each stack process worth naming in the CPU table."""
-    labels = {"tools.rest_standin": "PostgREST stand-in", "tools.graph_fake": "Graph fake"}
+    labels = {
+        "tools.rest_standin": "PostgREST stand-in",
+        "tools.graph_fake": "Graph fake",
+        "tools.elevenlabs_fake": "ElevenLabs fake",
+    }
     roots = {}
     for process in stack.processes:
         args = [str(arg) for arg in process.args] if isinstance(process.args, list) else []
@@ -89,60 +93,66 @@ def measure(
     stack: Stack,
     counter: RpcCounter,
     work: Path,
-    deliveries: Path,
-    delivery_count: int,
+    requests: Mapping[str, Requests],
     rounds: int,
     window: int,
     warmup: int,
-) -> tuple[dict[str, Steady], RoundTrips]:
-    """Serve both functions, warm them up, then ``rounds`` rounds of (hello window, meta window)."""
+) -> tuple[dict[str, Steady], dict[str, RoundTrips]]:
+    """Serve hello and every function of ``requests``, warm them up, then ``rounds`` rounds of
+    one window each, in turn."""
     hello_script = work / "hello.lua"
     hello_script.write_text(wrk_load.WRK_SUMMARY)
-    meta_script = work / "meta.lua"
-    meta_script.write_text(wrk_load.WRK_SUMMARY + wrk_load.WRK_DELIVERIES)
-    # The deliveries file, in ranges: one for the warm-up, one per window.
-    warm_lines = int(delivery_count * warmup / (warmup + rounds * window))
-    window_lines = (delivery_count - warm_lines) // rounds
+    load_script = work / "requests.lua"
+    load_script.write_text(wrk_load.WRK_SUMMARY + wrk_load.WRK_DELIVERIES)
+    names = [HELLO, *requests]
+    # Each prepared-requests file, in ranges: one for the warm-up, one per window.
+    warm_lines = {
+        name: int(prepared.count * warmup / (warmup + rounds * window))
+        for name, prepared in requests.items()
+    }
+    window_lines = {
+        name: (prepared.count - warm_lines[name]) // rounds for name, prepared in requests.items()
+    }
 
-    def meta_args(first: int, count: int) -> list[str]:
-        return wrk_load.deliveries_args(deliveries, first, count, wrk.threads)
+    def run(name: str, url: str, seconds: int, first: int, count: int) -> Load:
+        if name == HELLO:
+            return wrk.run(url, hello_script, seconds, [])
+        return wrk.run(url, load_script, seconds, requests[name].args(first, count, wrk.threads))
 
-    results = {HELLO: Steady(), META: Steady()}
+    results = {name: Steady() for name in names}
     roots = stack_roots(stack)
     with contextlib.ExitStack() as running:
         urls, pids = {}, {}
-        for name in (HELLO, META):
+        for name in names:
             port = free_port()
             log = work / "logs" / f"{name}.load.log"
             process = running.enter_context(served(name, bundles[name], port, envs[name], log))
-            ready = probes.hello(port) if name == HELLO else probes.handshake(port)
-            first_200(process, ready, what=name)
+            first_200(process, probes.ready(name, port), what=name)
             urls[name], pids[name] = f"http://127.0.0.1:{port}/", process.pid
+        for name in requests:
+            counter.settle(name)
 
         before = counter.snapshot()
         if warmup:
-            results[HELLO].warmup = wrk.run(urls[HELLO], hello_script, warmup, [])
-            results[META].warmup = wrk.run(
-                urls[META], meta_script, warmup, meta_args(0, warm_lines)
-            )
-            counter.settle()
+            for name in names:
+                results[name].warmup = run(name, urls[name], warmup, 0, warm_lines.get(name, 0))
+                if name != HELLO:
+                    counter.settle(name)
         for round_ in range(rounds):
-            for name in (HELLO, META):
+            for name in names:
                 meter = CpuMeter({FUNCTION: pids[name], **roots})
                 if name == HELLO:
                     start = meter.read()
-                    loaded = wrk.run(urls[name], hello_script, window, [])
+                    loaded = run(name, urls[name], window, 0, 0)
                     served_requests = loaded.requests
                 else:
-                    first = warm_lines + round_ * window_lines
-                    leads = counter.leads()
+                    first = warm_lines[name] + round_ * window_lines[name]
+                    units = counter.units(name)
                     start = meter.read()
-                    loaded = wrk.run(
-                        urls[name], meta_script, window, meta_args(first, window_lines)
-                    )
-                    # The deliveries wrk stopped waiting for are still processed (and cost CPU):
-                    # count every delivery the function processed in the window.
-                    served_requests = counter.settle() - leads
+                    loaded = run(name, urls[name], window, first, window_lines[name])
+                    # The requests wrk stopped waiting for are still processed (and cost CPU):
+                    # count every unit of work the function completed in the window.
+                    served_requests = counter.settle(name) - units
                 results[name].cpu.append(CpuMeter.window(start, meter.read(), served_requests))
                 results[name].loads.append(loaded)
             print(
@@ -150,10 +160,11 @@ def measure(
                 + ", ".join(
                     f"{name} {results[name].loads[-1].rps:.0f} rps, "
                     f"{results[name].function_ms[-1]:.2f} CPU ms/request"
-                    for name in (HELLO, META)
+                    for name in names
                 ),
                 flush=True,
             )
-        counter.settle()
-        trips = between(before, counter.snapshot())
-    return results, trips
+        for name in requests:
+            counter.settle(name)
+        after = counter.snapshot()
+    return results, {name: between(name, before, after) for name in requests}
