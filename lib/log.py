@@ -22,6 +22,7 @@ def trace_headers(trace: str | None = None) -> dict[str, str]:
     trace = trace or current_trace.get()
     return {"traceparent": f"00-{trace}-{secrets.token_hex(8)}-01"} if trace else {}
 
+
 # Fields that hold a person's contact details, and how each is masked.
 MASKED = {"email": "email", "phone": "phone", "to_number": "phone", "from_number": "phone"}
 
