@@ -338,6 +338,25 @@ def test_dev_sigint_to_its_process_group_stops_everything(dev: DevRun) -> None:
     assert_stopped_everything(dev, ports)
 
 
+def test_dev_sighup_closing_the_terminal_stops_everything(dev: DevRun) -> None:
+    # Closing the terminal sends SIGHUP to its foreground process group: make exits at once,
+    # and make dev must still stop Postgres (detached by pg_ctl) and free every port.
+    ports = dev.ports()
+    os.killpg(dev.process.pid, signal.SIGHUP)
+    dev.wait()
+
+    def group_gone() -> bool:
+        try:
+            os.killpg(dev.process.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    local_stack.wait_until(group_gone, what="make dev's processes to stop", timeout=60)
+    assert "Stopping" in dev.output()
+    assert_stopped_everything(dev, ports)
+
+
 def test_dev_sigterm_to_make_stops_everything(dev: DevRun) -> None:
     ports = dev.ports()
     os.kill(dev.process.pid, signal.SIGTERM)  # make passes SIGTERM on to its recipe

@@ -4,8 +4,9 @@ Starts the stack (embedded by default, or `supabase start` with ``--stack supaba
 function at ``http://127.0.0.1:$PORT/functions/v1/<name>`` (``GET /health`` answers once ready),
 writes ``.local/dev.env`` and runs the sweep every minute, as pg_cron does in production.
 Variables set in the environment (or in supabase/.env) win over generated ones. Ctrl-C (or
-SIGTERM) stops everything it started. After an unclean stop (``kill -9``) the next run stops the
-Postgres left running and takes the ports ``dev.env`` records again.
+SIGTERM, or SIGHUP: the terminal closed) stops everything it started. After an unclean stop
+(``kill -9``) the next run stops the Postgres left running and takes the ports ``dev.env``
+records again.
 
     python -m tools.dev [--stack embedded|supabase] [--state-dir .local] [--sweep-every 60]
 """
@@ -128,7 +129,8 @@ def main() -> None:
     args = parser.parse_args()
     # SIGINT explicitly: a background job of a non-interactive shell starts with SIGINT ignored,
     # and Python then leaves it ignored (make itself keeps ignoring it: README, `make dev`).
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP: the terminal was closed; stop as for Ctrl-C rather than leave the ports taken.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop_on_signal)
     state: Path = args.state_dir.resolve() / "stack"
     env_file: Path = args.state_dir.resolve() / "dev.env"

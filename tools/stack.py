@@ -157,15 +157,16 @@ class Postgres:
         return result
 
     def start(self) -> None:
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            # The postgres user must reach the data directory through every parent, on every
+            # start: another pytest session resets /tmp/pytest-of-<user> to 0700 when it begins.
+            for parent in [self.data_dir.parent, *self.data_dir.parent.parents]:
+                if parent == Path("/"):
+                    break
+                parent.chmod(parent.stat().st_mode | 0o011)
         if not (self.data_dir / "PG_VERSION").exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
             if os.geteuid() == 0:
-                # The postgres user must reach the data directory through every parent.
-                for parent in [self.data_dir.parent, *self.data_dir.parent.parents]:
-                    if parent == Path("/"):
-                        break
-                    parent.chmod(parent.stat().st_mode | 0o011)
                 shutil.chown(self.data_dir, "postgres", "postgres")
             self._run(
                 "initdb",
