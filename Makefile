@@ -47,7 +47,7 @@ typecheck: install ## mypy --strict on lib/ and each function, as its bundle see
 
 check: lint typecheck test ## Format check, lint, types and tests
 
-bench: install ## Benchmark meta_webhook against a bare functions-framework function
+bench: install ## Benchmark the functions against a bare one, and speed to lead (docs/PERFORMANCE.md)
 	$(PY) -m tools.bench $(BENCH_ARGS)
 
 soak: install ## Load-and-fault run: 10,000 deliveries, SIGKILL, Postgres restart; fails on any loss (SOAK_ARGS=...)

@@ -1,10 +1,11 @@
 """Cold start: from just before the launch of a fresh server to its first 200.
 
-hello's first request is ``GET /``; meta_webhook's is a real signed leadgen delivery (never the
-GET handshake), so its first 200 includes the imports, the lazy set-up the first delivery pays,
-both RPCs and the Graph fetch. Launches alternate between the two functions, so a change in the
-machine's load hits both; one priming launch of each (page cache, the stack's pools) is not
-counted."""
+Each function's first request is real work, never a cheap route (serve.Probes): hello's
+``GET /``; for meta_webhook a signed leadgen delivery (so its first 200 includes the imports, the
+lazy set-up the first delivery pays, both RPCs and the Graph fetch); for calendly_webhook a
+signed ``invitee.created`` (its RPC); for place_call a lead whose call is due (both RPCs and the
+ElevenLabs request). Launches alternate between the functions, so a change in the machine's load
+hits all; one priming launch of each (page cache, the stack's pools) is not counted."""
 
 from __future__ import annotations
 
