@@ -76,7 +76,7 @@ class SpeedToLead:
             "lead_p50_ms": percentile(self.lead_ms, 50),
             "lead_p99_ms": percentile(self.lead_ms, 99),
             "lead_max_ms": max(self.lead_ms),
-            "answer_p50_ms": percentile(self.answer_ms, 50),
+            "answer_p50_ms": percentile(self.answer_ms, 50) if self.answer_ms else 0.0,
             "hello_p50_ms": percentile(self.hello_ms, 50),
             "hello_p99_ms": percentile(self.hello_ms, 99),
         }

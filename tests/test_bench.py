@@ -1,0 +1,100 @@
+"""The parts of `make bench` that decide a verdict or prepare its load, checked without running
+the benchmark (docs/PERFORMANCE.md): what it feeds the functions must be what they accept, and
+its arithmetic must judge the targets as written."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from lib.signatures import CALENDLY_HEADER, verify_calendly
+from tools import stack as local_stack
+from tools.bench.cold import ColdStarts
+from tools.bench.cpu import Window
+from tools.bench.load import calendly_deliveries, place_call_requests, write_requests
+from tools.bench.report import verdicts
+from tools.bench.roundtrips import RpcCounter
+from tools.bench.serve import HELLO, META
+from tools.bench.speed import SpeedToLead, percentile
+from tools.bench.steady import FUNCTION, Steady
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(100, 0, -1)]
+    assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (
+        50.0,
+        99.0,
+        100.0,
+    )
+    assert percentile([7.0], 99) == 7.0
+
+
+def steady_with(ms: float) -> Steady:
+    return Steady(cpu=[Window({FUNCTION: ms}, [], 0.5)])
+
+
+@pytest.mark.parametrize(("p50", "passed"), [(23.9, True), (24.1, False)])
+def test_speed_to_lead_p50_judged_against_12_times_the_bare_round_trip(
+    p50: float, passed: bool
+) -> None:
+    speed = SpeedToLead(rate=10, sent=3, lead_ms=[p50, p50, 30.0], hello_ms=[2.0, 2.0, 9.0])
+    found = verdicts(
+        {HELLO: steady_with(1.0), META: steady_with(5.0)},
+        {HELLO: ColdStarts([400.0]), META: ColdStarts([700.0])},
+        {},
+        speed,
+    )
+    by_target = {v.target.split(" <=")[0]: v for v in found}
+    assert by_target["speed to lead p50"].passed is passed
+    assert by_target["speed to lead p99"].passed  # 30 ms <= 30 x 2 ms
+    assert by_target[f"{META}: CPU per request, bare / {META} >= 0.18x"].passed  # 0.2x
+    assert by_target[f"{META}: cold start, {META} / bare"].passed  # 1.75x
+
+
+def test_prepared_requests_fit_on_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="one line"):
+        write_requests(tmp_path / "r.txt", "X-Test", [("value", b'{"a":\n1}')])
+
+
+def test_calendly_deliveries_are_signed_and_each_a_new_invitee(tmp_path: Path) -> None:
+    prepared = calendly_deliveries(tmp_path / "c.txt", first=0, count=20, secret="bench-key")
+    assert (prepared.count, prepared.header) == (20, CALENDLY_HEADER)
+    emails = set()
+    for line in prepared.path.read_bytes().splitlines():
+        signature, body = line.split(b"\t", 1)
+        headers = {CALENDLY_HEADER: signature.decode()}
+        verify_calendly(body, headers, secrets=["bench-key"], now=time.time())
+        emails.add(json.loads(body)["payload"]["email"])
+    assert len(emails) == 20
+
+
+def test_place_call_leads_are_due_for_their_call(stack: local_stack.Stack, tmp_path: Path) -> None:
+    counter = RpcCounter(stack.env["DATABASE_URL"])
+    try:
+        lead_ids = counter.queue_calls(3, label="test")
+    finally:
+        counter.close()
+    prepared = place_call_requests(tmp_path / "p.txt", lead_ids=lead_ids, token="t0k")
+    lines = prepared.path.read_bytes().splitlines()
+    assert [json.loads(line.split(b"\t", 1)[1])["lead_id"] for line in lines] == lead_ids
+    assert {line.split(b"\t", 1)[0] for line in lines} == {b"Bearer t0k"}
+    rules = {
+        "max_attempts": 3,
+        "hours_start": "00:00",
+        "hours_end": "24:00",
+        "default_timezone": "America/New_York",
+        "wait_minutes": {"voicemail": 1, "no_answer": 1, "busy": 1, "failed": 1},
+    }
+    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as conn:
+        decisions = [
+            conn.execute(
+                "select public.call_claim(%s, %s::jsonb) ->> 'decision'",
+                (lead_id, json.dumps(rules)),
+            ).fetchone()
+            for lead_id in lead_ids
+        ]
+    assert decisions == [("place",)] * 3
