@@ -28,6 +28,9 @@ _NUMBERS = {
     "call_wait_no_answer_minutes": int,
     "call_wait_busy_minutes": int,
     "call_wait_failed_minutes": int,
+    "call_reconcile_after_minutes": int,
+    "call_reconcile_give_up_minutes": int,
+    "call_reconcile_batch_size": int,
 }
 
 
@@ -71,6 +74,13 @@ class Config:
     call_wait_no_answer_minutes: int = 60
     call_wait_busy_minutes: int = 15
     call_wait_failed_minutes: int = 30
+    # A placed call whose post-call webhook has not come this long after it started is read from
+    # the conversation API by the sweep (calls last minutes; the webhook comes within a minute of
+    # the end), at most CALL_RECONCILE_BATCH_SIZE a run; one still unfinished, or unknown to
+    # ElevenLabs, this long after it started is recorded as unknown.
+    call_reconcile_after_minutes: int = 15
+    call_reconcile_give_up_minutes: int = 360
+    call_reconcile_batch_size: int = 20
     # Greeting words that give away a voicemail the agent did not hang up on (comma-separated).
     voicemail_phrases: str = (
         "deje su mensaje,deja tu mensaje,buzón de voz,buzon de voz,después de la señal,"

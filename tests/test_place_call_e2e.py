@@ -272,6 +272,27 @@ def test_sweep_places_due_calls(functions: Functions, elevenlabs: FakeClient, db
     assert all(lead(db, lead_id)["status"] == "calling" for lead_id in ids)
 
 
+def test_sweep_dials_under_its_own_trace(
+    functions: Functions, database_api: FakeClient, db: Conn
+) -> None:
+    # The calls a sweep dials concurrently keep its trace id: one id finds all it did.
+    ids = [queued_lead(db) for _ in range(2)]
+    trace = uuid.uuid4().hex
+    response = httpx.post(
+        functions.url("place_call", "/sweep"),
+        headers={
+            "Authorization": f"Bearer {functions.env['INTERNAL_TOKEN']}",
+            "traceparent": f"00-{trace}-{uuid.uuid4().hex[:16]}-01",
+        },
+        timeout=60,
+    )
+    assert response.status_code == 200
+    started = [r["body"] for r in database_api.requests("call_started", trace=trace)]
+    for lead_id in ids:
+        (call,) = calls(db, lead_id)
+        assert any(str(call["id"]) in body for body in started), lead_id
+
+
 def test_sweep_recovers_a_claim_whose_answer_was_never_recorded(
     functions: Functions, elevenlabs: FakeClient, db: Conn
 ) -> None:

@@ -11,17 +11,33 @@ Shapes follow ElevenLabs' OpenAPI (PROVIDERS.md section 3; tests/fixtures/eleven
 - ``GET /v1/convai/agents/{agent_id}``: an agent with the ``voicemail_detection`` system tool
   (in ``conversation_config.agent.prompt.built_in_tools``, by default);
 - ``GET /v1/convai/phone-numbers/{phone_number_id}``: the number +17863212663 on Twilio;
-- an unknown agent or phone number is a 404 ``{"detail": {"status": "agent_not_found", …}}``,
-  a wrong ``xi-api-key`` a 401 ``{"detail": {"status": "invalid_api_key", …}}``.
+- ``GET /v1/convai/conversations/{conversation_id}``: for a conversation the fake started (or a
+  test set), a GetConversationResponseModel: the shape of a ``post_call_transcription``'s
+  ``data`` (elevenlabs_post_call_transcription_2025.json, built by tools/elevenlabs_samples.py),
+  ``status`` ``done`` and an answered call by default, the lead id and number the call was
+  placed with;
+- an unknown agent, phone number or conversation is a 404 ``{"detail": {"status":
+  "agent_not_found" | "phone_number_not_found" | "conversation_not_found", …}}``, a wrong
+  ``xi-api-key`` a 401 ``{"detail": {"status": "invalid_api_key", …}}``.
 
 Outbound calls are filed under their ``to_number`` (a test counts the calls to one phone, or
 scripts a 5xx, a 422, a ``success: false`` or a ``delay`` for it); other requests under their
-path. Besides the control routes every fake has (tools/fake_api.py: requests, scripts, faults),
-tests use (never deployed):
+path (``/v1/convai/conversations/conv_…``: a test counts the reads of one conversation, or
+scripts a 401 or a 5xx for them). The calls and conversations kept are the last
+:data:`~tools.fake_api.LOG_LIMIT`, so a long `make dev` does not grow without bound.
+
+Besides the control routes every fake has (tools/fake_api.py: requests, scripts, faults), tests
+use (never deployed):
 
 - ``GET /_fake/calls[?to_number=…]``: the calls the fake started, oldest first, each
-  ``{"to_number", "telephony", "conversation_id", "call_sid", "body"}`` (the body as received,
-  parsed);
+  ``{"to_number", "telephony", "conversation_id", "call_sid", "body", "at"}`` (the body as
+  received, parsed; ``at`` the unix time it came);
+- ``PUT /_fake/conversations/{conversation_id}`` ``{"status", "voicemail_tool", "transcript",
+  "analysis", "metadata", "duration", "summary", "call_successful", "lead_id", "known"}`` (any
+  of them): what ``GET /v1/convai/conversations/{conversation_id}`` answers from now on
+  (``status`` ``in-progress``: a call still on the line; ``voicemail_tool``: the
+  voicemail_detection tool's turn; ``analysis`` and ``metadata`` are merged into the default
+  ones; ``known: false``: a 404). A conversation the fake did not start is created;
 - ``PUT /_fake/subscription`` ``{"character_count": …, "character_limit": …}``: change the plan;
 - ``PUT /_fake/agent`` ``{"voicemail_detection": "built_in" | "tool" | null, "name": …}``: where
   the agent has the voicemail_detection tool (``null``: nowhere);
@@ -43,9 +59,11 @@ import secrets
 import string
 import time
 import uuid
+from collections import OrderedDict, deque
 from typing import Any
 
-from tools.fake_api import Answer, FakeApi, Request, serve
+from tools import elevenlabs_samples as samples
+from tools.fake_api import LOG_LIMIT, Answer, FakeApi, Request, serve
 
 OUTBOUND_PATHS = {
     "/v1/convai/twilio/outbound-call": "twilio",
@@ -54,6 +72,20 @@ OUTBOUND_PATHS = {
 SUBSCRIPTION_PATH = "/v1/user/subscription"
 _AGENT = re.compile(r"^/v1/convai/agents/([^/]+)$")
 _PHONE_NUMBER = re.compile(r"^/v1/convai/phone-numbers/([^/]+)$")
+_CONVERSATION = re.compile(r"^/v1/convai/conversations/([^/]+)$")
+# What PUT /_fake/conversations/{id} may set (see the module's docstring).
+CONVERSATION_SETTINGS = (
+    "status",
+    "voicemail_tool",
+    "transcript",
+    "analysis",
+    "metadata",
+    "duration",
+    "summary",
+    "call_successful",
+    "lead_id",
+    "known",
+)
 REQUIRED_FIELDS = ("agent_id", "agent_phone_number_id", "to_number")
 DEFAULT_NUMBER = "+17863212663"
 AGENT_NAME = "Laura"
@@ -107,6 +139,31 @@ def missing_fields(*names: str) -> Answer:
 
 def conversation_id() -> str:
     return "conv_" + "".join(secrets.choice(_ALPHANUMERIC) for _ in range(25))
+
+
+def conversation(conversation_id: str, state: dict[str, Any]) -> dict[str, Any]:
+    """``GET /v1/convai/conversations/{conversation_id}``: GetConversationResponseModel, the
+    same shape as a ``post_call_transcription``'s ``data`` (PROVIDERS.md 3.2, 3.4), from what the
+    fake knows of the call and what a test set (:data:`CONVERSATION_SETTINGS`)."""
+    optional = {
+        name: state[name]
+        for name in ("duration", "summary", "call_successful", "transcript")
+        if state.get(name) is not None
+    }
+    data: dict[str, Any] = samples.post_call_transcription(
+        conversation_id,
+        lead_id=state.get("lead_id") or "",
+        agent_id=state.get("agent_id") or samples.AGENT_ID,
+        status=str(state.get("status") or "done"),
+        voicemail_tool=bool(state.get("voicemail_tool")),
+        to_number=state.get("to_number") or samples.TO_NUMBER,
+        call_sid=state.get("call_sid") or "CA" + "0" * 32,
+        **optional,
+    )["data"]
+    for name in ("analysis", "metadata"):
+        if isinstance(state.get(name), dict):
+            data[name] = {**data[name], **state[name]}
+    return data
 
 
 def system_tool(name: str) -> dict[str, Any]:
@@ -174,7 +231,9 @@ class ElevenLabsFake(FakeApi):
         self.reset()
 
     def reset(self) -> None:
-        self.calls: list[dict[str, Any]] = []
+        self.calls: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
+        # conversation id → what GET /v1/convai/conversations/{id} answers (oldest dropped).
+        self.conversations: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.subscription: dict[str, Any] = copy.deepcopy(DEFAULT_SUBSCRIPTION)
         self.agent_settings: dict[str, Any] = {
             "name": AGENT_NAME,
@@ -225,7 +284,25 @@ class ElevenLabsFake(FakeApi):
                     "phone_number_not_found", f"Phone number with id {number_id} not found"
                 )
             return Answer(200, self.phone_number(number_id))
+        if match := _CONVERSATION.match(path):
+            return self.read_conversation(match.group(1))
         return Answer(404, {"detail": "Not Found"})
+
+    def read_conversation(self, conversation_id: str) -> Answer:
+        state = self.conversations.get(conversation_id)
+        if state is None or state.get("known") is False:
+            # Reconstructed: no example of this route's 404 is published; the body follows
+            # ElevenLabs' other not-found answers ({"detail": {"status", "message"}}).
+            return not_found(
+                "conversation_not_found", f"Conversation with id {conversation_id} not found"
+            )
+        return Answer(200, conversation(conversation_id, state))
+
+    def keep_conversation(self, conversation_id: str, state: dict[str, Any]) -> None:
+        self.conversations[conversation_id] = state
+        self.conversations.move_to_end(conversation_id)
+        while len(self.conversations) > LOG_LIMIT:
+            self.conversations.popitem(last=False)
 
     def knows_agent(self, agent_id: str) -> bool:
         return not self.agent_id or agent_id == self.agent_id
@@ -283,6 +360,17 @@ class ElevenLabsFake(FakeApi):
             "at": time.time(),
         }
         self.calls.append(started)
+        variables = variables if isinstance(variables, dict) else {}
+        self.keep_conversation(
+            started["conversation_id"],
+            {
+                "status": "done",
+                "lead_id": str(variables.get("lead_id") or ""),
+                "agent_id": body["agent_id"],
+                "to_number": body["to_number"],
+                "call_sid": started["call_sid"] if telephony == "twilio" else None,
+            },
+        )
         call_id_field = "callSid" if telephony == "twilio" else "sip_call_id"
         return Answer(
             200,
@@ -301,6 +389,12 @@ class ElevenLabsFake(FakeApi):
             return Answer(
                 200, [c for c in self.calls if to_number is None or c["to_number"] == to_number]
             )
+        if what.startswith("conversations/") and method == "PUT":
+            conversation_id = what.removeprefix("conversations/")
+            state = self.conversations.get(conversation_id, {"status": "done"})
+            state.update({k: v for k, v in settings.items() if k in CONVERSATION_SETTINGS})
+            self.keep_conversation(conversation_id, state)
+            return Answer(200, conversation(conversation_id, state))
         if what == "subscription" and method == "PUT":
             self.subscription.update(settings)
             return Answer(200, self.subscription)

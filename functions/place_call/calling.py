@@ -4,6 +4,7 @@ post-call webhook records the outcome (``call_record_outcome``)."""
 
 from __future__ import annotations
 
+import contextvars
 import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -141,8 +142,17 @@ def sweep(db: Database, config: Config) -> dict[str, Any]:
     if len(claims) <= 1:
         results = [dial(db, config, claim, call_rules) for claim in claims]
     else:
+        # Each dial runs in a copy of this request's context: its log lines and database calls
+        # keep the sweep's trace id.
+        contexts = [contextvars.copy_context() for _ in claims]
         with ThreadPoolExecutor(max_workers=min(_DIAL_THREADS, len(claims))) as pool:
-            results = list(pool.map(lambda claim: dial(db, config, claim, call_rules), claims))
+            results = list(
+                pool.map(
+                    lambda ctx, claim: ctx.run(dial, db, config, claim, call_rules),
+                    contexts,
+                    claims,
+                )
+            )
     counts = {
         "claimed": len(claims),
         "placed": sum(1 for r in results if r["decision"] == "placed"),

@@ -1,10 +1,13 @@
-"""The ElevenLabs Agents Platform client: starts an outbound call by the agent, and reads the
-subscription (credits), an agent and a phone number for `make doctor`. Requests carry the API key
-in ``xi-api-key``; every failure is a :class:`~lib.errors.ProviderFailure` whose message tells the
-operator what to do (codes ``elevenlabs_*``).
+"""The ElevenLabs Agents Platform client: starts an outbound call by the agent, reads a
+conversation (when its post-call webhook did not come), and reads the subscription (credits), an
+agent and a phone number for `make doctor`. Requests carry the API key in ``xi-api-key``; every
+failure is a :class:`~lib.errors.ProviderFailure` whose message tells the operator what to do
+(codes ``elevenlabs_*``).
 
 - Outbound call: https://elevenlabs.io/docs/api-reference/twilio/outbound-call (and
   ``/sip-trunk/outbound-call``); PROVIDERS.md section 3.1
+- Conversation (the polling fallback for a lost post-call webhook):
+  https://elevenlabs.io/docs/api-reference/conversations/get; PROVIDERS.md section 3.4
 - Subscription: https://elevenlabs.io/docs/api-reference/user/subscription/get
 - Agent, phone number: https://elevenlabs.io/docs/api-reference/agents/get,
   https://elevenlabs.io/docs/api-reference/phone-numbers/get
@@ -174,6 +177,38 @@ class ElevenLabsClient:
                 "check ELEVENLABS_PHONE_NUMBER_ID (ElevenLabs > Phone Numbers, the number's id)"
             ),
         )
+
+    def conversation(self, conversation_id: str) -> dict[str, Any]:
+        """``GET /v1/convai/conversations/{conversation_id}``: the conversation
+        (GetConversationResponseModel, the shape of a ``post_call_transcription``'s ``data``),
+        with its ``status`` (``initiated``, ``in-progress``, ``processing``, ``done``,
+        ``failed``). Read when the post-call webhook did not come (PROVIDERS.md 3.2, 3.4:
+        https://elevenlabs.io/docs/api-reference/conversations/get).
+
+        A conversation ElevenLabs does not know (404) is a failure of class ``not_found``
+        (code ``elevenlabs_conversation_not_found``); an answer without a string ``status`` is
+        ``malformed``."""
+        path = f"/v1/convai/conversations/{quote(conversation_id, safe='')}"
+        try:
+            answer = self._request(
+                "GET",
+                path,
+                action="reading a conversation",
+                not_found="the conversation is unknown to ElevenLabs",
+            )
+        except ProviderFailure as failure:
+            if failure.details.get("http_status") != 404:
+                raise
+            raise ProviderFailure(
+                FailureClass.NOT_FOUND,
+                "elevenlabs_conversation_not_found",
+                f"ElevenLabs does not know the conversation {conversation_id} (HTTP 404): it "
+                "was deleted, or belongs to another workspace than ELEVENLABS_API_KEY's.",
+                {**failure.details, "conversation_id": conversation_id},
+            ) from None
+        if not isinstance(answer.get("status"), str):
+            raise _malformed(f"GET {path}", "no string status")
+        return answer
 
     def _request(
         self,

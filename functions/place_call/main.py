@@ -2,12 +2,14 @@
 
 - ``POST /`` ``{"lead_id": …}`` (private, ``Authorization: Bearer $INTERNAL_TOKEN``): place the
   lead's call if the rules allow it now; the answer says what was done and why.
-- ``POST /sweep`` (private): place every due call (the scheduler runs it every minute).
+- ``POST /sweep`` (private): place every due call (the scheduler runs it every minute), then
+  read from the conversation API the outcome of calls whose post-call webhook never came
+  (``reconcile``: ElevenLabs never retries a webhook).
 - ``POST /webhook`` (public, ``ElevenLabs-Signature``): the post-call webhook.
 
 Deployed as this folder plus a copy of ``lib/`` (functions-framework puts the folder on
-``sys.path``): ``calling``, ``post_call``, ``elevenlabs`` and ``lib`` import by the same names in
-the bundle, the tests and the tools.
+``sys.path``): ``calling``, ``reconcile``, ``post_call``, ``elevenlabs`` and ``lib`` import by
+the same names in the bundle, the tests and the tools.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import functions_framework
 from flask import Request, Response
 
 import calling
+import reconcile
 from lib.config import get_config
 from lib.db import get_db
 from lib.errors import BadRequest
 from lib.http import Route, Routes, endpoint, internal_token, json_response, read_body
 from lib.signatures import verify_elevenlabs
-from post_call import parse
+from post_call import parse, phrase_list
 
 # A post_call_audio webhook carries the whole call as base64 MP3: it must be read (to check its
 # signature) and answered 200, or ElevenLabs disables the webhook after repeated failures.
@@ -45,8 +48,13 @@ def place_one(request: Request) -> Response:
 
 
 def run_sweep(request: Request) -> Response:
-    """Place every due call (bounded per run)."""
-    return json_response(calling.sweep(get_db(), get_config()))
+    """Place every due call (bounded per run), then, within SWEEP_TIME_BUDGET_SECONDS, read the
+    outcome of calls whose post-call webhook is late from the conversation API."""
+    config, db = get_config(), get_db()
+    deadline = time.monotonic() + config.sweep_time_budget_seconds
+    counts = calling.sweep(db, config)
+    counts.update(reconcile.sweep(db, config, deadline=deadline))
+    return json_response(counts)
 
 
 def receive_webhook(request: Request) -> Response:
@@ -60,8 +68,7 @@ def receive_webhook(request: Request) -> Response:
         now=time.time(),
         tolerance=config.elevenlabs_tolerance_seconds,
     )
-    phrases = [p.strip() for p in config.voicemail_phrases.split(",") if p.strip()]
-    event = parse(body, voicemail_phrases=phrases)
+    event = parse(body, voicemail_phrases=phrase_list(config.voicemail_phrases))
     return json_response(calling.record_outcome(get_db(), config, event))
 
 

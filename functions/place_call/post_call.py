@@ -9,6 +9,9 @@ https://elevenlabs.io/docs/eleven-agents/workflows/post-call-webhooks (PROVIDERS
   message quotes the greeting and says which words to add to the agent's prompt.
 - ``call_initiation_failure``: busy, no answer, or unknown.
 - ``post_call_audio`` and anything else: ignored (audio is never stored).
+
+:func:`from_conversation` builds the same ``post_call_transcription`` record from a conversation
+read from the API, for a call whose webhook never came.
 """
 
 from __future__ import annotations
@@ -203,19 +206,43 @@ def parse(body: bytes, *, voicemail_phrases: list[str]) -> PostCallEvent:
         return PostCallEvent(kind, conversation_id)
     if conversation_id is None:
         raise BadRequest(f"A {kind} event without a conversation_id.", code="invalid_payload")
+    return PostCallEvent(
+        kind, conversation_id, _record(kind, conversation_id, data, voicemail_phrases)
+    )
+
+
+def from_conversation(
+    conversation_id: str, conversation: dict[str, Any], *, voicemail_phrases: list[str]
+) -> dict[str, Any]:
+    """The record a ``post_call_transcription`` webhook would have given (what
+    call_record_outcome takes), from the conversation as ``GET
+    /v1/convai/conversations/{conversation_id}`` answers it (GetConversationResponseModel: the
+    same shape as the webhook's ``data``, PROVIDERS.md 3.2 and 3.4). For a conversation whose
+    ``status`` is ``done`` or ``failed``."""
+    kind = "post_call_transcription"
+    return _record(kind, conversation_id, conversation, voicemail_phrases)
+
+
+def phrase_list(setting: str) -> list[str]:
+    """VOICEMAIL_PHRASES (comma-separated) as a list."""
+    return [phrase.strip() for phrase in setting.split(",") if phrase.strip()]
+
+
+def _record(
+    kind: str, conversation_id: str, data: dict[str, Any], voicemail_phrases: list[str]
+) -> dict[str, Any]:
     if kind == "post_call_transcription":
         outcome = _transcription(data, voicemail_phrases)
     else:
         outcome = _initiation_failure(data)
     payload = {key: value for key, value in data.items() if key != "transcript"}
-    record = {
+    return {
         "type": kind,
         "conversation_id": conversation_id,
         "lead_id": _lead_id(data),
         **outcome,
         "payload": safejson.storable(payload, max_string=2_000, max_items=100)[0],
     }
-    return PostCallEvent(kind, conversation_id, record)
 
 
 def _envelope(body: bytes) -> _Envelope:
