@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -97,6 +98,32 @@ def test_meta_ingest_past_claim_limit_due_for_sweep(api: Database, db: Conn) -> 
     deferred = lead_row(db, ids[2])
     assert deferred["fetch_attempts"] == 0
     assert deferred["next_fetch_at"] <= db.execute("select now()").fetchone()[0]
+
+
+def test_meta_ingest_never_reads_every_lead(stack: local_stack.Stack) -> None:
+    # A delivery's cost must not grow with the table: its duplicate lookup is an index probe,
+    # not a scan of every lead (which it was, per delivery, whenever the planner liked hashing).
+    # In one transaction, rolled back: 20,000 more leads, then a new change and a duplicate.
+    lid, again = new_leadgen_id(), new_leadgen_id()
+    change = {"page_id": "1", "form_id": "2", "created_time": 1630087926}
+    with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
+        conn.execute(
+            "insert into leads (source, status) select 'manual', 'fetched' "
+            "from generate_series(1, 20000)"
+        )
+        conn.execute(
+            "select meta_ingest(%s::jsonb)", (json.dumps([{"leadgen_id": again, **change}]),)
+        )
+        query = "select seq_scan from pg_stat_xact_user_tables where relname = 'leads'"
+        before = conn.execute(query).fetchone()
+        result = conn.execute(
+            "select meta_ingest(%s::jsonb)",
+            (json.dumps([{"leadgen_id": lid, **change}, {"leadgen_id": again, **change}]),),
+        ).fetchone()
+        assert result is not None
+        assert [d["leadgen_id"] for d in result[0]["duplicates"]] == [again]
+        assert conn.execute(query).fetchone() == before
+        conn.rollback()
 
 
 def test_meta_ingest_50_simultaneous_deliveries_one_lead_one_claim(api: Database, db: Conn) -> None:
