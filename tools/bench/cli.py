@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             window=args.window,
             warmup=args.warmup,
         )
+        print("bench: vacuum analyze after the load windows ...", flush=True)
+        counter.catch_up()
         to_lead = speed.measure(
             bundles,
             envs,
