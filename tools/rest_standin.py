@@ -105,6 +105,10 @@ def _error(code: str, message: str, details: str | None = None, hint: str | None
 INVALID_API_KEY = (401, b'{"message":"Invalid API key"}')
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset: nothing beyond asyncpg's own rollback of an open transaction."""
+
+
 class InvalidApiKey(Exception):
     """The gateway refuses the request's API key."""
 
@@ -161,6 +165,11 @@ class RpcApp:
                 timeout=5,
                 command_timeout=30,
                 server_settings={**settings, "role": role},
+                # As PostgREST, no reset query between requests (asyncpg's default costs a round
+                # trip on every release, before the answer goes out): each RPC is one
+                # autocommitted statement, the functions take transaction-level locks only, and
+                # asyncpg still rolls back a connection left in a transaction.
+                reset=_keep_session,
             )
         return self.pools[role]
 
