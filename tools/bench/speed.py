@@ -111,13 +111,13 @@ def _calls_by_lead(elevenlabs_url: str) -> dict[str, list[float]]:
     return found
 
 
-def _path(database_url: str, graph_url: str, leadgen_id: str, trace: str) -> dict[str, float]:
+def _path(database: FakeClient, graph: FakeClient, leadgen_id: str, trace: str) -> dict[str, float]:
     """When each hop of a lead's path was received: its RPCs at the database API (by trace id),
     its fetch at the Graph fake (by leadgen id)."""
     moments: dict[str, float] = {}
-    for request in FakeClient(database_url).requests(trace=trace):
+    for request in database.requests(trace=trace):
         moments.setdefault(str(request["key"]), float(request["at"]))
-    fetched = FakeClient(graph_url).requests(leadgen_id)
+    fetched = graph.requests(leadgen_id)
     if fetched:
         moments["graph"] = float(fetched[0]["at"])
     return moments
@@ -210,6 +210,7 @@ def measure(
             f"{len(missing)} of {leads} leads got no call request within {wait:.0f} s "
             f"(first: leadgen id {missing[0]})"
         )
+    database, graph = FakeClient(database_url), FakeClient(graph_url)
     twice = [i for i in measured if len(calls.get(lead_of.get(i, ""), [])) > 1]
     if twice:
         result.problems.append(f"{len(twice)} leads were called more than once")
@@ -217,7 +218,7 @@ def measure(
         received = calls.get(lead_of.get(leadgen_id, ""))
         if received:
             result.lead_ms.append((min(received) - wall) * 1000)
-            moments = _path(database_url, graph_url, leadgen_id, traces[leadgen_id])
+            moments = _path(database, graph, leadgen_id, traces[leadgen_id])
             moments["elevenlabs"] = min(received)
             previous = wall
             for stage, receipt in STAGES:
