@@ -127,12 +127,25 @@ def test_outbound_call_sip_trunk_uses_sip_endpoint_reads_sip_call_id() -> None:
     assert placed.conversation_id == "conv_0000000000000000000000000"
 
 
-def test_outbound_call_null_ids_accepted_as_none() -> None:
-    body = {"success": True, "message": "Success", "conversation_id": None, "callSid": None}
+def test_outbound_call_null_call_sid_accepted_as_none() -> None:
+    body = {"success": True, "message": "Success", "conversation_id": "conv_1", "callSid": None}
 
     placed = place(mock_client(answering(200, body)))
 
-    assert placed == OutboundCall(conversation_id=None, call_sid=None, message="Success")
+    assert placed == OutboundCall(conversation_id="conv_1", call_sid=None, message="Success")
+
+
+@pytest.mark.parametrize("conversation_id", [None, ""])
+def test_outbound_call_success_without_conversation_id_is_ambiguous(
+    conversation_id: str | None,
+) -> None:
+    # Ringing, but nothing to follow it by: recorded as unknown, like a timeout, never as placed.
+    body = {"success": True, "message": "Success", "conversation_id": conversation_id}
+
+    failure = failure_of(lambda: place(mock_client(answering(200, body))))
+
+    assert failure.failure_class == FailureClass.AMBIGUOUS
+    assert failure.code == "elevenlabs_call_untracked"
 
 
 def test_client_unknown_telephony_is_config_error() -> None:

@@ -224,8 +224,14 @@ def test_20_simultaneous_requests_and_a_sweep_call_the_lead_once(
             "failed",
         ),
         ({"status": 200, "body": {}, "delay": 1.5}, "elevenlabs_timeout", True, "unknown"),
+        (
+            {"status": 200, "body": {"success": True, "message": "Success", "callSid": "CA1"}},
+            "elevenlabs_call_untracked",
+            True,
+            "unknown",
+        ),
     ],
-    ids=["5xx", "422_config", "out_of_credits", "success_false", "timeout"],
+    ids=["5xx", "422_config", "out_of_credits", "success_false", "timeout", "no_conversation"],
 )
 def test_elevenlabs_errors_recorded_and_the_next_attempt_planned(
     functions: Functions,

@@ -141,8 +141,21 @@ class ElevenLabsClient:
                 f"conversation_id or {self._call_id_field} is not a string",
                 may_have_started=True,
             )
+        if not conversation_id:
+            # The API may answer success with conversation_id null: the call is ringing, but
+            # nothing can follow it (no conversation to read if its webhook is lost). Recorded
+            # as unknown, as a timeout is: the post-call webhook still finds it by the lead id,
+            # and without one the lead is called again after the wait rather than never.
+            raise ProviderFailure(
+                FailureClass.AMBIGUOUS,
+                "elevenlabs_call_untracked",
+                "ElevenLabs said the call started but gave no conversation_id, so only its "
+                "post-call webhook (matched by the lead id) can record how it went; the attempt "
+                "is recorded as unknown. Check the call in ElevenLabs > Call History.",
+                {"to_number": mask_phone(to_number), "call_sid": call_sid},
+            )
         return OutboundCall(
-            conversation_id=conversation_id or None,
+            conversation_id=conversation_id,
             call_sid=call_sid or None,
             message=message or "",
         )
