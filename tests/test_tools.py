@@ -874,6 +874,37 @@ def elevenlabs_results(env: Mapping[str, str]) -> list[doctor.Result]:
         return [check(ctx) for check in ELEVENLABS_CHECKS]
 
 
+def test_doctor_call_outcomes_warn_when_post_call_webhooks_did_not_come(
+    stack: local_stack.Stack,
+) -> None:
+    # A call whose outcome the sweep had to read from the conversation API: the webhook is not
+    # reaching place_call, and the doctor says where to look.
+    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            "select public.log_event('elevenlabs', 'call.reconciled', 'error', 'no webhook', "
+            "%s, null, 'post_call_webhook_missing')",
+            (f"conv_doctor_{uuid.uuid4().hex[:8]}",),
+        )
+    with doctor.Context({**stack.env, "ELEVENLABS_API_KEY": ELEVENLABS_KEY}) as ctx:
+        result = doctor.check_call_outcomes(ctx)
+
+    assert result.status == doctor.WARN
+    assert result.message.startswith("ElevenLabs call outcomes: ")
+    assert "got no post-call webhook" in result.message
+    assert "its secret is in ELEVENLABS_WEBHOOK_SECRET" in result.message
+
+
+def test_doctor_call_outcomes_skipped_without_elevenlabs(stack: local_stack.Stack) -> None:
+    with doctor.Context({**stack.env, "ELEVENLABS_API_KEY": ""}) as ctx:
+        result = doctor.check_call_outcomes(ctx)
+
+    assert result == (
+        doctor.SKIP,
+        "ElevenLabs call outcomes: not checked, ELEVENLABS_API_KEY is not set "
+        "(ElevenLabs not connected)",
+    )
+
+
 def test_doctor_elevenlabs_not_connected_skips_each_check() -> None:
     results = elevenlabs_results({"ELEVENLABS_AGENT_ID": ELEVENLABS_AGENT})
 

@@ -1,5 +1,6 @@
 """`make doctor`: check the configuration, the database, the migrations, the Meta token and, when
-CALENDLY_API_TOKEN is set, the Calendly token and subscription.
+CALENDLY_API_TOKEN is set, the Calendly token and subscription; when ELEVENLABS_API_KEY is set,
+the key, credits, agent, phone number, webhook secret, and whether post-call webhooks arrive.
 
     python -m tools.doctor
 
@@ -770,6 +771,46 @@ def check_elevenlabs_webhook_secret(ctx: Context) -> Result:
     )
 
 
+def check_call_outcomes(ctx: Context) -> Result:
+    """Post-call webhooks arrive: no call of the last 24 h needed its outcome read from the
+    conversation API (place_call's sweep does that when a webhook never comes)."""
+    what = "ElevenLabs call outcomes"
+    if ctx.missing("ELEVENLABS_API_KEY"):
+        return Result(SKIP, f"{what}: not checked, {_ELEVENLABS_UNSET}")
+    missing = ctx.missing("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
+    if missing:
+        return _skipped(what, missing)
+    database = Database(
+        ctx.value("SUPABASE_URL"), ctx.value("SUPABASE_SERVICE_ROLE_KEY"), http_client=ctx.http
+    )
+    after = ctx.config.call_reconcile_after_minutes
+    try:
+        summary = database.rpc("call_outcome_summary", {"p_after_minutes": after})
+    except AppError as err:
+        return Result(SKIP, f"{what}: not checked ({err.message})")
+    reconciled, waiting = int(summary.get("reconciled") or 0), int(summary.get("waiting") or 0)
+    if reconciled:
+        last = str(summary.get("last_reconciled_at"))[:16].replace("T", " ")
+        return Result(
+            WARN,
+            f"{what}: {reconciled} call(s) of the last 24 h got no post-call webhook (the last "
+            f"at {last} UTC); their outcome was read from the conversation API instead, later. "
+            "In ElevenLabs > Agents > Settings > Post-call webhook, check that the webhook (HMAC) "
+            "goes to <functions base>/place_call/webhook with the transcript and call initiation "
+            "failure events, and that its secret is in ELEVENLABS_WEBHOOK_SECRET; place_call's "
+            "log shows the deliveries it refused",
+        )
+    return Result(
+        OK,
+        f"{what}: every call of the last 24 h got its post-call webhook"
+        + (
+            f"; {waiting} placed over {after} min ago still on the line or being read"
+            if waiting
+            else ""
+        ),
+    )
+
+
 CHECKS: tuple[Check, ...] = (
     check_variables,
     check_database_api,
@@ -787,6 +828,7 @@ CHECKS: tuple[Check, ...] = (
     check_elevenlabs_agent,
     check_elevenlabs_phone_number,
     check_elevenlabs_webhook_secret,
+    check_call_outcomes,
 )
 
 

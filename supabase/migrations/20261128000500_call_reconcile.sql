@@ -132,3 +132,29 @@ revoke all on function public.call_record_polled(uuid, jsonb, jsonb, text)
 grant execute on function public.call_reconcile_wait(integer) to service_role;
 grant execute on function public.call_claim_unreported(integer, integer, integer) to service_role;
 grant execute on function public.call_record_polled(uuid, jsonb, jsonb, text) to service_role;
+
+-- call_outcome_summary: for `make doctor`, how the post-call webhook is doing. waiting: calls
+-- placed at least p_after_minutes ago still without an outcome (the sweep reads them);
+-- reconciled: calls of the last 24 hours whose outcome had to be read from the conversation API
+-- because their webhook never came, and when the last one was.
+create function public.call_outcome_summary(p_after_minutes integer)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+    select jsonb_build_object(
+        'waiting', (select count(*) from public.calls c
+                    where c.status = 'initiated' and c.outcome is null
+                      and c.started_at
+                          <= now() - make_interval(mins => greatest(p_after_minutes, 0))),
+        'reconciled', g.reconciled,
+        'last_reconciled_at', g.last_at)
+    from (select count(*) as reconciled, max(i.created_at) as last_at
+          from public.integration_logs i
+          where i.provider = 'elevenlabs' and i.status = 'error'
+            and i.event = 'call.reconciled' and i.created_at > now() - interval '24 hours') g
+$$;
+
+revoke all on function public.call_outcome_summary(integer) from public, anon, authenticated;
+grant execute on function public.call_outcome_summary(integer) to service_role;
