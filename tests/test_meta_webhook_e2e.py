@@ -607,13 +607,16 @@ def test_poisoned_graph_answer_costs_only_its_own_lead(
     assert functions.sweep().status_code == 200
     rows = {lid: lead(db, lid) for lid in ids}
     good = [lid for lid in ids if lid not in bad]
-    assert all(rows[lid]["status"] == "calling" for lid in good)  # type: ignore[index]
+    # Completed, with their call queued or already placed (place_call's immediate answer may
+    # miss its short timeout while it places 20 calls at once; its sweep covers that).
+    completed = ("call_queued", "calling")
+    assert all(rows[lid]["status"] in completed for lid in good)  # type: ignore[index]
     for lid in bad:
         row = rows[lid]
         assert row is not None
         entries = logs(db, lid)
         if poison == "nul":
-            assert row["status"] == "calling"
+            assert row["status"] in completed
             assert row["full_name"] == "hello\ufffdworld" and row["phone"] == "+14155552671"
             fetched = [e for e in entries if e[0] == "lead.fetched"]
             assert fetched and "field_data[0] (full_name)" in fetched[0][3]
