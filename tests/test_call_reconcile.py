@@ -101,6 +101,8 @@ def test_reconcile_late_call_recorded_as_the_webhook_would(
     assert read["method"] == "GET" and read["headers"]["xi-api-key"]
     (call,) = calls(db, lead_id)
     assert (call["status"], call["outcome"], call["duration_secs"]) == ("completed", "answered", 42)
+    # Read long after it ended: its end is its start plus its duration, not the time of reading.
+    assert call["ended_at"] - call["started_at"] == timedelta(seconds=42)
     assert call["summary"] == samples.ANSWERED_SUMMARY
     assert call["call_successful"] == "success"
     row = lead(db, lead_id)

@@ -112,6 +112,10 @@ begin
        or coalesce((v_result ->> 'ignored')::boolean, false) then
         return v_result;
     end if;
+    -- Read long after the call, so its end is its start plus its duration, not now.
+    update public.calls c
+    set ended_at = c.started_at + make_interval(secs => c.duration_secs)
+    where c.id = p_call_id and c.started_at is not null and c.duration_secs is not null;
     perform public.log_event(
         'elevenlabs', 'call.reconciled', 'error',
         left(p_message, 2000) || case when v_result ->> 'outcome' = 'answered' then ''
