@@ -115,3 +115,18 @@ def test_bundle_copy_serves_handshake_and_delivery(
     with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
         row = conn.execute("select status from leads where meta_leadgen_id = %s", (lid,)).fetchone()
     assert row == ("call_queued",)
+
+
+def test_calendly_webhook_loads_without_phonenumbers(tmp_path: Path) -> None:
+    # A cold start imports what every request needs and no more: phonenumbers (~40 ms) waits for
+    # the first booking that carries a phone.
+    folder = bundle.build("calendly_webhook", tmp_path / "calendly_webhook")
+    code = "import sys, main; print('phonenumbers' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, '.'); {code}"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "False"), done.stderr
