@@ -11,6 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+import calling
+from lib.config import Config
 from lib.signatures import CALENDLY_HEADER, verify_calendly
 from tools import stack as local_stack
 from tools.bench.cold import ColdStarts
@@ -82,13 +84,7 @@ def test_place_call_leads_are_due_for_their_call(stack: local_stack.Stack, tmp_p
     lines = prepared.path.read_bytes().splitlines()
     assert [json.loads(line.split(b"\t", 1)[1])["lead_id"] for line in lines] == lead_ids
     assert {line.split(b"\t", 1)[0] for line in lines} == {b"Bearer t0k"}
-    rules = {
-        "max_attempts": 3,
-        "hours_start": "00:00",
-        "hours_end": "24:00",
-        "default_timezone": "America/New_York",
-        "wait_minutes": {"voicemail": 1, "no_answer": 1, "busy": 1, "failed": 1},
-    }
+    rules = calling.rules(Config(call_hours_start="00:00", call_hours_end="24:00"))
     with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as conn:
         decisions = [
             conn.execute(

@@ -95,6 +95,14 @@ class Context:
             invalid = set(err.details["invalid"])
             return Config.from_mapping({k: v for k, v in self.env.items() if k not in invalid})
 
+    def database(self) -> Database:
+        """The database API of SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY, on the shared client."""
+        return Database(
+            self.value("SUPABASE_URL"),
+            self.value("SUPABASE_SERVICE_ROLE_KEY"),
+            http_client=self.http,
+        )
+
     def graph(self) -> GraphClient:
         config = self.config
         return GraphClient(
@@ -152,9 +160,7 @@ def check_database_api(ctx: Context) -> Result:
         return _skipped("database API", missing)
     url = ctx.value("SUPABASE_URL")
     try:
-        answer = Database(url, ctx.value("SUPABASE_SERVICE_ROLE_KEY"), http_client=ctx.http).rpc(
-            "meta_claim_due", {"p_limit": 0}
-        )
+        answer = ctx.database().rpc("meta_claim_due", {"p_limit": 0})
     except AppError as err:
         return Result(FAIL, f"database API at {url}: {err.message}{_db_hint(err)}")
     remaining = answer.get("remaining") if isinstance(answer, dict) else None
@@ -363,9 +369,7 @@ def check_pending_leads(ctx: Context) -> Result:
     missing = ctx.missing("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
     if missing:
         return _skipped("pending leads", missing)
-    database = Database(
-        ctx.value("SUPABASE_URL"), ctx.value("SUPABASE_SERVICE_ROLE_KEY"), http_client=ctx.http
-    )
+    database = ctx.database()
     try:
         summary = database.rpc("meta_pending_summary", {})
     except AppError as err:
@@ -780,9 +784,7 @@ def check_call_outcomes(ctx: Context) -> Result:
     missing = ctx.missing("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
     if missing:
         return _skipped(what, missing)
-    database = Database(
-        ctx.value("SUPABASE_URL"), ctx.value("SUPABASE_SERVICE_ROLE_KEY"), http_client=ctx.http
-    )
+    database = ctx.database()
     after = ctx.config.call_reconcile_after_minutes
     try:
         summary = database.rpc("call_outcome_summary", {"p_after_minutes": after})

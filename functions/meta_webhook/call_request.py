@@ -8,22 +8,20 @@ twice.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import httpx
 
-from lib import log
+from lib import fanout, log
 from lib.config import get_config
 from lib.outbound import outbound_client
 
 
-def _ask(url: str, token: str, lead_id: str, timeout: float, trace: str | None) -> None:
+def _ask(url: str, token: str, lead_id: str, timeout: float) -> None:
     try:
         response = outbound_client().post(
             url,
             json={"lead_id": lead_id},
             # The delivery's trace id goes along: place_call's log lines carry it too.
-            headers={"Authorization": f"Bearer {token}", **log.trace_headers(trace)},
+            headers={"Authorization": f"Bearer {token}", **log.trace_headers()},
             timeout=timeout,
         )
     except httpx.HTTPError as exc:
@@ -55,9 +53,4 @@ def request_calls(lead_ids: list[str]) -> None:
         config.internal_token,
         config.place_call_timeout_seconds,
     )
-    trace = log.current_trace.get()  # read here: the pool's threads do not inherit it
-    if len(lead_ids) == 1:
-        _ask(url, token, lead_ids[0], timeout, trace)
-        return
-    with ThreadPoolExecutor(max_workers=min(8, len(lead_ids))) as pool:
-        list(pool.map(lambda lead_id: _ask(url, token, lead_id, timeout, trace), lead_ids))
+    fanout.each(lambda lead_id: _ask(url, token, lead_id, timeout), lead_ids, threads=8)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from call_request import request_calls
 from graph import GraphClient, get_graph
 from lead_mapping import map_lead
 from leadgen import ParsedDelivery
-from lib import log
+from lib import fanout, log
 from lib.config import get_config
 from lib.db import Database
 from lib.errors import (
@@ -65,10 +64,9 @@ def fetch_leads(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
         failure = ProviderFailure.from_config(err).result()
         return [{**failure, "lead_id": claim["lead_id"]} for claim in claims]
     region = get_config().default_phone_region
-    if len(claims) == 1:
-        return [_fetch_one(graph, claims[0], region)]
-    with ThreadPoolExecutor(max_workers=min(_FETCH_THREADS, len(claims))) as pool:
-        return list(pool.map(lambda claim: _fetch_one(graph, claim, region), claims))
+    return fanout.each(
+        lambda claim: _fetch_one(graph, claim, region), claims, threads=_FETCH_THREADS
+    )
 
 
 def _complete(db: Database, results: list[dict[str, Any]]) -> dict[str, Any]:

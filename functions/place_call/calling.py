@@ -4,13 +4,11 @@ post-call webhook records the outcome (``call_record_outcome``)."""
 
 from __future__ import annotations
 
-import contextvars
 import re
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from elevenlabs import get_elevenlabs
-from lib import log
+from lib import fanout, log
 from lib.config import Config
 from lib.db import Database
 from lib.errors import ConfigError, ProviderFailure
@@ -139,20 +137,9 @@ def sweep(db: Database, config: Config) -> dict[str, Any]:
     call_rules = rules(config)
     due = db.rpc("call_claim_due", {"p_limit": config.call_sweep_batch_size, "p_rules": call_rules})
     claims = list(due["claimed"])
-    if len(claims) <= 1:
-        results = [dial(db, config, claim, call_rules) for claim in claims]
-    else:
-        # Each dial runs in a copy of this request's context: its log lines and database calls
-        # keep the sweep's trace id.
-        contexts = [contextvars.copy_context() for _ in claims]
-        with ThreadPoolExecutor(max_workers=min(_DIAL_THREADS, len(claims))) as pool:
-            results = list(
-                pool.map(
-                    lambda ctx, claim: ctx.run(dial, db, config, claim, call_rules),
-                    contexts,
-                    claims,
-                )
-            )
+    results = fanout.each(
+        lambda claim: dial(db, config, claim, call_rules), claims, threads=_DIAL_THREADS
+    )
     counts = {
         "claimed": len(claims),
         "placed": sum(1 for r in results if r["decision"] == "placed"),

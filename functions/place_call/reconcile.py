@@ -21,15 +21,13 @@ locks, SKIP LOCKED, a lease that is also the backoff), reads each conversation f
 
 from __future__ import annotations
 
-import contextvars
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from calling import rules
 from elevenlabs import get_elevenlabs
-from lib import log
+from lib import fanout, log
 from lib.config import Config
 from lib.db import Database
 from lib.errors import ConfigError, FailureClass, ProviderFailure
@@ -73,10 +71,7 @@ def sweep(db: Database, config: Config, *, deadline: float) -> dict[str, int]:
             return "deferred", None  # read again once its lease (reconcile_at) is over
         return poll(db, config, claim, call_rules)
 
-    # Each poll runs in a copy of this request's context, so its log lines keep the trace id.
-    contexts = [contextvars.copy_context() for _ in claims]
-    with ThreadPoolExecutor(max_workers=min(_POLL_THREADS, len(claims))) as pool:
-        results = list(pool.map(lambda ctx, claim: ctx.run(poll_one, claim), contexts, claims))
+    results = fanout.each(poll_one, claims, threads=_POLL_THREADS)
     for state, _ in results:
         if state in counts:
             counts[state] += 1

@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 from tools import ROOT, bundle
 from tools.calendly_samples import calendly_headers, calendly_invitee_event, encode
 from tools.samples import leadgen_delivery, meta_headers
+from tools.stack import free_port
 
 HELLO = "hello"
 META = "meta_webhook"
@@ -104,6 +105,22 @@ def served(
         yield process
     finally:
         stop(process)
+
+
+def serve_ready(
+    running: contextlib.ExitStack,
+    name: str,
+    folder: Path,
+    env: Mapping[str, str],
+    log: Path,
+    probes: Probes,
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Serve ``name`` on a free port until ``running`` closes, once it answers its readiness
+    probe; the process and the port."""
+    port = free_port()
+    process = running.enter_context(served(name, folder, port, env, log))
+    first_200(process, probes.ready(name, port), what=name)
+    return process, port
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -35,10 +35,9 @@ from typing import Any
 import httpx
 
 from tools.bench.roundtrips import RpcCounter
-from tools.bench.serve import HELLO, META, PLACE_CALL, Probes, first_200, served
+from tools.bench.serve import HELLO, META, PLACE_CALL, Probes, serve_ready
 from tools.fake_api import FakeClient
 from tools.samples import leadgen_delivery, meta_headers
-from tools.stack import free_port
 
 SENDERS = 64  # sender threads: enough that a slow answer never delays the schedule
 WARM_LEADS = 5  # leads sent one by one before the measured ones (connections, caches)
@@ -152,15 +151,12 @@ def measure(
     with contextlib.ExitStack() as running:
         ports = {}
         for name in (PLACE_CALL, META, HELLO):
-            port = free_port()
             env = dict(envs[name])
             if name == META:
                 env["PLACE_CALL_URL"] = f"http://127.0.0.1:{ports[PLACE_CALL]}/"
                 env["INTERNAL_TOKEN"] = envs[PLACE_CALL]["INTERNAL_TOKEN"]
             log = work / "logs" / f"{name}.speed.log"
-            process = running.enter_context(served(name, bundles[name], port, env, log))
-            first_200(process, probes.ready(name, port), what=f"{name} (speed to lead)")
-            ports[name] = port
+            _, ports[name] = serve_ready(running, name, bundles[name], env, log, probes)
 
         for body, headers in signed[:WARM_LEADS]:
             _send(ports[META], "POST", body, headers)

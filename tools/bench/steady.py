@@ -19,8 +19,8 @@ from tools.bench import load as wrk_load
 from tools.bench.cpu import CpuMeter, Window
 from tools.bench.load import Load, Requests, Wrk
 from tools.bench.roundtrips import RoundTrips, RpcCounter, between
-from tools.bench.serve import HELLO, Probes, first_200, served
-from tools.stack import Stack, free_port
+from tools.bench.serve import HELLO, Probes, serve_ready
+from tools.stack import Stack
 
 FUNCTION = "function (gunicorn)"
 
@@ -124,10 +124,8 @@ def measure(
     with contextlib.ExitStack() as running:
         urls, pids = {}, {}
         for name in names:
-            port = free_port()
             log = work / "logs" / f"{name}.load.log"
-            process = running.enter_context(served(name, bundles[name], port, envs[name], log))
-            first_200(process, probes.ready(name, port), what=name)
+            process, port = serve_ready(running, name, bundles[name], envs[name], log, probes)
             urls[name], pids[name] = f"http://127.0.0.1:{port}/", process.pid
         for name in requests:
             counter.settle(name)
