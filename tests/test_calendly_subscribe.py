@@ -42,29 +42,7 @@ def fixture(name: str) -> Any:
 
 
 class CalendlyFake(FakeClient):
-    """The Calendly fake's control API: requests are filed under ``"<METHOD> <path>"``. One
-    HTTP client for every control call (a new one costs ~0.2 s of TLS setup)."""
-
-    def __init__(self, base: str) -> None:
-        super().__init__(base)
-        self.http = httpx.Client(base_url=self.base)
-
-    def requests(
-        self, key: str | None = None, *, contains: str | None = None, trace: str | None = None
-    ) -> list[dict[str, Any]]:
-        wanted = {"key": key, "contains": contains, "trace": trace}
-        params = {k: v for k, v in wanted.items() if v is not None}
-        response = self.http.get("/_fake/requests", params=params)
-        response.raise_for_status()
-        return list(response.json())
-
-    def put(self, what: str, body: dict[str, Any]) -> Any:
-        response = self.http.put(f"/_fake/{what}", json=body)
-        response.raise_for_status()
-        return response.json()
-
-    def reset(self) -> None:
-        self.http.delete("/_fake/requests").raise_for_status()
+    """The Calendly fake's control API: requests are filed under ``"<METHOD> <path>"``."""
 
     def subscriptions(self) -> list[dict[str, Any]]:
         response = self.http.get("/_fake/subscriptions")

@@ -453,7 +453,7 @@ class ElevenLabsFake(FakeClient):
     """The ElevenLabs fake's control API: outbound calls are filed under their to_number."""
 
     def calls(self, to_number: str) -> list[dict[str, Any]]:
-        response = self.http.get(f"{self.base}/_fake/calls", params={"to_number": to_number})
+        response = self.http.get("/_fake/calls", params={"to_number": to_number})
         response.raise_for_status()
         return list(response.json())
 

@@ -224,14 +224,14 @@ class FakeClient:
 
     def __init__(self, base: str) -> None:
         self.base = base.rstrip("/")
-        self.http = httpx.Client(timeout=30)
+        self.http = httpx.Client(base_url=self.base, timeout=30)
 
     def requests(
         self, key: str | None = None, *, contains: str | None = None, trace: str | None = None
     ) -> list[dict[str, Any]]:
         wanted = {"key": key, "contains": contains, "trace": trace}
         params = {k: v for k, v in wanted.items() if v is not None}
-        response = self.http.get(f"{self.base}/_fake/requests", params=params)
+        response = self.http.get("/_fake/requests", params=params)
         response.raise_for_status()
         return list(response.json())
 
@@ -243,14 +243,14 @@ class FakeClient:
         self.put(f"script/{key}", {"responses": list(responses)})
 
     def reset(self) -> None:
-        self.http.delete(f"{self.base}/_fake/requests").raise_for_status()
+        self.http.delete("/_fake/requests").raise_for_status()
 
     def faults(self, every: int, **answer: Any) -> None:
         """Answer every ``every``-th provider request with ``answer`` (status, body, delay)."""
         self.put("faults", {"every": every, **answer})
 
     def put(self, what: str, body: dict[str, Any]) -> Any:
-        response = self.http.put(f"{self.base}/_fake/{what}", json=body)
+        response = self.http.put(f"/_fake/{what}", json=body)
         response.raise_for_status()
         return response.json()
 
