@@ -16,9 +16,11 @@ NPM_STAMP := node_modules/.npm-stamp
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n", $$1, $$2}'
 
-$(DEPS_STAMP): requirements-dev.txt functions/*/requirements.txt
+# requirements.lock constrains what the pinned packages pull in, so .venv holds exactly the
+# versions the bundles ship (a newer release of a dependency never changes a fresh clone's venv).
+$(DEPS_STAMP): requirements-dev.txt requirements.lock functions/*/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c requirements.lock
 	@touch $@
 
 $(NPM_STAMP): package.json package-lock.json
