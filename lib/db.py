@@ -8,6 +8,8 @@ each cold start about 0.1 s for nothing.
 
 from __future__ import annotations
 
+import random
+import time
 from functools import cache
 from typing import Any
 
@@ -41,6 +43,18 @@ _UNAVAILABLE_PREFIXES = (
     "523",
     "524",
 )
+
+# A deadlock (40P01) or a serialization failure (40001): Postgres rolled the transaction back,
+# so nothing was written and the same call may succeed at once (PostgREST answers both 500).
+_CONFLICT_CODES = ("40001", "40P01")
+_CONFLICT_TRIES = 3
+
+
+class _Conflict(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
 
 _KEY_HINT = (
     "check that SUPABASE_SERVICE_ROLE_KEY is the project's secret key (sb_secret_…) or legacy "
@@ -92,7 +106,25 @@ class Database:
         )
 
     def rpc(self, function: str, params: dict[str, Any]) -> Any:
-        """Call ``public.<function>`` with named arguments; its JSON result."""
+        """Call ``public.<function>`` with named arguments; its JSON result. A deadlock or a
+        serialization failure (Postgres rolled the whole call back) is tried again, at most
+        :data:`_CONFLICT_TRIES` times in all, then answered as unavailable (503: retryable)."""
+        for tries_left in range(_CONFLICT_TRIES - 1, -1, -1):
+            try:
+                return self._rpc_once(function, params)
+            except _Conflict as conflict:
+                if not tries_left:
+                    raise DatabaseUnavailable(
+                        f"The database rolled {function} back {_CONFLICT_TRIES} times because "
+                        f"of concurrent changes ({conflict.code}); nothing was written. A retry "
+                        "is safe.",
+                        code="database_conflict",
+                        details={"function": function, "db_code": conflict.code},
+                    ) from conflict
+                time.sleep(random.uniform(0.01, 0.05))  # jitter, so conflicting callers part
+        raise AssertionError("unreachable")
+
+    def _rpc_once(self, function: str, params: dict[str, Any]) -> Any:
         call = self._client.rpc(function, params)
         # W3C trace context: the API's logs (and the local stand-in's) tie the call to the
         # request that made it.
@@ -114,6 +146,8 @@ class Database:
             raise _unreachable(function, exc) from exc
         except APIError as exc:
             code = str(exc.code or "")
+            if code in _CONFLICT_CODES:
+                raise _Conflict(code) from exc
             if code.startswith(_UNAVAILABLE_PREFIXES):
                 raise DatabaseUnavailable(
                     f"The database is unavailable ({code}: {exc.message}); nothing was written.",

@@ -113,3 +113,31 @@ def test_rpc_sends_the_key_in_apikey_and_bearer() -> None:
     assert request.headers["apikey"] == "sb_secret_x"
     assert request.headers["authorization"] == "Bearer sb_secret_x"
     assert request.url.path == "/rest/v1/rpc/meta_ingest"
+
+
+@pytest.mark.parametrize("code", ["40P01", "40001"])
+def test_rpc_deadlock_or_serialization_failure_is_tried_again(code: str) -> None:
+    answers = [httpx.Response(500, json=postgrest_error(code))] * 2 + [
+        httpx.Response(200, json={"ok": True})
+    ]
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answers[len(seen) - 1]
+
+    assert database(handler).rpc("calendly_record", {}) == {"ok": True}
+    assert len(seen) == 3
+
+
+def test_rpc_conflict_every_time_is_unavailable_503() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(500, json=postgrest_error("40P01", "deadlock detected"))
+
+    with pytest.raises(DatabaseUnavailable) as caught:
+        database(handler).rpc("calendly_record", {})
+    assert (caught.value.status, caught.value.code) == (503, "database_conflict")
+    assert len(seen) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -64,7 +65,7 @@ def lead(db: Conn, lead_id: str) -> dict[str, Any]:
 def calls(db: Conn, lead_id: str) -> list[dict[str, Any]]:
     with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
         return cur.execute(
-            "select * from calls where lead_id = %s order by attempt", (lead_id,)
+            "select * from calls where lead_id = %s order by attempt, created_at", (lead_id,)
         ).fetchall()
 
 
@@ -508,3 +509,119 @@ def test_booking_drops_a_queued_call(
     assert (row["status"], row["next_call_at"]) == ("booked", None)
     assert place(functions, lead_id).json()["decision"] == "booked"
     assert elevenlabs.count(phone) == 0
+
+
+# --- the ledger: one bad attempt never stops the queue ------------------------------------------
+
+OUTAGE = {"status": 503, "body": {"detail": {"status": "service_unavailable", "message": "Down"}}}
+
+
+def make_due(db: Conn, lead_id: str) -> None:
+    db.execute("update leads set next_call_at = now() where id = %s", (lead_id,))
+
+
+@pytest.mark.parametrize("path", ["place", "sweep"])
+def test_given_back_attempt_is_placed_again_by_the_next_claim(
+    functions: Functions, elevenlabs: FakeClient, db: Conn, path: str
+) -> None:
+    phone = unique_phone()
+    lead_id = queued_lead(db, phone=phone)
+    elevenlabs.script(phone, OUTAGE)
+    assert place(functions, lead_id).json()["decision"] == "failed"
+    make_due(db, lead_id)
+    if path == "place":
+        response = place(functions, lead_id)
+        assert response.status_code == 200, response.text
+        assert response.json()["decision"] == "placed"
+    else:
+        response = call_sweep(functions)
+        assert response.status_code == 200, response.text
+    given_back, placed = calls(db, lead_id)
+    assert (given_back["attempt"], given_back["status"], given_back["counted"]) == (
+        1,
+        "failed",
+        False,
+    )
+    assert (placed["attempt"], placed["status"], placed["counted"]) == (1, "initiated", True)
+    assert lead(db, lead_id)["call_attempts"] == 1
+    assert elevenlabs.count(phone) == 2
+
+
+@pytest.fixture
+def unclaimable(db: Conn) -> Iterator[Callable[[str], None]]:
+    """Make call_claim fail for chosen leads (a trigger on calls raising for their ids): a fault
+    in one lead's claim that no valid data can cause today."""
+    db.execute("create table if not exists public.test_unclaimable (lead_id uuid primary key)")
+    db.execute(
+        "create or replace function public.test_refuse_claim() returns trigger "
+        "language plpgsql security definer as $$ begin "
+        "if exists (select from public.test_unclaimable u where u.lead_id = new.lead_id) then "
+        "raise exception 'test: this lead cannot be claimed' using errcode = 'XX001'; end if; "
+        "return new; end $$"
+    )
+    db.execute(
+        "create trigger test_refuse_claim before insert on public.calls "
+        "for each row execute function public.test_refuse_claim()"
+    )
+    try:
+        yield (
+            lambda lead_id: (
+                db.execute("insert into public.test_unclaimable values (%s)", (lead_id,)) and None
+            )
+        )
+    finally:
+        db.execute("drop trigger test_refuse_claim on public.calls")
+        db.execute("drop function public.test_refuse_claim()")
+        db.execute("drop table public.test_unclaimable")
+
+
+def test_sweep_a_lead_whose_claim_fails_costs_only_itself(
+    functions: Functions,
+    elevenlabs: FakeClient,
+    db: Conn,
+    unclaimable: Callable[[str], None],
+) -> None:
+    bad = queued_lead(db)
+    db.execute("update leads set next_call_at = now() - interval '1 hour' where id = %s", (bad,))
+    unclaimable(bad)
+    phones = [unique_phone() for _ in range(3)]
+    good = [queued_lead(db, phone=phone) for phone in phones]
+    response = call_sweep(functions)
+    assert response.status_code == 200, response.text
+    assert response.json()["errors"] >= 1, response.json()
+    assert [elevenlabs.count(phone) for phone in phones] == [1, 1, 1], response.json()
+    assert all(lead(db, lead_id)["status"] == "calling" for lead_id in good)
+    assert calls(db, bad) == []
+    row = lead(db, bad)
+    assert row["status"] == "call_queued"
+    wait = row["next_call_at"] - db.execute("select now()").fetchone()[0]  # type: ignore[index]
+    assert timedelta(minutes=29) < wait <= timedelta(minutes=30)  # behind the queue
+    (failed,) = db.execute(
+        "select error_code, message, details->>'sqlstate' from integration_logs "
+        "where lead_id = %s and event = 'call.claim_failed'",
+        (bad,),
+    ).fetchall()
+    assert failed[0] == "call_claim_failed" and failed[2] == "XX001"
+    assert "Other leads are not affected" in failed[1]
+
+
+def test_sweep_reconciles_even_when_placing_fails(functions: Functions, db: Conn) -> None:
+    lead_id = queued_lead(db)
+    conversation_id = placed_conversation(functions, db, lead_id)
+    db.execute(
+        "update calls set started_at = started_at - interval '16 minutes' "
+        "where conversation_id = %s",
+        (conversation_id,),
+    )
+    # Placing fails for every lead: the database refuses call_claim_due itself.
+    db.execute("revoke execute on function public.call_claim_due(integer, jsonb) from service_role")
+    try:
+        response = call_sweep(functions)
+    finally:
+        db.execute(
+            "grant execute on function public.call_claim_due(integer, jsonb) to service_role"
+        )
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "database_error"
+    (call,) = calls(db, lead_id)
+    assert (call["status"], call["outcome"]) == ("completed", "answered")

@@ -138,17 +138,32 @@ def sweep(db: Database, config: Config) -> dict[str, Any]:
     due = db.rpc("call_claim_due", {"p_limit": config.call_sweep_batch_size, "p_rules": call_rules})
     claims = list(due["claimed"])
     results = fanout.each(
-        lambda claim: dial(db, config, claim, call_rules), claims, threads=_DIAL_THREADS
+        lambda claim: _dial_alone(db, config, claim, call_rules), claims, threads=_DIAL_THREADS
     )
     counts = {
         "claimed": len(claims),
         "placed": sum(1 for r in results if r["decision"] == "placed"),
         "failed": sum(1 for r in results if r["decision"] == "failed"),
+        # Claims that failed in SQL (logged there, each alone) or whose dial raised here.
+        "errors": int(due.get("failed") or 0) + sum(1 for r in results if r["decision"] == "error"),
         "remaining": due["remaining"],
     }
-    if claims:
+    if claims or counts["errors"]:
         log.info("Call sweep", function="place_call", **counts)
     return counts
+
+
+def _dial_alone(
+    db: Database, config: Config, claim: dict[str, Any], call_rules: dict[str, Any]
+) -> dict[str, Any]:
+    """:func:`dial`, where an unexpected failure costs only this claim: it is logged, and the
+    claim stays ``placing`` until a later sweep records it as unknown (``call_claim_due``), as
+    if the instance had stopped mid-request."""
+    try:
+        return dial(db, config, claim, call_rules)
+    except Exception as exc:  # noqa: BLE001 - one claim's failure never costs its neighbours
+        log.error("Call dial failed", exc=exc, function="place_call", lead_id=claim.get("lead_id"))
+        return {"lead_id": claim.get("lead_id"), "decision": "error"}
 
 
 def record_outcome(db: Database, config: Config, event: PostCallEvent) -> dict[str, Any]:

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import functions_framework
 from flask import Request, Response
 
 import calling
 import reconcile
+from lib import log
 from lib.config import get_config
 from lib.db import get_db
 from lib.errors import BadRequest
@@ -52,8 +54,22 @@ def run_sweep(request: Request) -> Response:
     outcome of calls whose post-call webhook is late from the conversation API."""
     config, db = get_config(), get_db()
     deadline = time.monotonic() + config.sweep_time_budget_seconds
-    counts = calling.sweep(db, config)
-    counts.update(reconcile.sweep(db, config, deadline=deadline))
+    # Reconcile runs even when placing failed (and the other way round): a late call's outcome
+    # never waits for the queue to be healthy. The first failure is then answered.
+    counts: dict[str, Any] = {}
+    failures: list[Exception] = []
+    for step in (
+        lambda: calling.sweep(db, config),
+        lambda: reconcile.sweep(db, config, deadline=deadline),
+    ):
+        try:
+            counts.update(step())
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the other step ran
+            failures.append(exc)
+    for later in failures[1:]:
+        log.error("Call sweep step failed", exc=later, function="place_call")
+    if failures:
+        raise failures[0]
     return json_response(counts)
 
 
