@@ -183,5 +183,7 @@ def record_outcome(db: Database, config: Config, event: PostCallEvent) -> dict[s
         db.rpc("call_record_outcome", {"p_event": event.record, "p_rules": rules(config)})
     )
     duplicate, ignored = result.pop("duplicate", False), result.pop("ignored", False)
-    status = "duplicate" if duplicate else "ignored" if ignored else "recorded"
+    # kept: the call's recorded outcome ranks higher than this event's, and stays.
+    kept = result.pop("kept", False)
+    status = "duplicate" if duplicate else "ignored" if ignored else "kept" if kept else "recorded"
     return {"status": status, "type": event.kind, **result}

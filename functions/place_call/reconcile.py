@@ -128,7 +128,9 @@ def _give_up(
 ) -> str:
     hours = f"{config.call_reconcile_give_up_minutes / 60:g} h"
     record = {
-        "type": "post_call_transcription",
+        # A type of its own: the real webhook, should it come after all, is not its duplicate
+        # and replaces this unknown (call_record_outcome's precedence).
+        "type": "reconcile_give_up",
         "conversation_id": claim["conversation_id"],
         "lead_id": claim["lead_id"],
         "outcome": "unknown",

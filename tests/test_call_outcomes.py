@@ -1,0 +1,180 @@
+"""A call's outcome under out-of-order, repeated and late post-call events (SQL
+``call_record_outcome``): end to end over real HTTP, the real database, ElevenLabs faked at its
+HTTP boundary. A recorded outcome is never downgraded (answered > voicemail > busy / no answer >
+failed > unknown), and a late event for an old attempt never reopens a lead on another call."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from tools import elevenlabs_samples as samples
+from tools.fake_api import FakeClient
+
+from .conftest import Functions
+from .test_call_reconcile import GIVE_UP_MINUTES, age, sweep
+from .test_place_call_e2e import (
+    call_sweep,
+    calls,
+    lead,
+    place,
+    placed_conversation,
+    queued_lead,
+    unique_phone,
+    webhook,
+)
+
+Conn = psycopg.Connection[Any]
+
+
+@pytest.fixture(scope="module")
+def elevenlabs(elevenlabs_url: str) -> FakeClient:
+    return FakeClient(elevenlabs_url)
+
+
+def wait(db: Conn, lead_id: str) -> timedelta:
+    row = lead(db, lead_id)
+    now = db.execute("select now()").fetchone()[0]  # type: ignore[index]
+    return row["next_call_at"] - now  # type: ignore[no-any-return]
+
+
+def events(db: Conn, conversation_id: str) -> list[str]:
+    return [
+        row[0]
+        for row in db.execute(
+            "select event_type from webhook_events where provider = 'elevenlabs' "
+            "and external_id = %s order by id",
+            (conversation_id,),
+        ).fetchall()
+    ]
+
+
+def answered(conversation_id: str, lead_id: str) -> dict[str, Any]:
+    return samples.post_call_transcription(conversation_id, lead_id=lead_id)
+
+
+def voicemail(conversation_id: str, lead_id: str) -> dict[str, Any]:
+    return samples.post_call_transcription(conversation_id, lead_id=lead_id, voicemail_tool=True)
+
+
+def busy(conversation_id: str, lead_id: str) -> dict[str, Any]:
+    return samples.call_initiation_failure(conversation_id, failure_reason="busy", lead_id=lead_id)
+
+
+def no_answer(conversation_id: str, lead_id: str) -> dict[str, Any]:
+    return samples.call_initiation_failure(
+        conversation_id, failure_reason="no-answer", lead_id=lead_id
+    )
+
+
+def test_answered_then_initiation_failure_keeps_answered_and_its_summary(
+    functions: Functions, db: Conn
+) -> None:
+    lead_id = queued_lead(db)
+    conversation = placed_conversation(functions, db, lead_id)
+    assert webhook(functions, answered(conversation, lead_id)).json()["outcome"] == "answered"
+    later = webhook(functions, no_answer(conversation, lead_id))
+    assert later.status_code == 200
+    assert later.json()["outcome"] == "answered"
+    (call,) = calls(db, lead_id)
+    assert (call["outcome"], call["summary"]) == ("answered", samples.ANSWERED_SUMMARY)
+    assert call["analysis"] is not None
+    row = lead(db, lead_id)
+    assert (row["status"], row["next_call_at"]) == ("called", None)
+    assert events(db, conversation) == ["post_call_transcription", "call_initiation_failure"]
+    kept = db.execute(
+        "select status, message from integration_logs where lead_id = %s "
+        "and event = 'call_initiation_failure'",
+        (lead_id,),
+    ).fetchone()
+    assert kept is not None and kept[0] == "ok" and "answered" in kept[1]
+
+
+@pytest.mark.parametrize("order", ["voicemail_first", "busy_first"])
+def test_voicemail_and_busy_in_either_order_wait_the_voicemail_wait(
+    functions: Functions, db: Conn, order: str
+) -> None:
+    lead_id = queued_lead(db)
+    conversation = placed_conversation(functions, db, lead_id)
+    pair = [voicemail(conversation, lead_id), busy(conversation, lead_id)]
+    for event in pair if order == "voicemail_first" else reversed(pair):
+        assert webhook(functions, event).status_code == 200
+    (call,) = calls(db, lead_id)
+    assert call["outcome"] == "voicemail"
+    assert lead(db, lead_id)["status"] == "call_queued"
+    assert timedelta(minutes=119) < wait(db, lead_id) <= timedelta(minutes=120)
+
+
+def test_real_webhook_replaces_a_reconcile_give_up(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    lead_id = queued_lead(db)
+    conversation = placed_conversation(functions, db, lead_id)
+    elevenlabs.put(f"conversations/{conversation}", {"known": False})
+    age(db, conversation, GIVE_UP_MINUTES + 10)
+    sweep(functions)
+    (call,) = calls(db, lead_id)
+    assert call["outcome"] == "unknown"
+    assert lead(db, lead_id)["status"] == "call_queued"
+
+    response = webhook(functions, answered(conversation, lead_id))
+    assert response.json()["status"] == "recorded"
+    (call,) = calls(db, lead_id)
+    assert (call["outcome"], call["summary"]) == ("answered", samples.ANSWERED_SUMMARY)
+    row = lead(db, lead_id)
+    assert (row["status"], row["next_call_at"]) == ("called", None)
+    assert len(events(db, conversation)) == 2  # the give-up and the webhook, both kept
+
+
+def test_late_busy_for_an_old_attempt_never_reopens_a_lead_on_another_call(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    # Attempt 1's start timed out (no conversation id), the lead was queued again and attempt 2
+    # is live; then attempt 1's busy arrives, linked by the lead id.
+    phone = unique_phone()
+    lead_id = queued_lead(db, phone=phone)
+    elevenlabs.script(phone, {"status": 200, "body": {}, "delay": 1.5})
+    assert place(functions, lead_id).json()["decision"] == "failed"
+    db.execute("update leads set next_call_at = now() where id = %s", (lead_id,))
+    second = placed_conversation(functions, db, lead_id)
+    assert lead(db, lead_id)["status"] == "calling"
+
+    assert webhook(functions, busy(samples.new_conversation_id(), lead_id)).status_code == 200
+    row = lead(db, lead_id)
+    assert (row["status"], row["next_call_at"]) == ("calling", None)
+    call_sweep(functions)
+    assert place(functions, lead_id).json()["decision"] == "in_progress"
+    assert elevenlabs.count(phone) == 2
+    first, live = calls(db, lead_id)
+    assert (first["outcome"], live["conversation_id"], live["outcome"]) == ("busy", second, None)
+
+
+def test_late_answered_for_an_old_attempt_ends_the_queued_call(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    # Attempt 1's start timed out (unknown: it may have rung), the lead was queued again; then
+    # its webhook says the person answered: they are not called again.
+    phone = unique_phone()
+    lead_id = queued_lead(db, phone=phone)
+    elevenlabs.script(phone, {"status": 200, "body": {}, "delay": 1.5})
+    assert place(functions, lead_id).json()["decision"] == "failed"
+    assert lead(db, lead_id)["status"] == "call_queued"
+    response = webhook(functions, answered(samples.new_conversation_id(), lead_id))
+    assert response.json()["outcome"] == "answered"
+    row = lead(db, lead_id)
+    assert (row["status"], row["next_call_at"]) == ("called", None)
+
+
+def test_duplicate_webhook_with_an_unknown_lead_id_is_a_duplicate_not_500(
+    functions: Functions, db: Conn
+) -> None:
+    conversation = samples.new_conversation_id()
+    event = answered(conversation, str(uuid.uuid4()))
+    assert webhook(functions, event).json()["status"] == "ignored"
+    again = webhook(functions, event)
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "duplicate"
