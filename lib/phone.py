@@ -23,16 +23,17 @@ def to_e164(raw: str | None, *, default_region: str) -> str | None:
     return e164 if 8 <= len(e164) <= 16 else None
 
 
-def time_zone(e164: str | None) -> str | None:
-    """The IANA time zone of a number when its prefix has exactly one (``+1 212…`` →
-    ``America/New_York``), else None (``+34 6…`` spans the Canaries and the peninsula)."""
+def time_zones(e164: str | None) -> list[str]:
+    """Every IANA time zone the number may be in, from its prefix (``+1 212…`` →
+    ``["America/New_York"]``, ``+34 6…`` → ``["Atlantic/Canary", "Europe/Madrid"]``); empty when
+    the prefix tells none."""
     if not e164:
-        return None
+        return []
     import phonenumbers
     from phonenumbers import timezone  # ~10 ms: paid by the first lead with a phone, not import
 
     try:
         zones = timezone.time_zones_for_number(phonenumbers.parse(e164))
     except phonenumbers.NumberParseException:
-        return None
-    return zones[0] if len(zones) == 1 and zones[0] != timezone.UNKNOWN_TIMEZONE else None
+        return []
+    return [zone for zone in zones if zone != timezone.UNKNOWN_TIMEZONE]

@@ -82,7 +82,7 @@ def test_call_claim_outside_hours_schedules_the_next_window(db: Conn) -> None:
     zone = outside_hours_zone()
     lead_id = queued(db, timezone=zone)
     answer = claim(db, lead_id)
-    assert (answer["decision"], answer["timezone"]) == ("outside_hours", zone)
+    assert (answer["decision"], answer["timezones"]) == ("outside_hours", [zone])
     next_call = db.execute(
         "select next_call_at, (next_call_at at time zone %s)::time, status from leads "
         "where id = %s",
@@ -118,3 +118,146 @@ def test_call_retry_at_by_outcome(
     ).fetchone()
     assert row is not None
     assert (None if row[0] is None else round(row[0] / 60)) == minutes
+
+
+# --- calling hours in every zone a number may be in -------------------------------------------
+
+
+def window(db: Conn, zones: list[str], at: str, rules: dict[str, Any] = RULES) -> dict[str, Any]:
+    row = db.execute(
+        "select public.call_window(%s, %s, %s::timestamptz)", (zones, json.dumps(rules), at)
+    ).fetchone()
+    assert row is not None
+    return dict(row[0])
+
+
+def toll_free_zones() -> list[str]:
+    """Every zone phonenumbers gives a +1 800 number (Guam to Pago Pago)."""
+    from lib.phone import time_zones
+
+    return time_zones("+18005550100")
+
+
+@pytest.mark.parametrize(
+    ("zones", "at", "allowed", "next_at"),
+    [
+        # A frozen clock (a pure function of its instant). Madrid 09:30, the Canaries 08:30:
+        # not yet; both are within hours once the Canaries open at 09:00 there.
+        (["Europe/Madrid", "Atlantic/Canary"], "2026-01-15 08:30+00", False, "2026-01-15 09:00+00"),
+        (["Europe/Madrid", "Atlantic/Canary"], "2026-01-15 10:00+00", True, None),
+        # Summer time: Madrid UTC+2, the Canaries UTC+1.
+        (["Europe/Madrid", "Atlantic/Canary"], "2026-07-15 07:30+00", False, "2026-07-15 08:00+00"),
+        # An evening zone and a morning one: New York 20:30 (closed), Los Angeles 17:30 (open);
+        # next when Los Angeles opens (New York is 12:00 then).
+        (
+            ["America/New_York", "America/Los_Angeles"],
+            "2026-01-15 01:30+00",
+            False,
+            "2026-01-15 17:00+00",
+        ),
+        # A Spanish mobile at 02:58 Madrid time: the night the issue saw called.
+        (["Atlantic/Canary", "Europe/Madrid"], "2026-12-04 01:58+00", False, "2026-12-04 09:00+00"),
+        # No zone at all: the default (New York), 09:00 there.
+        ([], "2026-01-15 13:00+00", False, "2026-01-15 14:00+00"),
+        (["Mars/Olympus_Mons"], "2026-01-15 15:00+00", True, None),
+    ],
+)  # fixed instants: call_window is a pure function of them
+def test_call_window_every_zone_within_hours(
+    db: Conn, zones: list[str], at: str, allowed: bool, next_at: str | None
+) -> None:
+    answer = window(db, zones, at)
+    assert answer["allowed"] is allowed
+    expected = None
+    if next_at is not None:
+        expected = db.execute("select %s::timestamptz", (next_at,)).fetchone()[0]  # type: ignore[index]
+    got = answer["next_at"]
+    if got is not None:
+        got = db.execute("select %s::timestamptz", (got,)).fetchone()[0]  # type: ignore[index]
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("at", "next_at"),
+    [
+        # Summer: St John's (UTC-2:30) to Guam (UTC+10) leave no common hour of 09:00-20:00.
+        ("2026-07-15 20:00+00", None),
+        # Winter: St John's is UTC-3:30, and 23:00-23:30 UTC is within hours everywhere (Guam
+        # 09:00, Pago Pago 12:00, St John's 19:30).
+        ("2026-01-15 20:00+00", "2026-01-15 23:00+00"),
+    ],
+)  # fixed instants: call_window is a pure function of them
+def test_call_window_toll_free_number_zones(db: Conn, at: str, next_at: str | None) -> None:
+    zones = toll_free_zones()
+    assert "Pacific/Guam" in zones and "Pacific/Pago_Pago" in zones
+    answer = window(db, zones, at)
+    assert answer["allowed"] is False
+    got = answer["next_at"] and db.execute("select %s::timestamptz", (answer["next_at"],))
+    expected = next_at and db.execute("select %s::timestamptz", (next_at,))
+    assert (got and got.fetchone()) == (expected and expected.fetchone())
+
+
+def madrid_hours(db: Conn) -> dict[str, str]:
+    """Calling hours in which exactly one of Madrid and the Canaries (an hour behind) is now,
+    whatever the date and the summer time: opening at Madrid's current hour (the Canaries still
+    closed), or, at 23:xx in Madrid, closing at it (the Canaries still open)."""
+    row = db.execute("select extract(hour from now() at time zone 'Europe/Madrid')").fetchone()
+    hour = int(row[0])  # type: ignore[index]
+    if hour == 23:
+        return {"hours_start": "21:00", "hours_end": "23:00"}
+    return {"hours_start": f"{hour:02d}:00", "hours_end": f"{min(hour + 2, 24):02d}:00"}
+
+
+def test_call_claim_spanish_mobile_waits_until_both_zones_are_within_hours(db: Conn) -> None:
+    lead_id = queued(db)
+    db.execute(
+        "update leads set phone = '+34612345678', timezone = null, "
+        "timezones = array['Atlantic/Canary', 'Europe/Madrid'] where id = %s",
+        (lead_id,),
+    )
+    hours = madrid_hours(db)
+    answer = claim(db, lead_id, {**RULES, **hours})
+    assert answer["decision"] == "outside_hours", answer
+    assert sorted(answer["timezones"]) == ["Atlantic/Canary", "Europe/Madrid"]
+    row = db.execute(
+        "select (next_call_at at time zone 'Atlantic/Canary')::time, "
+        "(next_call_at at time zone 'Europe/Madrid')::time, next_call_at > now() "
+        "from leads where id = %s",
+        (lead_id,),
+    ).fetchone()
+    assert row is not None
+    # The common window opens when the Canaries open, an hour after Madrid did.
+    start = datetime.strptime(hours["hours_start"], "%H:%M")
+    assert (row[0], row[1], row[2]) == (start.time(), (start + timedelta(hours=1)).time(), True)
+    assert db.execute("select count(*) from calls where lead_id = %s", (lead_id,)).fetchone() == (
+        0,
+    )
+
+
+def test_call_claim_toll_free_number_rests_in_no_calling_hours(db: Conn) -> None:
+    lead_id = queued(db)
+    db.execute(
+        "update leads set phone = '+18005550100', timezones = %s where id = %s",
+        (toll_free_zones(), lead_id),
+    )
+    # 09:00-17:00 holds no common hour in any season for Guam to St John's.
+    answer = claim(db, lead_id, {**RULES, "hours_start": "09:00", "hours_end": "17:00"})
+    assert answer["decision"] == "no_calling_hours", answer
+    row = db.execute("select status, next_call_at from leads where id = %s", (lead_id,)).fetchone()
+    assert row == ("no_calling_hours", None)
+    logged = db.execute(
+        "select status, error_code, message from integration_logs where lead_id = %s "
+        "and event = 'call.no_calling_hours'",
+        (lead_id,),
+    ).fetchone()
+    assert logged is not None and logged[:2] == ("error", "no_calling_hours")
+    assert "Pacific/Guam" in logged[2] and "share no calling hours" in logged[2]
+    assert claim(db, lead_id)["decision"] == "not_queued"  # at rest, not rescheduled
+
+
+def test_call_claim_placed_call_records_the_zones_and_local_times(db: Conn) -> None:
+    lead_id = queued(db, timezone="America/New_York")
+    assert claim(db, lead_id, {**RULES, **ANY_HOUR})["decision"] == "place"
+    row = db.execute("select allowed_by from calls where lead_id = %s", (lead_id,)).fetchone()
+    assert row is not None
+    assert row[0]["zones"] == ["America/New_York"] and row[0]["hours"] == "00:00–24:00"  # noqa: RUF001
+    assert set(row[0]["local"]) == {"America/New_York"}

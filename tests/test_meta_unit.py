@@ -410,3 +410,20 @@ def test_map_lead_bad_items_cost_only_themselves() -> None:
     assert "form_id" not in lead and "ad_name" not in lead
     assert any("field_data[1]" in w for w in warnings)
     assert any("field_data[2] (budget)" in w for w in warnings)
+
+
+@pytest.mark.parametrize(
+    ("raw", "zones", "single"),
+    [
+        ("+34 612 345 678", ["Atlantic/Canary", "Europe/Madrid"], None),  # a Spanish mobile
+        ("+34 912 345 678", ["Europe/Madrid"], "Europe/Madrid"),
+        ("+1 212 555 0100", ["America/New_York"], "America/New_York"),
+        ("+44 7700 900123", [], None),  # the prefix tells no zone
+    ],
+)
+def test_map_lead_keeps_every_time_zone_of_the_number(
+    raw: str, zones: list[str], single: str | None
+) -> None:
+    node = {"field_data": [{"name": "phone_number", "values": [raw]}]}
+    lead, _ = map_lead(node, default_region="US")
+    assert (lead["timezones"], lead["timezone"]) == (zones, single)

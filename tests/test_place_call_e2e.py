@@ -14,6 +14,9 @@ import httpx
 import psycopg
 import pytest
 
+import calling
+from lib.config import Config
+from lib.errors import ConfigError
 from tools import elevenlabs_samples as samples
 from tools.fake_api import FakeClient
 from tools.samples import leadgen_delivery, new_leadgen_id
@@ -333,11 +336,17 @@ def test_meta_lead_with_a_phone_is_called_at_once(
     assert functions.post_meta(leadgen_delivery(lid)).json()["fetched"] == 1
     assert elevenlabs.count(phone) == 1  # before Meta got its answer
     row = db.execute(
-        "select l.status, l.timezone, c.status from leads l join calls c on c.lead_id = l.id "
-        "where l.meta_leadgen_id = %s",
+        "select l.status, l.timezone, l.timezones, c.status, c.allowed_by -> 'zones' "
+        "from leads l join calls c on c.lead_id = l.id where l.meta_leadgen_id = %s",
         (lid,),
     ).fetchone()
-    assert row == ("calling", "America/New_York", "initiated")
+    assert row == (
+        "calling",
+        "America/New_York",
+        ["America/New_York"],
+        "initiated",
+        ["America/New_York"],
+    )
 
 
 def test_the_delivery_trace_follows_the_lead_into_place_call(
@@ -625,3 +634,10 @@ def test_sweep_reconciles_even_when_placing_fails(functions: Functions, db: Conn
     assert response.json()["error"]["code"] == "database_error"
     (call,) = calls(db, lead_id)
     assert (call["status"], call["outcome"]) == ("completed", "answered")
+
+
+@pytest.mark.parametrize(("start", "end"), [("20:00", "09:00"), ("09:00", "09:00")])
+def test_rules_overnight_or_empty_calling_hours_refused_by_name(start: str, end: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        calling.rules(Config(call_hours_start=start, call_hours_end=end))
+    assert "CALL_HOURS_START" in caught.value.message and "CALL_HOURS_END" in caught.value.message

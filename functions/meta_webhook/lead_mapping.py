@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lib.errors import FailureClass, ProviderFailure
-from lib.phone import time_zone, to_e164
+from lib.phone import time_zones, to_e164
 from lib.safejson import text
 
 _ANSWER_CHARS = 10_000  # longer answers are cut (Meta caps a custom answer far below this)
@@ -82,11 +82,14 @@ def map_lead(node: Mapping[str, Any], *, default_region: str) -> tuple[dict[str,
             f"The phone answer is not a valid number (read in region "
             f"{default_region.upper()}, DEFAULT_PHONE_REGION); kept in answers only."
         )
+    # Calling hours hold in every zone the number may be in (SQL call_window).
+    zones = time_zones(phone)
     lead: dict[str, Any] = {
         "full_name": full_name.strip()[:500] if full_name else None,
         "email": email[:320] if email else None,
         "phone": phone,
-        "timezone": time_zone(phone),
+        "timezone": zones[0] if len(zones) == 1 else None,
+        "timezones": zones,
         "answers": answers,
     }
     for key in _COLUMNS:

@@ -28,7 +28,10 @@ REASONS = {
     "not_queued": "no call is queued for the lead",
     "max_attempts": "the lead was called the maximum number of times (CALL_MAX_ATTEMPTS)",
     "not_due": "the lead's next call is not due yet",
-    "outside_hours": "outside calling hours in the lead's time zone: scheduled for the next window",
+    "outside_hours": "outside calling hours in a time zone the lead's number may be in: "
+    "scheduled for when they are within hours in every one",
+    "no_calling_hours": "the time zones the lead's number may be in share no calling hours: "
+    "the lead is not called automatically",
 }
 
 
@@ -42,6 +45,10 @@ def rules(config: Config) -> dict[str, Any]:
         )
         if not _CLOCK.fullmatch(value)
     ]
+    if not invalid and config.call_hours_start >= config.call_hours_end:
+        # A daytime window only: an overnight one (20:00-09:00) or an empty one would hold no
+        # lawful hour, or every lead would be rescheduled for ever.
+        invalid += ["CALL_HOURS_START", "CALL_HOURS_END"]
     if config.call_max_attempts < 1:
         invalid.append("CALL_MAX_ATTEMPTS")
     if invalid:
