@@ -23,6 +23,8 @@ _NUMBERS = {
     "elevenlabs_tolerance_seconds": float,
     "place_call_timeout_seconds": float,
     "call_max_attempts": int,
+    "call_person_cooldown_hours": int,
+    "call_max_per_person_per_day": int,
     "call_sweep_batch_size": int,
     "call_wait_voicemail_minutes": int,
     "call_wait_no_answer_minutes": int,
@@ -66,6 +68,12 @@ class Config:
     # The call rules: attempts per lead, calling hours in the lead's time zone (taken from the
     # phone number, else CALL_DEFAULT_TIMEZONE), and the wait after each outcome.
     call_max_attempts: int = 3
+    # A person (leads sharing a phone or an email) who answered a call is not called again for
+    # this long, whichever lead a new form fill creates: they have just talked to the agent.
+    call_person_cooldown_hours: int = 24
+    # Calls that may have rung, to one person, in any rolling 24 hours (Florida's limit:
+    # Fla. Stat. 501.616).
+    call_max_per_person_per_day: int = 3
     call_hours_start: str = "09:00"
     call_hours_end: str = "20:00"
     call_default_timezone: str = "America/New_York"

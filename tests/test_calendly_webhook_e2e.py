@@ -166,7 +166,7 @@ def new_lead(db: Conn, *, email: str | None = None, phone: str | None = None) ->
 
 
 def unique_phone() -> str:
-    return "+1212555" + str(uuid.uuid4().int)[:4]
+    return "+1212" + str(2_000_000 + uuid.uuid4().int % 8_000_000)
 
 
 # --- signatures ----------------------------------------------------------------------------

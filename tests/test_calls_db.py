@@ -20,6 +20,8 @@ RULES = {
     "hours_start": "09:00",
     "hours_end": "20:00",
     "default_timezone": "America/New_York",
+    "person_cooldown_hours": 24,
+    "max_per_person_per_day": 3,
     "wait_minutes": {"voicemail": 120, "no_answer": 60, "busy": 15, "failed": 30},
 }
 
@@ -210,9 +212,9 @@ def madrid_hours(db: Conn) -> dict[str, str]:
 def test_call_claim_spanish_mobile_waits_until_both_zones_are_within_hours(db: Conn) -> None:
     lead_id = queued(db)
     db.execute(
-        "update leads set phone = '+34612345678', timezone = null, "
+        "update leads set phone = %s, timezone = null, "
         "timezones = array['Atlantic/Canary', 'Europe/Madrid'] where id = %s",
-        (lead_id,),
+        ("+346" + str(10_000_000 + uuid.uuid4().int % 90_000_000), lead_id),
     )
     hours = madrid_hours(db)
     answer = claim(db, lead_id, {**RULES, **hours})
@@ -236,8 +238,8 @@ def test_call_claim_spanish_mobile_waits_until_both_zones_are_within_hours(db: C
 def test_call_claim_toll_free_number_rests_in_no_calling_hours(db: Conn) -> None:
     lead_id = queued(db)
     db.execute(
-        "update leads set phone = '+18005550100', timezones = %s where id = %s",
-        (toll_free_zones(), lead_id),
+        "update leads set phone = %s, timezones = %s where id = %s",
+        ("+1800" + str(2_000_000 + uuid.uuid4().int % 8_000_000), toll_free_zones(), lead_id),
     )
     # 09:00-17:00 holds no common hour in any season for Guam to St John's.
     answer = claim(db, lead_id, {**RULES, "hours_start": "09:00", "hours_end": "17:00"})

@@ -32,6 +32,11 @@ REASONS = {
     "scheduled for when they are within hours in every one",
     "no_calling_hours": "the time zones the lead's number may be in share no calling hours: "
     "the lead is not called automatically",
+    "person_booked": "the same person (the same phone or email) booked through another lead",
+    "person_in_progress": "the same person is on a call for another lead: tried again later",
+    "person_cooldown": "the same person answered a call recently (CALL_PERSON_COOLDOWN_HOURS)",
+    "person_daily_cap": "the same person had the most calls a day allows "
+    "(CALL_MAX_PER_PERSON_PER_DAY)",
 }
 
 
@@ -49,8 +54,16 @@ def rules(config: Config) -> dict[str, Any]:
         # A daytime window only: an overnight one (20:00-09:00) or an empty one would hold no
         # lawful hour, or every lead would be rescheduled for ever.
         invalid += ["CALL_HOURS_START", "CALL_HOURS_END"]
-    if config.call_max_attempts < 1:
-        invalid.append("CALL_MAX_ATTEMPTS")
+    invalid += [
+        name
+        for name, value in (
+            ("CALL_MAX_ATTEMPTS", config.call_max_attempts),
+            ("CALL_MAX_PER_PERSON_PER_DAY", config.call_max_per_person_per_day),
+        )
+        if value < 1
+    ]
+    if config.call_person_cooldown_hours < 0:
+        invalid.append("CALL_PERSON_COOLDOWN_HOURS")
     if invalid:
         raise ConfigError([], invalid=invalid)
     return {
@@ -58,6 +71,8 @@ def rules(config: Config) -> dict[str, Any]:
         "hours_start": config.call_hours_start,
         "hours_end": config.call_hours_end,
         "default_timezone": config.call_default_timezone,
+        "person_cooldown_hours": config.call_person_cooldown_hours,
+        "max_per_person_per_day": config.call_max_per_person_per_day,
         "wait_minutes": {
             "voicemail": config.call_wait_voicemail_minutes,
             "no_answer": config.call_wait_no_answer_minutes,

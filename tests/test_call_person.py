@@ -1,0 +1,313 @@
+"""A person, not a lead, is who we call: leads sharing a phone or an email are one person (SQL
+``people``, ``person_of``), called once at a time, never after any of their leads booked, not
+again soon after they answered, and at most CALL_MAX_PER_PERSON_PER_DAY times a day. End to end
+over real HTTP, the real database, the providers faked at their HTTP boundary."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from tools import elevenlabs_samples as samples
+from tools.fake_api import FakeClient
+from tools.samples import leadgen_delivery, new_leadgen_id
+
+from .conftest import Functions, GraphFake
+from .test_calendly_webhook_e2e import invitee_event
+from .test_calendly_webhook_e2e import post as post_calendly
+from .test_place_call_e2e import (
+    call_sweep,
+    calls,
+    lead,
+    place,
+    placed_conversation,
+    queued_lead,
+    unique_phone,
+    webhook,
+)
+
+Conn = psycopg.Connection[Any]
+
+
+@pytest.fixture(scope="module")
+def elevenlabs(elevenlabs_url: str) -> FakeClient:
+    return FakeClient(elevenlabs_url)
+
+
+def unique_email() -> str:
+    return f"person.{uuid.uuid4().hex[:12]}@example.com"
+
+
+def person(db: Conn, lead_id: str) -> Any:
+    return lead(db, lead_id)["person_id"]
+
+
+def logged(db: Conn, lead_id: str, event: str) -> list[tuple[str, str]]:
+    return [
+        (row[0], row[1])
+        for row in db.execute(
+            "select status, message from integration_logs where lead_id = %s and event = %s",
+            (lead_id, event),
+        ).fetchall()
+    ]
+
+
+# --- identity ------------------------------------------------------------------------------------
+
+
+def test_leads_sharing_a_phone_or_an_email_are_one_person(db: Conn) -> None:
+    phone, email = unique_phone(), unique_email()
+    by_phone = queued_lead(db, phone=phone)
+    by_email = queued_lead(db, phone=unique_phone(), email=email.upper().lower())
+    stranger = queued_lead(db)
+    assert person(db, by_phone) != person(db, by_email)
+    # A lead with both ties the two together: one person, the older.
+    both = queued_lead(db, phone=phone, email=email)
+    people = {person(db, lead_id) for lead_id in (by_phone, by_email, both)}
+    assert len(people) == 1 and None not in people
+    assert person(db, stranger) not in people
+
+
+# --- never two live calls ------------------------------------------------------------------------
+
+
+def test_two_meta_leads_with_one_phone_get_one_call(
+    functions: Functions, graph: GraphFake, elevenlabs: FakeClient, db: Conn
+) -> None:
+    phone = unique_phone()
+    ids = [new_leadgen_id(), new_leadgen_id()]
+    for lid in ids:
+        graph.script(
+            lid,
+            lead={
+                "id": lid,
+                "field_data": [
+                    {"name": "full_name", "values": ["Twice Submitted"]},
+                    {"name": "phone_number", "values": [phone]},
+                ],
+            },
+        )
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda lid: functions.post_meta(leadgen_delivery(lid)), ids))
+    assert {a.status_code for a in answers} == {200}
+    call_sweep(functions)
+    assert elevenlabs.count(phone) == 1
+    statuses = sorted(
+        row[0]
+        for row in db.execute(
+            "select status from leads where meta_leadgen_id = any(%s)", (ids,)
+        ).fetchall()
+    )
+    assert statuses == ["call_queued", "calling"]
+
+
+def test_20_concurrent_claims_for_one_persons_20_leads_place_one_call(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    phone = unique_phone()
+    ids = [queued_lead(db, phone=phone) for _ in range(20)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda lead_id: place(functions, lead_id), ids))
+    assert {a.status_code for a in answers} == {200}, [a.text for a in answers]
+    decisions = sorted(a.json()["decision"] for a in answers)
+    assert decisions == ["person_in_progress"] * 19 + ["placed"]
+    call_sweep(functions)
+    assert elevenlabs.count(phone) == 1
+    waiting = [lead_id for lead_id in ids if lead(db, lead_id)["status"] == "call_queued"]
+    assert len(waiting) == 19
+    assert logged(db, waiting[0], "call.person_busy")[0][0] == "ok"
+
+
+# --- bookings ------------------------------------------------------------------------------------
+
+
+def test_booking_by_email_ends_every_queued_call_of_the_person(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    phone, email = unique_phone(), unique_email()
+    older = queued_lead(db, phone=phone)
+    newer = queued_lead(db, phone=phone, email=email)
+    db.execute("update leads set next_call_at = now() + interval '1 hour' where id = %s", (newer,))
+    booked = post_calendly(functions, invitee_event(email=email)).json()
+    assert booked["lead_id"] == newer  # matched by email: the newest lead
+    assert lead(db, newer)["status"] == "booked"
+    row = lead(db, older)
+    assert (row["status"], row["next_call_at"]) == ("person_booked", None)
+    assert logged(db, older, "lead.person_booked")
+    call_sweep(functions)
+    assert place(functions, older).json()["decision"] == "not_queued"
+    assert elevenlabs.count(phone) == 0
+
+
+def test_lead_fetched_after_its_person_booked_is_not_called(
+    functions: Functions, graph: GraphFake, elevenlabs: FakeClient, db: Conn
+) -> None:
+    # The Graph fetch fails, the person books through Calendly meanwhile (a new lead, by email),
+    # then the fetch succeeds: the lead is stored, and never called.
+    lid, phone, email = new_leadgen_id(), unique_phone(), unique_email()
+    node = {
+        "id": lid,
+        "field_data": [
+            {"name": "email", "values": [email]},
+            {"name": "phone_number", "values": [phone]},
+        ],
+    }
+    graph.script(lid, {"status": 500, "body": {"error": {"code": 2, "message": "down"}}}, lead=node)
+    assert functions.post_meta(leadgen_delivery(lid)).status_code == 200
+    assert db.execute("select status from leads where meta_leadgen_id = %s", (lid,)).fetchone() == (
+        "fetch_pending",
+    )
+    assert post_calendly(functions, invitee_event(email=email)).json()["status"] == "recorded"
+    db.execute("update leads set next_fetch_at = now() where meta_leadgen_id = %s", (lid,))
+    assert functions.sweep().status_code == 200
+    row = db.execute(
+        "select id::text, status, email from leads where meta_leadgen_id = %s", (lid,)
+    ).fetchone()
+    assert row is not None and row[2] == email
+    assert row[1] == "person_booked"
+    call_sweep(functions)
+    assert elevenlabs.count(phone) == 0
+
+
+def test_simultaneous_bookings_with_one_phone_never_deadlock(
+    functions: Functions, db: Conn
+) -> None:
+    phone = unique_phone()
+    events = [invitee_event(email=unique_email(), phone=phone) for _ in range(20)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda event: post_calendly(functions, event), events))
+    assert [a.status_code for a in answers] == [200] * 20, [a.text for a in answers]
+    assert {a.json()["status"] for a in answers} == {"recorded"}
+    uris = [event["payload"]["uri"] for event in events]
+    assert db.execute(
+        "select count(*), count(distinct l.person_id) from appointments a "
+        "join leads l on l.id = a.lead_id where a.calendly_invitee_uri = any(%s)",
+        (uris,),
+    ).fetchone() == (20, 1)
+
+
+def test_simultaneous_bookings_tied_to_one_lead_never_deadlock(
+    functions: Functions, db: Conn
+) -> None:
+    leads = [queued_lead(db, next_call_at=None, status="fetched") for _ in range(10)]
+    events = [
+        invitee_event(lead_id=lead_id, email=unique_email(), phone=unique_phone())
+        for lead_id in leads
+        for _ in range(2)
+    ]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda event: post_calendly(functions, event), events))
+    assert [a.status_code for a in answers] == [200] * 20, [a.text for a in answers]
+    assert all(lead(db, lead_id)["status"] == "booked" for lead_id in leads)
+
+
+# --- after an answer, and the daily cap ----------------------------------------------------------
+
+
+def test_person_who_answered_is_not_called_again_within_the_cooldown(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    phone, email = unique_phone(), unique_email()
+    first = queued_lead(db, phone=phone)
+    conversation = placed_conversation(functions, db, first)
+    event = samples.post_call_transcription(conversation, lead_id=first)
+    assert webhook(functions, event).json()["outcome"] == "answered"
+    second = queued_lead(db, phone=unique_phone(), email=email)
+    db.execute("update leads set email = %s where id = %s", (email, first))
+    assert person(db, first) == person(db, second)
+    answer = place(functions, second).json()
+    assert answer["decision"] == "person_cooldown", answer
+    (call,) = calls(db, first)
+    due = lead(db, second)["next_call_at"]
+    assert due - call["ended_at"] == timedelta(hours=24)  # CALL_PERSON_COOLDOWN_HOURS
+    assert "answered a call" in logged(db, second, "call.person_cooldown")[0][1]
+    assert elevenlabs.count(phone) == 1
+
+
+def add_calls(db: Conn, lead_id: str, n: int, *, counted: bool, hours_ago: float) -> None:
+    db.execute(
+        "insert into calls (lead_id, attempt, to_number, status, outcome, counted, requested_at) "
+        "select id, coalesce((select max(attempt) from calls where lead_id = %s), 0) + g, phone, "
+        "'completed', 'no_answer', %s, now() - make_interval(secs => %s) "
+        "from leads, generate_series(1, %s) g where id = %s",
+        (lead_id, counted, hours_ago * 3600, n, lead_id),
+    )
+
+
+def test_person_daily_cap_counts_calls_of_every_lead_that_may_have_rung(
+    functions: Functions, db: Conn
+) -> None:
+    phone = unique_phone()
+    first = queued_lead(db, phone=phone, status="no_answer", next_call_at=None)
+    add_calls(db, first, 2, counted=True, hours_ago=23)
+    add_calls(db, first, 5, counted=False, hours_ago=1)  # given back: never rang
+    add_calls(db, first, 4, counted=True, hours_ago=25)  # older than a day
+    second = queued_lead(db, phone=phone)
+    conversation = placed_conversation(functions, db, second)  # the third call of the day
+    event = samples.call_initiation_failure(
+        conversation, failure_reason="no-answer", lead_id=second
+    )
+    assert webhook(functions, event).json()["outcome"] == "no_answer"
+
+    third = queued_lead(db, phone=phone)
+    answer = place(functions, third).json()
+    assert answer["decision"] == "person_daily_cap", answer
+    row = db.execute(
+        "select l.next_call_at - min(c.requested_at) from leads l, calls c "
+        "where l.id = %s and c.lead_id = %s and c.counted "
+        "and c.requested_at > now() - interval '24 hours' group by l.next_call_at",
+        (third, first),
+    ).fetchone()
+    assert row == (timedelta(hours=24),)  # when the oldest of the last 3 is a day old
+    assert "CALL_MAX_PER_PERSON_PER_DAY" in logged(db, third, "call.person_daily_cap")[0][1]
+
+
+def test_person_do_not_call_is_honoured_for_every_lead(functions: Functions, db: Conn) -> None:
+    email = unique_email()
+    queued_lead(db, email=email, status="do_not_call", next_call_at=None)
+    other = queued_lead(db, email=email)
+    assert place(functions, other).json()["decision"] == "do_not_call"
+    assert lead(db, other)["status"] == "do_not_call"
+
+
+def test_rules_carry_the_person_settings() -> None:
+    import calling
+    from lib.config import Config
+
+    rules = calling.rules(Config(call_person_cooldown_hours=6, call_max_per_person_per_day=2))
+    assert (rules["person_cooldown_hours"], rules["max_per_person_per_day"]) == (6, 2)
+    assert json.dumps(rules)
+
+
+def test_claim_waits_for_a_concurrent_claim_of_the_same_person(stack: Any, db: Conn) -> None:
+    # Two leads of one person claimed in two transactions: the second waits on the person's lock
+    # until the first commits, then sees its call and places none.
+    from .test_calls_db import ANY_HOUR, RULES, claim
+
+    phone = unique_phone()
+    first, second = queued_lead(db, phone=phone), queued_lead(db, phone=phone)
+    outcome: dict[str, Any] = {}
+    with psycopg.connect(stack.env["DATABASE_URL"]) as holder:
+        assert claim(holder, first, {**RULES, **ANY_HOUR})["decision"] == "place"
+
+        def second_claim() -> None:
+            with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as other:
+                outcome["answer"] = claim(other, second, {**RULES, **ANY_HOUR})
+
+        thread = threading.Thread(target=second_claim)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive()  # blocked on the person's lock
+        holder.commit()
+    thread.join(timeout=10)
+    assert outcome["answer"]["decision"] == "person_in_progress"
+    assert db.execute(
+        "select count(*) from calls where lead_id = any(%s)", ([first, second],)
+    ).fetchone() == (1,)
