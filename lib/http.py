@@ -22,7 +22,7 @@ import functools
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +81,19 @@ def read_body(request: Request, *, limit: int) -> bytes:
     if len(body) > limit:
         raise PayloadTooLarge(f"Body is over {limit} bytes.")
     return body
+
+
+def body_chunks(request: Request, *, limit: int, size: int = 64 * 1024) -> Iterator[bytes]:
+    """The raw body in chunks of at most ``size`` bytes, read only as they are drawn; over
+    ``limit`` bytes in all is refused (413), by Content-Length before the first byte is read."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"Body of {request.content_length} bytes is over {limit} bytes.")
+    read = 0
+    while chunk := request.stream.read(min(size, limit + 1 - read)):
+        read += len(chunk)
+        if read > limit:
+            raise PayloadTooLarge(f"Body is over {limit} bytes.")
+        yield chunk
 
 
 def subpath(request: Request) -> str:
@@ -151,19 +164,33 @@ def endpoint(*, provider: str) -> Callable[[Callable[[], Routes]], Handler]:
                 return route.handler(request)
             except AppError as err:
                 _record(function, route_provider, request, err, started)
-                return error_response(err)
+                return _body_left_unread(error_response(err))
             except Exception as exc:  # noqa: BLE001 - the one place that catches everything
                 log.error("Unexpected error", exc=exc, function=function, path=request.path)
                 internal = AppError("Internal error; the function's logs have the details.")
                 details = {"exception": type(exc).__name__}
                 _record(function, route_provider, request, internal, started, details=details)
-                return error_response(internal)
+                return _body_left_unread(error_response(internal))
             finally:
                 log.current_trace.reset(token)
 
         return view
 
     return wrap
+
+
+def _body_left_unread(response: Response) -> Response:
+    """The response as a streamed one (its bytes as an iterator, its length declared).
+
+    functions-framework reads the whole request body into memory after every response that is
+    not streamed (its ``read_request`` hook), so a refusal sent before the body was read (a
+    missing signature, a body over the limit) would still read whatever a stranger sends. The
+    server discards what is left unread in small chunks instead.
+    https://github.com/GoogleCloudPlatform/functions-framework-python (``read_request``)"""
+    data = response.get_data()
+    response.response = iter([data])
+    response.headers["Content-Length"] = str(len(data))
+    return response
 
 
 def _clip(text: str, limit: int = 200) -> str:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from lib.errors import InvalidSignature
@@ -20,6 +21,7 @@ __all__ = [
     "CALENDLY_HEADER",
     "ELEVENLABS_HEADER",
     "InvalidSignature",
+    "SignedBody",
     "appsecret_proof",
     "header",
     "sign_calendly",
@@ -29,8 +31,10 @@ __all__ = [
     "token_matches",
     "verify_calendly",
     "verify_elevenlabs",
+    "verify_elevenlabs_chunks",
     "verify_meta",
     "verify_timestamped",
+    "verify_timestamped_chunks",
 ]
 
 META_HEADER = "X-Hub-Signature-256"
@@ -136,6 +140,60 @@ def verify_timestamped(
     early) delivery is refused as outside the tolerance. ``now`` is an argument: nothing here
     reads the clock.
     """
+    timestamp, given = _parse_timestamped(headers, header=header, scheme=scheme)
+    keys = _keys(secrets)
+    expected = [_timestamped_digest(body, timestamp, key) for key in keys]
+    if not any(hmac.compare_digest(g, e) for g in given for e in expected):
+        raise InvalidSignature(f"{header} does not match the body.")
+    _check_timestamp(timestamp, header=header, now=now, tolerance=tolerance)
+
+
+@dataclass(frozen=True)
+class SignedBody:
+    """A body whose signature checked out: its first ``keep`` bytes, and whether that is all."""
+
+    data: bytes
+    complete: bool
+
+
+def verify_timestamped_chunks(
+    chunks: Iterable[bytes],
+    headers: Headers,
+    *,
+    header: str,
+    scheme: str,
+    secrets: Sequence[str],
+    now: float,
+    tolerance: float,
+    keep: int,
+) -> SignedBody:
+    """:func:`verify_timestamped` over a body read as it streams, for bodies too large to hold:
+    the header is parsed and its timestamp checked **before the first chunk is drawn** (a
+    missing, malformed or stale header costs no body byte), the HMACs are fed chunk by chunk,
+    and only the first ``keep`` bytes are kept."""
+    timestamp, given = _parse_timestamped(headers, header=header, scheme=scheme)
+    _check_timestamp(timestamp, header=header, now=now, tolerance=tolerance)
+    macs = [
+        hmac.new(key.encode(), timestamp.encode() + b".", hashlib.sha256) for key in _keys(secrets)
+    ]
+    kept = bytearray()
+    complete = True
+    for chunk in chunks:
+        for mac in macs:
+            mac.update(chunk)
+        room = keep - len(kept)
+        if len(chunk) > room:
+            complete = False
+        if room > 0:
+            kept += chunk[:room]
+    if not any(hmac.compare_digest(g, mac.digest()) for g in given for mac in macs):
+        raise InvalidSignature(f"{header} does not match the body.")
+    return SignedBody(bytes(kept), complete)
+
+
+def _parse_timestamped(headers: Headers, *, header: str, scheme: str) -> tuple[str, list[bytes]]:
+    """The header's timestamp (as written) and its ``<scheme>`` signatures; InvalidSignature when
+    it is missing or malformed."""
     value = _header(headers, header)
     if not value:
         raise InvalidSignature(f"Missing {header} header.")
@@ -155,14 +213,19 @@ def verify_timestamped(
         raise InvalidSignature(f"Malformed {header} header.")
     if not given:
         raise InvalidSignature(f"No {scheme} signature in the {header} header.")
+    return timestamps[0], given
+
+
+def _keys(secrets: Sequence[str]) -> list[str]:
     keys = [secret for secret in secrets if secret]
     if not keys:
         raise InvalidSignature("No secret to check the signature with.")
-    expected = [_timestamped_digest(body, timestamps[0], key) for key in keys]
-    if not any(hmac.compare_digest(g, e) for g in given for e in expected):
-        raise InvalidSignature(f"{header} does not match the body.")
+    return keys
+
+
+def _check_timestamp(timestamp: str, *, header: str, now: float, tolerance: float) -> None:
     # Written so that a NaN ``now`` or ``tolerance`` refuses too.
-    if not now - tolerance <= int(timestamps[0]) <= now + tolerance:
+    if not now - tolerance <= int(timestamp) <= now + tolerance:
         raise InvalidSignature(f"{header} timestamp is outside the tolerance.")
 
 
@@ -213,6 +276,29 @@ def verify_elevenlabs(
         secrets=secrets,
         now=now,
         tolerance=tolerance,
+    )
+
+
+def verify_elevenlabs_chunks(
+    chunks: Iterable[bytes],
+    headers: Headers,
+    *,
+    secrets: Sequence[str],
+    now: float,
+    tolerance: float = 1800.0,
+    keep: int,
+) -> SignedBody:
+    """:func:`verify_elevenlabs` over a streamed body (:func:`verify_timestamped_chunks`): a
+    post_call_audio webhook carries a whole call as base64 MP3."""
+    return verify_timestamped_chunks(
+        chunks,
+        headers,
+        header=ELEVENLABS_HEADER,
+        scheme="v0",
+        secrets=secrets,
+        now=now,
+        tolerance=tolerance,
+        keep=keep,
     )
 
 

@@ -311,3 +311,35 @@ def test_claim_waits_for_a_concurrent_claim_of_the_same_person(stack: Any, db: C
     assert db.execute(
         "select count(*) from calls where lead_id = any(%s)", ([first, second],)
     ).fetchone() == (1,)
+
+
+def test_lead_booked_before_its_answers_came_still_gets_them_and_no_call(
+    functions: Functions, graph: GraphFake, elevenlabs: FakeClient, db: Conn
+) -> None:
+    # The Graph fetch fails, then a booking ties the lead by utm_content (booked); the sweep and
+    # `make retry` still fetch its answers, whatever its status, and it is not called.
+    lid, phone = new_leadgen_id(), unique_phone()
+    node = {
+        "id": lid,
+        "field_data": [
+            {"name": "full_name", "values": ["Booked First"]},
+            {"name": "phone_number", "values": [phone]},
+        ],
+    }
+    graph.script(lid, {"status": 500, "body": {"error": {"code": 2, "message": "down"}}}, lead=node)
+    functions.post_meta(leadgen_delivery(lid))
+    row = db.execute("select id::text from leads where meta_leadgen_id = %s", (lid,)).fetchone()
+    assert row is not None
+    lead_id = row[0]
+    booked = post_calendly(functions, invitee_event(lead_id=lead_id, email=unique_email()))
+    assert booked.json()["lead_status"] == "booked"
+    retried = db.execute("select public.meta_retry_pending()").fetchone()
+    assert retried is not None and retried[0] >= 1
+    assert functions.sweep().status_code == 200
+    row = lead(db, lead_id)
+    assert (row["status"], row["full_name"], row["phone"]) == ("booked", "Booked First", phone)
+    assert row["fetched_at"] is not None
+    fetched = logged(db, lead_id, "lead.fetched")
+    assert fetched and "no call is queued" in fetched[0][1]
+    call_sweep(functions)
+    assert elevenlabs.count(phone) == 0

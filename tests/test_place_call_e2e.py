@@ -3,6 +3,7 @@ at its HTTP boundary (tools/elevenlabs_fake.py: calls filed under their to_numbe
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -641,3 +642,64 @@ def test_rules_overnight_or_empty_calling_hours_refused_by_name(start: str, end:
     with pytest.raises(ConfigError) as caught:
         calling.rules(Config(call_hours_start=start, call_hours_end=end))
     assert "CALL_HOURS_START" in caught.value.message and "CALL_HOURS_END" in caught.value.message
+
+
+def test_webhook_audio_larger_than_what_is_parsed_is_verified_and_ignored(
+    functions: Functions, db: Conn
+) -> None:
+    conversation = samples.new_conversation_id()
+    body = samples.encode(samples.post_call_audio(conversation))
+    body = body[:-1] + b', "padding": "' + b"A" * (6 * 1024 * 1024) + b'"}'
+    response = httpx.post(
+        functions.url("place_call", "/webhook"),
+        content=body,
+        headers=samples.signed_headers(body, SECRET, None),
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ignored", "type": "post_call_audio"}
+    assert db.execute(
+        "select status from integration_logs where external_id is null "
+        "and event = 'post_call_audio' order by id desc limit 1"
+    ).fetchone() == ("ignored",)
+
+
+def send_headers_only(base: str, path: str, headers: dict[str, str], length: int) -> bytes:
+    """Send a request's line and headers announcing ``length`` body bytes, and none of them;
+    what the server answers (it can answer only if it never waits for the body)."""
+    host, port = base.removeprefix("http://").split(":")
+    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", f"Content-Length: {length}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,
+        "garbage",
+        "t=1,v0=" + "0" * 64,  # stale: 1970
+        "t={now},v0=nothex",
+        "t={future},v0=" + "0" * 64,  # two hours ahead
+    ],
+    ids=["missing", "malformed", "stale", "bad_hex", "future"],
+)
+def test_webhook_bad_header_answered_before_a_body_byte_is_read(
+    functions: Functions, signature: str | None
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        now = int(time.time())
+        headers["ElevenLabs-Signature"] = signature.format(now=now, future=now + 7200)
+    answer = send_headers_only(
+        functions.base, "/functions/v1/place_call/webhook", headers, 32 * 1024 * 1024
+    )
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]

@@ -1139,3 +1139,12 @@ def test_doctor_elevenlabs_connected_test_stack_exits_0(
     lines.remove(outcomes[0])
     assert len(lines) == len(ELEVENLABS_CHECKS)
     assert all(line.startswith("ok   ElevenLabs ") for line in lines), result.stdout
+
+
+def test_logs_table_escapes_control_characters() -> None:
+    from tools.logs import table
+
+    row = {"created_at": None, "message": "evil \x1b[2J\x1b]0;owned\x07 \x9b done"}
+    text = table([row], ["created_at", "message"])
+    assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+    assert "evil \\x1b[2J\\x1b]0;owned\\x07 \\x9b done" in text

@@ -50,6 +50,10 @@ def graph_error(
 def default_lead(leadgen_id: str) -> dict[str, Any]:
     """A lead as the Graph API returns it, for an id the fake was not told about."""
     suffix = leadgen_id[-4:].rjust(4, "0")
+    # One person per lead id (leads sharing a phone or an email are one person, called once at a
+    # time): a New York number and an address made from the whole id.
+    digits = "".join(ch for ch in leadgen_id if ch.isdigit()) or "0"
+    local = str(2_000_000 + int(digits[-12:]) % 8_000_000)
     return {
         "id": leadgen_id,
         "created_time": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime()),
@@ -63,8 +67,8 @@ def default_lead(leadgen_id: str) -> dict[str, Any]:
         "platform": "fb",
         "field_data": [
             {"name": "full_name", "values": [f"Test Lead {suffix}"]},
-            {"name": "email", "values": [f"test.lead.{suffix}@example.com"]},
-            {"name": "phone_number", "values": [f"+1 212 555 {suffix}"]},
+            {"name": "email", "values": [f"test.lead.{leadgen_id[-24:]}@example.com"]},
+            {"name": "phone_number", "values": [f"+1 212 {local[:3]} {local[3:]}"]},
             {"name": "when_do_you_want_to_start?", "values": ["this_month"]},
         ],
     }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -129,7 +130,17 @@ def _cell(row: Mapping[str, Any], column: str) -> str:
         return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
     if column == "lead_id":
         return str(value)[:8]
-    return " ".join(str(value).split())  # one line per row
+    # One line per row, and no control character reaches the terminal: a stranger's text in a
+    # log row (a refused request's path, a provider's message) could carry ANSI escapes.
+    return _CONTROL.sub(_escape, " ".join(str(value).split()))
+
+
+# C0 and C1 control characters, DEL included (whitespace was folded to spaces before).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _escape(found: re.Match[str]) -> str:
+    return f"\\x{ord(found.group()):02x}"
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = COLUMNS) -> str:

@@ -15,6 +15,7 @@ the same names in the bundle, the tests and the tools.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -23,17 +24,29 @@ from flask import Request, Response
 
 import calling
 import reconcile
-from lib import log
+from lib import log, safejson
 from lib.config import get_config
 from lib.db import get_db
 from lib.errors import BadRequest
-from lib.http import Route, Routes, endpoint, internal_token, json_response, read_body
-from lib.signatures import verify_elevenlabs
-from post_call import parse, phrase_list
+from lib.http import (
+    Route,
+    Routes,
+    body_chunks,
+    endpoint,
+    internal_token,
+    json_response,
+    read_body,
+)
+from lib.signatures import verify_elevenlabs_chunks
+from post_call import PostCallEvent, parse, phrase_list, sniff_type
 
 # A post_call_audio webhook carries the whole call as base64 MP3: it must be read (to check its
-# signature) and answered 200, or ElevenLabs disables the webhook after repeated failures.
+# signature) and answered 200, or ElevenLabs disables the webhook after repeated failures. It is
+# hashed as it streams; only the first WEBHOOK_PARSE_BYTES are kept (a transcript is far smaller),
+# so memory stays bounded whatever a sender sends.
 WEBHOOK_MAX_BYTES = 64 * 1024 * 1024
+WEBHOOK_PARSE_BYTES = 4 * 1024 * 1024
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def place_one(request: Request) -> Response:
@@ -44,8 +57,9 @@ def place_one(request: Request) -> Response:
         lead_id = json.loads(body)["lead_id"]
     except (ValueError, KeyError, TypeError):
         raise BadRequest('Body must be {"lead_id": "<uuid>"}.', code="invalid_payload") from None
-    if not isinstance(lead_id, str):
-        raise BadRequest("lead_id must be a string.", code="invalid_payload")
+    if not isinstance(lead_id, str) or not _UUID.fullmatch(lead_id):
+        shown = safejson.text(str(lead_id), limit=80)
+        raise BadRequest(f"lead_id must be a lead's UUID, not {shown!r}.", code="invalid_payload")
     return json_response(calling.place(get_db(), config, lead_id))
 
 
@@ -76,15 +90,18 @@ def run_sweep(request: Request) -> Response:
 def receive_webhook(request: Request) -> Response:
     """A signed ElevenLabs post-call webhook: verify, parse, record (one round trip)."""
     config = get_config()
-    body = read_body(request, limit=WEBHOOK_MAX_BYTES)
-    verify_elevenlabs(
-        body,
+    signed = verify_elevenlabs_chunks(
+        body_chunks(request, limit=WEBHOOK_MAX_BYTES),
         request.headers,
         secrets=config.secrets("ELEVENLABS_WEBHOOK_SECRET"),
         now=time.time(),
         tolerance=config.elevenlabs_tolerance_seconds,
+        keep=WEBHOOK_PARSE_BYTES,
     )
-    event = parse(body, voicemail_phrases=phrase_list(config.voicemail_phrases))
+    if not signed.complete:
+        event = PostCallEvent(sniff_type(signed.data))  # audio: never parsed nor stored
+    else:
+        event = parse(signed.data, voicemail_phrases=phrase_list(config.voicemail_phrases))
     return json_response(calling.record_outcome(get_db(), config, event))
 
 

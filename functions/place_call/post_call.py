@@ -16,6 +16,7 @@ read from the API, for a call whose webhook never came.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -221,6 +222,16 @@ def from_conversation(
     ``status`` is ``done`` or ``failed``."""
     kind = "post_call_transcription"
     return _record(kind, conversation_id, conversation, voicemail_phrases)
+
+
+_TYPE = re.compile(rb'"type"\s*:\s*"([A-Za-z0-9_.-]{1,80})"')
+
+
+def sniff_type(prefix: bytes) -> str:
+    """The event type of a body too large to parse, from its first bytes (ElevenLabs writes
+    ``type`` first), for the log; ``oversized`` when it cannot be seen."""
+    found = _TYPE.search(prefix[:4096])
+    return found.group(1).decode() if found else "oversized"
 
 
 def phrase_list(setting: str) -> list[str]:
