@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from elevenlabs import ElevenLabsClient
+from elevenlabs_api import ElevenLabsClient
 from lib.errors import FailureClass, ProviderFailure
 from post_call import from_conversation, parse
 from tools import elevenlabs_fake

@@ -1,4 +1,4 @@
-"""The ElevenLabs client (functions/place_call/elevenlabs.py): every answer class through
+"""The ElevenLabs client (functions/place_call/elevenlabs_api.py): every answer class through
 httpx.MockTransport, then against the local fake (tools/elevenlabs_fake.py) over real HTTP; and
 the post-call webhook builders (tools/elevenlabs_samples.py) against the docs' samples."""
 
@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from elevenlabs import ElevenLabsClient, OutboundCall, get_elevenlabs
+from elevenlabs_api import ElevenLabsClient, OutboundCall, get_elevenlabs
 from lib.config import get_config
 from lib.errors import ConfigError, FailureClass, ProviderFailure
 from lib.signatures import verify_elevenlabs
@@ -615,7 +615,9 @@ def test_fake_reads_answer_documented_shapes(fake: ElevenLabsFake) -> None:
     agent = client.agent(AGENT_ID)
     number = client.phone_number(NUMBER_ID)
 
-    assert subscription.keys() == fixture("elevenlabs_user_subscription.json").keys()
+    # The OpenAPI example's fields, and the ones the SDK's model requires since
+    # (test_elevenlabs_fake_fidelity checks those).
+    assert fixture("elevenlabs_user_subscription.json").keys() <= subscription.keys()
     prompt = agent["conversation_config"]["agent"]["prompt"]
     assert prompt["built_in_tools"]["voicemail_detection"]["name"] == "voicemail_detection"
     assert (number["phone_number"], number["phone_number_id"], number["provider"]) == (

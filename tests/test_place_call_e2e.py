@@ -127,6 +127,7 @@ def test_place_calls_the_lead_through_elevenlabs(
     assert sent["to_number"] == phone
     variables = sent["conversation_initiation_client_data"]["dynamic_variables"]
     assert (variables["lead_id"], variables["lead_name"]) == (lead_id, "Zoë Lead")
+    assert sent["conversation_initiation_client_data"]["user_id"] == lead_id
     (call,) = calls(db, lead_id)
     assert (call["status"], call["conversation_id"]) == ("initiated", answer["conversation_id"])
     assert call["call_sid"].startswith("CA")
@@ -703,3 +704,18 @@ def test_webhook_bad_header_answered_before_a_body_byte_is_read(
         functions.base, "/functions/v1/place_call/webhook", headers, 32 * 1024 * 1024
     )
     assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+
+
+def test_webhook_without_dynamic_variables_links_by_user_id(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    phone = unique_phone()
+    lead_id = queued_lead(db, phone=phone)
+    elevenlabs.script(phone, {"status": 200, "body": {}, "delay": 1.5})  # the start times out
+    assert place(functions, lead_id).json()["decision"] == "failed"
+    event = samples.post_call_transcription(samples.new_conversation_id(), lead_id=lead_id)
+    del event["data"]["conversation_initiation_client_data"]["dynamic_variables"]
+    assert webhook(functions, event).json()["outcome"] == "answered"
+    (call,) = calls(db, lead_id)
+    assert call["outcome"] == "answered"
+    assert lead(db, lead_id)["status"] == "called"

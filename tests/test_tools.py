@@ -1003,13 +1003,46 @@ def test_doctor_elevenlabs_key_without_user_read_warns(elevenlabs: ElevenLabsFak
             "you top up in ElevenLabs > Subscription (or raise the plan)",
         ),
         (1_000, "plenty", doctor.WARN, "ELEVENLABS_MIN_CREDITS is not a whole number"),
+        (
+            100_000,
+            {"can_extend_character_limit": True, "max_credit_limit_extension": 50_000},
+            doctor.OK,
+            "0 left of 100,000; the plan renews on 2025-01-31, and 50,000 more of usage-based "
+            "billing",
+        ),
+        (
+            120_000,
+            {"can_extend_character_limit": True, "max_credit_limit_extension": "unlimited"},
+            doctor.OK,
+            "usage-based billing goes on past the plan",
+        ),
+        (
+            100_000,
+            {"can_extend_character_limit": False, "max_credit_limit_extension": 50_000},
+            doctor.FAIL,
+            "none left",
+        ),
     ],
-    ids=["low", "over_custom_minimum", "none_left", "bad_minimum"],
+    ids=[
+        "low",
+        "over_custom_minimum",
+        "none_left",
+        "bad_minimum",
+        "usage_based",
+        "unlimited",
+        "extension_not_allowed",
+    ],
 )
 def test_doctor_elevenlabs_credits_against_minimum(
-    elevenlabs: ElevenLabsFake, used: int, minimum: str | None, status: str, text: str
+    elevenlabs: ElevenLabsFake,
+    used: int,
+    minimum: str | dict[str, Any] | None,
+    status: str,
+    text: str,
 ) -> None:
-    elevenlabs.put("subscription", {"character_count": used, "character_limit": 100_000})
+    plan = minimum if isinstance(minimum, dict) else {}
+    minimum = None if isinstance(minimum, dict) else minimum
+    elevenlabs.put("subscription", {"character_count": used, "character_limit": 100_000, **plan})
     env = elevenlabs_env(elevenlabs, **({"ELEVENLABS_MIN_CREDITS": minimum} if minimum else {}))
 
     with doctor.Context(env) as ctx:
@@ -1110,6 +1143,19 @@ def test_doctor_elevenlabs_phone_number(
 
     assert result.status == status
     assert text in result.message
+
+
+@pytest.mark.parametrize("provider", ["exotel", None])
+def test_doctor_elevenlabs_phone_number_of_another_provider_fails(
+    elevenlabs: ElevenLabsFake, provider: str | None
+) -> None:
+    elevenlabs.put("phone_number", {"provider": provider})
+
+    with doctor.Context(elevenlabs_env(elevenlabs)) as ctx:
+        result = doctor.check_elevenlabs_phone_number(ctx)
+
+    assert result.status == doctor.FAIL
+    assert "Twilio or SIP trunk" in result.message
 
 
 def test_doctor_elevenlabs_webhook_secret_unset_fails(elevenlabs: ElevenLabsFake) -> None:

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import httpx
 import psycopg
 
-from elevenlabs import ElevenLabsClient
+from elevenlabs_api import ElevenLabsClient
 from graph import GraphClient
 from lib.config import Config
 from lib.db import Database
@@ -646,6 +646,15 @@ def check_elevenlabs_credits(ctx: Context) -> Result:
         else ""
     )
     counts = f"{max(left, 0):,} left of {limit:,}{resets}"
+    # Usage-based billing: a workspace that may go past its plan's credits goes on calling
+    # (can_extend_character_limit with max_credit_limit_extension, an int or "unlimited").
+    extension = plan.get("max_credit_limit_extension")
+    if plan.get("can_extend_character_limit") is True:
+        if extension == "unlimited":
+            return Result(OK, f"{what}: {counts}; usage-based billing goes on past the plan")
+        if isinstance(extension, int) and not isinstance(extension, bool) and extension > 0:
+            left += extension
+            counts += f", and {extension:,} more of usage-based billing"
     if left <= 0:
         return Result(
             FAIL,
@@ -738,7 +747,14 @@ def check_elevenlabs_phone_number(ctx: Context) -> Result:
             "ElevenLabs > Phone Numbers (Twilio: a number of the account; SIP: the trunk's "
             "outbound settings)",
         )
-    if provider in ("twilio", "sip_trunk") and provider != telephony:
+    if provider not in ("twilio", "sip_trunk"):
+        return Result(
+            FAIL,
+            f"{what}: {actual} ({number_id}) is a {provider or 'unknown'} number, but place_call "
+            "calls through ElevenLabs' Twilio or SIP trunk outbound call only; use a Twilio or "
+            "SIP trunk number (ElevenLabs > Phone Numbers)",
+        )
+    if provider != telephony:
         return Result(
             FAIL,
             f"{what}: {actual} ({number_id}) is a {provider} number but ELEVENLABS_TELEPHONY is "

@@ -109,7 +109,18 @@ DEFAULT_SUBSCRIPTION: dict[str, Any] = {
     "has_open_invoices": False,
     "max_character_limit_extension": 10000,
     "next_character_count_reset_unix": 1738356858,
-    "next_invoice": {"amount_due_cents": 1000, "next_payment_attempt_unix": 1738356858},
+    "next_invoice": {
+        "amount_due_cents": 1000,
+        "next_payment_attempt_unix": 1738356858,
+        "discounts": [],
+        "payment_intent_statusses": [],
+    },
+    "open_invoices": [],
+    "current_overage": {"amount": "0.00", "currency": "usd"},
+    # Usage-based billing past character_limit: none by default (a test sets it; SDK
+    # types/subscription.py: an int, or "unlimited").
+    "max_credit_limit_extension": 0,
+    "professional_voice_slots_used_in_workspace": 0,
     "professional_voice_limit": 1,
     "professional_voice_slots_used": 0,
     "status": "active",
@@ -215,7 +226,7 @@ def agent(agent_id: str, *, name: str, voicemail_detection: str | None) -> dict[
             },
             "tts": {"model_id": "eleven_turbo_v2_5", "voice_id": "cjVigY5qzO86Huf0OWal"},
         },
-        "metadata": {"created_at_unix_secs": 1739537000},
+        "metadata": {"created_at_unix_secs": 1739537000, "updated_at_unix_secs": 1739537000},
         "tags": [],
     }
 
@@ -311,7 +322,11 @@ class ElevenLabsFake(FakeApi):
         return not self.phone_number_id or number_id == self.phone_number_id
 
     def phone_number(self, number_id: str) -> dict[str, Any]:
+        # A SIP trunk number also says which LiveKit stack carries it (SDK
+        # GetPhoneNumberSipTrunkResponseModel).
+        sip = {"livekit_stack": "standard"} if self.number.get("provider") == "sip_trunk" else {}
         return {
+            **sip,
             **self.number,
             "phone_number_id": number_id,
             "assigned_agent": {

@@ -133,6 +133,9 @@ def client_data(lead_id: str | int, extra: Mapping[str, Any] | None = None) -> d
             "tts": {"voice_id": None},
         },
         "custom_llm_extra_body": {},
+        # place_call sends the lead id as the user_id too, which comes back even when the agent
+        # forwards no dynamic variables.
+        "user_id": str(lead_id) if lead_id != "" else None,
         "dynamic_variables": {"lead_id": lead_id, **(extra or {})},
     }
 
@@ -222,6 +225,7 @@ def post_call_transcription(
         "conversation_initiation_client_data": client_data(lead_id, dynamic_variables),
         "has_audio": True,
         "has_user_audio": True,
+        "has_auxiliary_audio": False,
         "has_response_audio": True,
     }
     return _envelope("post_call_transcription", data, event_timestamp)

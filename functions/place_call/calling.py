@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from elevenlabs import get_elevenlabs
+from elevenlabs_api import get_elevenlabs
 from lib import fanout, log
 from lib.config import Config
 from lib.db import Database
@@ -104,6 +104,7 @@ def dial(
                 "first_name": _first_name(claim.get("full_name")),
                 "attempt": claim["attempt"],
             },
+            user_id=claim["lead_id"],
         )
         result: dict[str, Any] = {
             "ok": True,

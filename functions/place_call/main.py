@@ -8,7 +8,7 @@
 - ``POST /webhook`` (public, ``ElevenLabs-Signature``): the post-call webhook.
 
 Deployed as this folder plus a copy of ``lib/`` (functions-framework puts the folder on
-``sys.path``): ``calling``, ``reconcile``, ``post_call``, ``elevenlabs`` and ``lib`` import by
+``sys.path``): ``calling``, ``reconcile``, ``post_call``, ``elevenlabs_api`` and ``lib`` import by
 the same names in the bundle, the tests and the tools.
 """
 

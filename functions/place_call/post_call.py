@@ -126,8 +126,14 @@ def _duration_text(seconds: int | None) -> str:
 
 
 def _lead_id(data: dict[str, Any]) -> str | None:
+    """The lead id place_call sent: the ``lead_id`` dynamic variable, else the ``user_id`` (sent
+    too, and echoed back even when the agent forwards no dynamic variables)."""
     client_data = _dict(data.get("conversation_initiation_client_data"))
-    return _text(_dict(client_data.get("dynamic_variables")).get("lead_id"), 64)
+    return (
+        _text(_dict(client_data.get("dynamic_variables")).get("lead_id"), 64)
+        or _text(client_data.get("user_id"), 64)
+        or _text(data.get("user_id"), 64)
+    )
 
 
 def _transcription(data: dict[str, Any], phrases: list[str]) -> dict[str, Any]:

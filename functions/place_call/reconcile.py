@@ -26,7 +26,7 @@ from collections import Counter
 from typing import Any
 
 from calling import rules
-from elevenlabs import get_elevenlabs
+from elevenlabs_api import get_elevenlabs
 from lib import fanout, log
 from lib.config import Config
 from lib.db import Database

@@ -88,9 +88,12 @@ class ElevenLabsClient:
         phone_number_id: str,
         to_number: str,
         dynamic_variables: Mapping[str, str | int | float | bool | None],
+        user_id: str | None = None,
     ) -> OutboundCall:
         """Ask the agent to call ``to_number`` (E.164) from the number ``phone_number_id``, with
-        ``dynamic_variables`` for its prompt (they come back in the post-call webhook).
+        ``dynamic_variables`` for its prompt (they come back in the post-call webhook) and
+        ``user_id`` (the lead id: it comes back as the conversation's ``user_id`` even when the
+        agent forwards no dynamic variables).
 
         Not idempotent: a timeout after sending is ``ambiguous`` (the call may be ringing), so
         the caller must not call again before its retry wait. ``success: false`` is a failure
@@ -100,7 +103,10 @@ class ElevenLabsClient:
             "agent_id": agent_id,
             "agent_phone_number_id": phone_number_id,
             "to_number": to_number,
-            "conversation_initiation_client_data": {"dynamic_variables": dict(dynamic_variables)},
+            "conversation_initiation_client_data": {
+                "dynamic_variables": dict(dynamic_variables),
+                **({"user_id": user_id} if user_id else {}),
+            },
         }
         endpoint = f"POST {self._outbound_path}"
         answer = self._request(
