@@ -486,3 +486,45 @@ def test_lead_trail_shows_receipt_fetch_booking_and_meeting_in_order(
         "meeting",
     ]
     assert "Discovery call (active)" in lines[-1]
+
+
+def no_show_event(
+    kind: str, invitee: str, created_at: str, mark: str | None = None
+) -> dict[str, Any]:
+    mark = mark or f"{API}/invitee_no_shows/{uuid.uuid4()}"
+    return {
+        "event": kind,
+        "created_at": created_at,
+        "payload": {"uri": mark, "invitee": invitee, "created_at": created_at},
+    }
+
+
+def test_no_show_before_its_booking_is_parked_then_applied(functions: Functions, db: Conn) -> None:
+    created = invitee_event()
+    uri = created["payload"]["uri"]
+    mark = no_show_event("invitee_no_show.created", uri, "2026-11-28T16:00:00.000000Z")  # fixed
+    assert post(functions, mark).json()["status"] == "parked"
+    assert post(functions, mark).json()["status"] == "parked"  # a retry: not a duplicate
+    assert appointment(db, uri) is None
+    assert post(functions, created).json()["status"] == "recorded"
+    row = appointment(db, uri)
+    assert row is not None and row["no_show"] is True
+    assert post(functions, mark).json()["status"] == "duplicate"
+
+
+def test_no_show_marks_follow_their_created_at_not_arrival(functions: Functions, db: Conn) -> None:
+    created = invitee_event()
+    uri = created["payload"]["uri"]
+    post(functions, created)
+    mark_uri = f"{API}/invitee_no_shows/{uuid.uuid4()}"
+    # Fixed instants: only their order matters.
+    later_mark = no_show_event("invitee_no_show.created", uri, "2026-11-28T17:00:00Z", mark_uri)
+    earlier_unmark = no_show_event("invitee_no_show.deleted", uri, "2026-11-28T16:00:00Z", mark_uri)
+    assert post(functions, later_mark).json()["status"] == "recorded"
+    assert post(functions, earlier_unmark).json()["status"] == "ignored"
+    row = appointment(db, uri)
+    assert row is not None and row["no_show"] is True
+    newer_unmark = no_show_event("invitee_no_show.deleted", uri, "2026-11-28T18:00:00Z")
+    assert post(functions, newer_unmark).json()["status"] == "recorded"
+    row = appointment(db, uri)
+    assert row is not None and row["no_show"] is False

@@ -172,9 +172,62 @@ def test_late_answered_for_an_old_attempt_ends_the_queued_call(
 def test_duplicate_webhook_with_an_unknown_lead_id_is_a_duplicate_not_500(
     functions: Functions, db: Conn
 ) -> None:
-    conversation = samples.new_conversation_id()
+    # Matched by its conversation id, but carrying a lead id no lead has: its redelivery's log
+    # row must not refer to that lead (it was a 500, 23503 on integration_logs' foreign key).
+    lead_id = queued_lead(db)
+    conversation = placed_conversation(functions, db, lead_id)
     event = answered(conversation, str(uuid.uuid4()))
-    assert webhook(functions, event).json()["status"] == "ignored"
+    assert webhook(functions, event).json()["status"] == "recorded"
     again = webhook(functions, event)
     assert again.status_code == 200, again.text
     assert again.json()["status"] == "duplicate"
+    # An event that matches no call, with an unknown lead id, is parked, and so is its retry.
+    stray = answered(samples.new_conversation_id(), str(uuid.uuid4()))
+    assert [webhook(functions, stray).json()["status"] for _ in range(2)] == ["parked"] * 2
+
+
+# --- events before what they refer to ----------------------------------------------------------
+
+
+def test_initiation_failure_before_call_started_is_parked_then_applied(
+    functions: Functions, db: Conn
+) -> None:
+    # The webhook (no lead id, as ElevenLabs documents it) arrives while place_call still waits
+    # for the outbound-call answer: the call is claimed but its conversation id is not recorded.
+    lead_id = queued_lead(db)
+    (call_id,) = db.execute(
+        "insert into calls (lead_id, attempt, to_number) select id, 1, phone from leads "
+        "where id = %s returning id",
+        (lead_id,),
+    ).fetchone()  # type: ignore[misc]
+    db.execute(
+        "update leads set status = 'calling', call_attempts = 1, next_call_at = null where id = %s",
+        (lead_id,),
+    )
+    conversation = samples.new_conversation_id()
+    event = samples.call_initiation_failure(conversation, failure_reason="busy", lead_id=None)
+    assert webhook(functions, event).json()["status"] == "parked"
+    assert webhook(functions, event).json()["status"] == "parked"  # a redelivery: not a duplicate
+    assert events(db, conversation) == []
+
+    import json
+
+    from .test_calls_db import RULES
+
+    db.execute(
+        "select public.call_started(%s, %s, %s)",
+        (
+            call_id,
+            json.dumps({"ok": True, "conversation_id": conversation, "call_sid": "CA1"}),
+            json.dumps(RULES),
+        ),
+    )
+    (call,) = calls(db, lead_id)
+    assert (call["conversation_id"], call["outcome"]) == (conversation, "busy")
+    assert lead(db, lead_id)["status"] == "call_queued"
+    assert timedelta(minutes=14) < wait(db, lead_id) <= timedelta(minutes=15)
+    assert events(db, conversation) == ["call_initiation_failure"]
+    assert db.execute(
+        "select count(*) from parked_events where key = %s", (conversation,)
+    ).fetchone() == (0,)
+    assert webhook(functions, event).json()["status"] == "duplicate"  # recorded now

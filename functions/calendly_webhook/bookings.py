@@ -22,8 +22,9 @@ def record(db: Database, event: CalendlyEvent) -> dict[str, Any]:
         )
         return {"status": "ignored", "event": event.kind}
     result = dict(db.rpc("calendly_record", {"p_event": event.record}))
-    duplicate, ignored = result.pop("duplicate", False), result.pop("ignored", False)
-    status = "duplicate" if duplicate else "ignored" if ignored else "recorded"
+    # parked: a no-show before its booking, applied when the booking comes.
+    flags = {name: result.pop(name, False) for name in ("duplicate", "ignored", "parked")}
+    status = next((name for name, on in flags.items() if on), "recorded")
     log.info(
         "Calendly event",
         function="calendly_webhook",

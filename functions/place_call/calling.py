@@ -205,8 +205,8 @@ def record_outcome(db: Database, config: Config, event: PostCallEvent) -> dict[s
     result = dict(
         db.rpc("call_record_outcome", {"p_event": event.record, "p_rules": rules(config)})
     )
-    duplicate, ignored = result.pop("duplicate", False), result.pop("ignored", False)
-    # kept: the call's recorded outcome ranks higher than this event's, and stays.
-    kept = result.pop("kept", False)
-    status = "duplicate" if duplicate else "ignored" if ignored else "kept" if kept else "recorded"
+    # kept: the call's recorded outcome ranks higher than this event's, and stays; parked: the
+    # event came before its call was recorded, and is applied when it is.
+    flags = {name: result.pop(name, False) for name in ("duplicate", "ignored", "parked", "kept")}
+    status = next((name for name, on in flags.items() if on), "recorded")
     return {"status": status, "type": event.kind, **result}
