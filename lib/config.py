@@ -89,13 +89,10 @@ class Config:
     call_reconcile_after_minutes: int = 15
     call_reconcile_give_up_minutes: int = 360
     call_reconcile_batch_size: int = 20
-    # Greeting words that give away a voicemail the agent did not hang up on (comma-separated).
-    voicemail_phrases: str = (
-        "deje su mensaje,deja tu mensaje,buzón de voz,buzon de voz,después de la señal,"
-        "despues de la señal,después del tono,no está disponible,no esta disponible,"
-        "leave a message,leave your message,after the tone,after the beep,voicemail,"
-        "is not available,cannot take your call,can't take your call"
-    )
+    # Extra words of voicemail greetings (comma-separated), beside the built-in Spanish and English
+    # ones (place_call voicemail.py): a turn with them reads as a machine's unless it speaks to
+    # the caller more.
+    voicemail_phrases: str = ""
     default_phone_region: str = "US"
     http_timeout_seconds: float = 5.0
     # A batch of 1000 leadgen changes is about 250 kB; 1 MiB leaves room and stops abuse.

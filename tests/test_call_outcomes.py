@@ -231,3 +231,75 @@ def test_initiation_failure_before_call_started_is_parked_then_applied(
         "select count(*) from parked_events where key = %s", (conversation,)
     ).fetchone() == (0,)
     assert webhook(functions, event).json()["status"] == "duplicate"  # recorded now
+
+
+# --- an answer without a transcript is still an answer ------------------------------------------
+
+
+def without_transcript(event: dict[str, Any]) -> dict[str, Any]:
+    """The webhook as a workspace with exclude_transcript sends it, and no evaluation."""
+    del event["data"]["transcript"]
+    event["data"]["analysis"]["call_successful"] = "unknown"
+    return event
+
+
+def test_webhook_without_transcript_reads_the_conversation_api(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    lead_id = queued_lead(db)
+    conversation = placed_conversation(functions, db, lead_id)  # the fake: answered, done
+    answer = webhook(functions, without_transcript(answered(conversation, lead_id))).json()
+    assert (answer["status"], answer["outcome"]) == ("recorded", "answered")
+    assert elevenlabs.count(f"/v1/convai/conversations/{conversation}") == 1
+    row = lead(db, lead_id)
+    assert (row["status"], row["next_call_at"]) == ("called", None)
+
+
+def test_webhook_without_transcript_undecided_leaves_the_lead_uncalled(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    lead_id = queued_lead(db)
+    conversation = placed_conversation(functions, db, lead_id)
+    elevenlabs.put(f"conversations/{conversation}", {"status": "processing"})
+    answer = webhook(functions, without_transcript(answered(conversation, lead_id))).json()
+    assert answer["status"] == "deferred"
+    (call,) = calls(db, lead_id)
+    assert (call["status"], call["outcome"]) == ("initiated", None)
+    row = lead(db, lead_id)
+    assert (row["status"], row["next_call_at"]) == ("calling", None)
+    call_sweep(functions)
+    assert place(functions, lead_id).json()["decision"] == "in_progress"
+    # Once the conversation is done, the sweep's reading records it.
+    elevenlabs.put(f"conversations/{conversation}", {"status": "done"})
+    age(db, conversation, 16)
+    sweep(functions)
+    assert calls(db, lead_id)[0]["outcome"] == "answered"
+
+
+def test_webhook_with_a_plain_text_transcript_is_decided_from_it(
+    functions: Functions, db: Conn
+) -> None:
+    lead_id = queued_lead(db)
+    conversation = placed_conversation(functions, db, lead_id)
+    event = answered(conversation, lead_id)
+    event["data"]["transcript"] = (
+        "agent: Hola, soy Laura.\nuser: Deje su mensaje después de la señal."
+    )
+    event["data"]["analysis"]["call_successful"] = "unknown"
+    assert webhook(functions, event).json()["outcome"] == "voicemail"
+
+
+def test_answering_machine_detection_then_a_person_is_answered(
+    functions: Functions, db: Conn
+) -> None:
+    lead_id = queued_lead(db)
+    conversation = placed_conversation(functions, db, lead_id)
+    detection = {
+        "type": "answering_machine_detection",
+        "event_timestamp": 1_765_000_000,
+        "data": {"conversation_id": conversation, "agent_id": samples.AGENT_ID},
+    }  # fixed timestamp: the event's content, not a date the test depends on
+    assert webhook(functions, detection).json()["outcome"] == "voicemail"
+    assert lead(db, lead_id)["status"] == "call_queued"
+    assert webhook(functions, answered(conversation, lead_id)).json()["outcome"] == "answered"
+    assert lead(db, lead_id)["status"] == "called"

@@ -8,6 +8,10 @@ https://elevenlabs.io/docs/eleven-agents/workflows/post-call-webhooks (PROVIDERS
   was not called. That call is recorded as voicemail, flagged ``voicemail_missed``, and the
   message quotes the greeting and says which words to add to the agent's prompt.
 - ``call_initiation_failure``: busy, no answer, or unknown.
+- ``answering_machine_detection``: voicemail (a later transcription that shows a person outranks
+  it: call_record_outcome's precedence).
+- A transcription without a transcript and no other decisive signal has no ``outcome``
+  (``None``): place_call reads the conversation from the API before deciding.
 - ``post_call_audio`` and anything else: ignored (audio is never stored).
 
 :func:`from_conversation` builds the same ``post_call_transcription`` record from a conversation
@@ -17,18 +21,17 @@ read from the API, for a call whose webhook never came.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+import voicemail
 from lib import safejson
 from lib.errors import BadRequest
 
-HANDLED = ("post_call_transcription", "call_initiation_failure")
-_GREETING_TURNS = 3  # a voicemail greeting is among the callee's first turns
+HANDLED = ("post_call_transcription", "call_initiation_failure", "answering_machine_detection")
 _FAILURE_OUTCOMES = {"busy": "busy", "no-answer": "no_answer", "no_answer": "no_answer"}
 
 
@@ -47,12 +50,6 @@ class PostCallEvent:
     kind: str
     conversation_id: str | None = None
     record: dict[str, Any] | None = None
-
-
-def _fold(text: str) -> str:
-    """Lower case without accents, so "buzón" matches "buzon"."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def _text(value: Any, limit: int = 500) -> str | None:
@@ -98,22 +95,6 @@ def voicemail_tool_called(transcript: list[dict[str, Any]]) -> bool:
     return False
 
 
-def voicemail_greeting(
-    transcript: list[dict[str, Any]], phrases: list[str]
-) -> tuple[str, str] | None:
-    """(the greeting, the phrase found) when one of the callee's first turns reads like a
-    voicemail greeting, else None."""
-    folded_phrases = [(phrase, _fold(phrase)) for phrase in phrases if phrase.strip()]
-    callee = [turn for turn in transcript if turn.get("role") == "user"][:_GREETING_TURNS]
-    for turn in callee:
-        message = _text(turn.get("message"), 1_000) or ""
-        folded = _fold(message)
-        for phrase, folded_phrase in folded_phrases:
-            if folded_phrase in folded:
-                return message[:300], phrase
-    return None
-
-
 def _started_at(metadata: dict[str, Any]) -> str | None:
     seconds = _int(metadata.get("start_time_unix_secs"))
     if seconds is None or seconds < 10**9:
@@ -136,7 +117,9 @@ def _lead_id(data: dict[str, Any]) -> str | None:
     )
 
 
-def _transcription(data: dict[str, Any], phrases: list[str]) -> dict[str, Any]:
+def _transcription(
+    data: dict[str, Any], phrases: list[str], *, from_api: bool = False
+) -> dict[str, Any]:
     transcript = _turns(data.get("transcript"))
     metadata = _dict(data.get("metadata"))
     analysis = _dict(data.get("analysis"))
@@ -160,34 +143,47 @@ def _transcription(data: dict[str, Any], phrases: list[str]) -> dict[str, Any]:
             max_items=50,
         )[0],
     }
-    greeting = (
-        None if voicemail_tool_called(transcript) else voicemail_greeting(transcript, phrases)
-    )
-    if voicemail_tool_called(transcript):
-        record.update(outcome="voicemail", message="Voicemail: the agent detected it and hung up.")
-    elif greeting is not None:
-        quote, phrase = greeting
-        record.update(
-            outcome="voicemail",
-            voicemail_missed=True,
-            greeting=quote,
-            phrase=phrase,
-            message=f'Voicemail the agent did not hang up on: the call opened with "{quote}" '
-            f"({_duration_text(duration)} spent talking to a machine). Add words like "
-            f'"{phrase}" to the voicemail cues in the agent\'s prompt, and check that the '
-            "voicemail_detection tool is enabled.",
-        )
-    elif str(record["status"]) == "failed":
+    turns = voicemail.turns_of(data.get("transcript"))
+    if not turns and not from_api:
+        turns = None  # a webhook without its transcript (exclude_transcript): read the API
+    call_result = _text(_dict(metadata.get("phone_call")).get("call_result"), 20)
+    if str(record["status"]) == "failed" and call_result is None:
         record.update(outcome="failed", message="The call failed (ElevenLabs status failed).")
-    elif any(turn.get("role") == "user" and _text(turn.get("message")) for turn in transcript):
-        record.update(
-            outcome="answered",
-            message=f"Call answered ({_duration_text(duration)}, call_successful "
-            f"{record['call_successful'] or 'unknown'})"
-            + (f": {summary[:300]}" if summary else "."),
+        return record
+    verdict = voicemail.classify(
+        voicemail.Signals(
+            turns,
+            call_result=call_result,
+            call_successful=record["call_successful"],
+            voicemail_tool=voicemail_tool_called(transcript),
+            extra_phrases=tuple(phrases),
         )
+    )
+    record["outcome"] = verdict.outcome
+    if verdict.outcome is None:
+        record["message"] = f"Outcome not decided from the webhook: {verdict.why}."
+    elif verdict.missed and verdict.greeting is not None:
+        record.update(
+            voicemail_missed=True,
+            greeting=verdict.greeting,
+            phrase=verdict.phrase,
+            message=f'Voicemail the agent did not hang up on: the call opened with "'
+            f'{verdict.greeting}" ({_duration_text(duration)} spent talking to a machine). Add '
+            f'words like "{verdict.phrase}" to the voicemail cues in the agent\'s prompt, and '
+            "check that the voicemail_detection tool is enabled.",
+        )
+    elif verdict.outcome == "voicemail":
+        record["message"] = f"Voicemail ({verdict.why})."
+    elif verdict.outcome == "answered":
+        record["message"] = (
+            f"Call answered ({_duration_text(duration)}, call_successful "
+            f"{record['call_successful'] or 'unknown'})"
+            + (f": {summary[:300]}" if summary else ".")
+        )
+    elif verdict.outcome == "unknown":
+        record["message"] = "The call connected but nobody spoke."
     else:
-        record.update(outcome="unknown", message="The call connected but nobody spoke.")
+        record["message"] = f"Call {verdict.outcome.replace('_', ' ')} ({verdict.why})."
     return record
 
 
@@ -227,7 +223,7 @@ def from_conversation(
     same shape as the webhook's ``data``, PROVIDERS.md 3.2 and 3.4). For a conversation whose
     ``status`` is ``done`` or ``failed``."""
     kind = "post_call_transcription"
-    return _record(kind, conversation_id, conversation, voicemail_phrases)
+    return _record(kind, conversation_id, conversation, voicemail_phrases, from_api=True)
 
 
 _TYPE = re.compile(rb'"type"\s*:\s*"([A-Za-z0-9_.-]{1,80})"')
@@ -246,10 +242,21 @@ def phrase_list(setting: str) -> list[str]:
 
 
 def _record(
-    kind: str, conversation_id: str, data: dict[str, Any], voicemail_phrases: list[str]
+    kind: str,
+    conversation_id: str,
+    data: dict[str, Any],
+    voicemail_phrases: list[str],
+    *,
+    from_api: bool = False,
 ) -> dict[str, Any]:
     if kind == "post_call_transcription":
-        outcome = _transcription(data, voicemail_phrases)
+        outcome = _transcription(data, voicemail_phrases, from_api=from_api)
+    elif kind == "answering_machine_detection":
+        # ElevenLabs' own detection; a transcription showing a person outranks it later.
+        outcome = {
+            "outcome": "voicemail",
+            "message": "Voicemail: ElevenLabs' answering machine detection reported a machine.",
+        }
     else:
         outcome = _initiation_failure(data)
     payload = {key: value for key, value in data.items() if key != "transcript"}

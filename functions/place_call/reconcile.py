@@ -110,6 +110,10 @@ def poll(
     record = from_conversation(
         conversation_id, conversation, voicemail_phrases=phrase_list(config.voicemail_phrases)
     )
+    if record["outcome"] is None:  # no transcript in the API's answer either
+        if not claim["give_up"]:
+            return "still_running", None
+        return _give_up(db, config, claim, call_rules, "gives no transcript for it"), None
     record["lead_id"] = record["lead_id"] or claim["lead_id"]
     message = (
         f"ElevenLabs' post-call webhook for call {claim['attempt']} (conversation "
