@@ -343,3 +343,28 @@ def test_lead_booked_before_its_answers_came_still_gets_them_and_no_call(
     assert fetched and "no call is queued" in fetched[0][1]
     call_sweep(functions)
     assert elevenlabs.count(phone) == 0
+
+
+@pytest.mark.parametrize("outcome", ["answered", "no_answer", "voicemail"])
+def test_lead_booked_while_its_call_is_live_stays_booked_after_the_webhook(
+    functions: Functions, elevenlabs: FakeClient, db: Conn, outcome: str
+) -> None:
+    phone = unique_phone()
+    lead_id = queued_lead(db, phone=phone)
+    conversation = placed_conversation(functions, db, lead_id)
+    assert lead(db, lead_id)["status"] == "calling"
+    booked = post_calendly(functions, invitee_event(lead_id=lead_id, email=unique_email()))
+    assert booked.json()["lead_status"] == "booked"
+    if outcome == "no_answer":
+        event = samples.call_initiation_failure(
+            conversation, failure_reason="no-answer", lead_id=lead_id
+        )
+    else:
+        event = samples.post_call_transcription(
+            conversation, lead_id=lead_id, voicemail_tool=outcome == "voicemail"
+        )
+    assert webhook(functions, event).json()["outcome"] == outcome
+    row = lead(db, lead_id)
+    assert (row["status"], row["next_call_at"]) == ("booked", None)
+    call_sweep(functions)
+    assert elevenlabs.count(phone) == 1

@@ -59,3 +59,17 @@ def test_config_secrets_only_separators_invalid() -> None:
     with pytest.raises(ConfigError) as caught:
         config.secrets("META_APP_SECRET")
     assert "invalid META_APP_SECRET" in caught.value.message
+
+
+def test_config_every_key_secret_and_token_hidden_from_repr_and_masked_by_deploy() -> None:
+    from dataclasses import fields
+
+    from tools.deploy.needs import config_variables
+
+    names = [f.name for f in fields(Config) if f.name.endswith(("_key", "_secret", "_token"))]
+    assert len(names) >= 8  # every provider's credentials
+    config = Config.from_mapping({name.upper(): f"sentinel-{name}" for name in names})
+    text = repr(config)
+    assert [name for name in names if f"sentinel-{name}" in text] == []
+    secret = {variable.name for variable in config_variables() if variable.secret}
+    assert [name.upper() for name in names if name.upper() not in secret] == []

@@ -8,6 +8,7 @@ import hmac
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -515,3 +516,47 @@ def test_verify_timestamped_near_miss_header_raises_only_invalid_signature(
     # Header-like parts, to reach past the first checks; such a header may even be valid.
     with contextlib.suppress(InvalidSignature):
         verify(value=value, now=now, tolerance=tolerance)
+
+
+@pytest.mark.parametrize("scheme", ["meta", "calendly", "elevenlabs", "elevenlabs_chunks", "token"])
+def test_signature_comparison_is_hmac_compare_digest(
+    monkeypatch: pytest.MonkeyPatch, scheme: str
+) -> None:
+    """Every comparison of a signature or a token goes through hmac.compare_digest (constant
+    time): a spy counts the calls, and a wrong signature is refused after one."""
+    import hmac as hmac_module
+
+    import lib.signatures as signatures
+
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac_module.compare_digest
+
+    def spy(a: Any, b: Any) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(signatures.hmac, "compare_digest", spy)
+    body, now = b'{"x": 1}', 1_700_000_000.0  # a fixed clock: verifiers take ``now``
+    if scheme == "meta":
+        signatures.verify_meta(
+            body, {"X-Hub-Signature-256": signatures.sign_meta(body, secret="s")}, secrets=["s"]
+        )
+    elif scheme in ("calendly", "elevenlabs"):
+        sign = getattr(signatures, f"sign_{scheme}")
+        verify = getattr(signatures, f"verify_{scheme}")
+        header = (
+            signatures.CALENDLY_HEADER if scheme == "calendly" else signatures.ELEVENLABS_HEADER
+        )
+        verify(body, {header: sign(body, secret="s", timestamp=int(now))}, secrets=["s"], now=now)
+    elif scheme == "elevenlabs_chunks":
+        header = signatures.sign_elevenlabs(body, secret="s", timestamp=int(now))
+        signatures.verify_elevenlabs_chunks(
+            [body[:3], body[3:]],
+            {signatures.ELEVENLABS_HEADER: header},
+            secrets=["s"],
+            now=now,
+            keep=100,
+        )
+    else:
+        assert signatures.token_matches("t", expected="t")
+    assert calls, "no constant-time comparison"
