@@ -263,3 +263,32 @@ def test_call_claim_placed_call_records_the_zones_and_local_times(db: Conn) -> N
     assert row is not None
     assert row[0]["zones"] == ["America/New_York"] and row[0]["hours"] == "00:00–24:00"  # noqa: RUF001
     assert set(row[0]["local"]) == {"America/New_York"}
+
+
+# --- the call rules' one clock ---------------------------------------------------------------
+
+
+def test_call_rules_read_the_test_clock(db: Conn) -> None:
+    lead_id = queued(db, timezone="America/New_York")
+    db.execute(
+        "update leads set next_call_at = now() + interval '3 hours' where id = %s", (lead_id,)
+    )
+    rules = {**RULES, **ANY_HOUR}
+    assert claim(db, lead_id, rules)["decision"] == "not_due"
+    db.execute("insert into public.test_clock (shift) values (interval '4 hours')")
+    try:
+        assert claim(db, lead_id, rules)["decision"] == "place"
+        row = db.execute(
+            "select requested_at - now() from calls where lead_id = %s", (lead_id,)
+        ).fetchone()
+        # Made moments before this statement's now(): four hours ahead of it, less that moment.
+        assert row is not None and timedelta(hours=3) < row[0] <= timedelta(hours=4)
+    finally:
+        db.execute("delete from public.test_clock")
+
+
+def test_test_clock_not_writable_by_the_api_role(stack: local_stack.Stack) -> None:
+    with psycopg.connect(stack.env["DATABASE_URL"]) as conn:
+        conn.execute("set role service_role")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("insert into public.test_clock (shift) values (interval '1 day')")
