@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)
 DEPS_STAMP := $(VENV)/.deps-stamp
 NPM_STAMP := node_modules/.npm-stamp
 
-.PHONY: help install dev test check lint format typecheck bench soak send-test-event logs sweep retry doctor calendly-subscribe build deploy lock clean
+.PHONY: help install dev test check lint format typecheck bench soak soak-calls send-test-event logs sweep retry doctor calendly-subscribe build deploy lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ bench: install ## Benchmark the functions against a bare one, and speed to lead 
 
 soak: install ## Load-and-fault run: 10,000 deliveries, SIGKILL, Postgres restart; fails on any loss (SOAK_ARGS=...)
 	$(PY) -m tools.soak $(SOAK_ARGS)
+
+soak-calls: install ## The call path under people, faults and 3 simulated days; fails on any broken call rule (SOAK_ARGS=...; docs/RELIABILITY.md)
+	$(PY) -m tools.soak.calls $(SOAK_ARGS)
 
 send-test-event: install ## Post a signed test event: PROVIDER=meta (default; LEADGEN_ID=...), calendly or elevenlabs; URL=..., ARGS="..." (python -m tools.send_event PROVIDER --help)
 	$(PY) -m tools.send_event $(or $(PROVIDER),meta) $(if $(URL),--url $(URL)) $(if $(LEADGEN_ID),--leadgen-id $(LEADGEN_ID)) $(ARGS)

@@ -5,8 +5,8 @@ A fake is an ASGI app (:class:`FakeApi`) that answers its provider's routes in
 :meth:`FakeApi.handle` and, on every fake alike:
 
 - ``GET /health``: 200 once it serves;
-- ``GET /_fake/requests[?key=K][&contains=S][&trace=T]``: the provider requests it received,
-  oldest first (the last :data:`LOG_LIMIT`), each ``{"seq", "at", "trace", "method", "path",
+- ``GET /_fake/requests[?key=K][&contains=S][&trace=T][&after=N]``: the provider requests it
+  received (after the one numbered N), oldest first (the last :data:`LOG_LIMIT`), each ``{"seq", "at", "trace", "method", "path",
   "key", "query", "headers", "body"}``; ``key`` is what the fake files the request under (the Graph
   fake: the node, i.e. the lead id) and ``at`` when it was received (Unix time, after its body);
   ``contains`` keeps those whose body holds S, ``trace`` those of one W3C trace id;
@@ -109,10 +109,12 @@ class RequestLog:
 
     def listing(self, query: dict[str, str]) -> list[dict[str, Any]]:
         key, contains, trace = query.get("key"), query.get("contains"), query.get("trace")
+        after = int(query["after"]) if query.get("after", "").isdigit() else 0
         return [
             r
             for r in self.requests
-            if (key is None or r["key"] == key)
+            if r["seq"] > after
+            and (key is None or r["key"] == key)
             and (contains is None or contains in r["body"])
             and (trace is None or r["trace"] == trace)
         ]
@@ -227,9 +229,14 @@ class FakeClient:
         self.http = httpx.Client(base_url=self.base, timeout=30)
 
     def requests(
-        self, key: str | None = None, *, contains: str | None = None, trace: str | None = None
+        self,
+        key: str | None = None,
+        *,
+        contains: str | None = None,
+        trace: str | None = None,
+        after: int | None = None,
     ) -> list[dict[str, Any]]:
-        wanted = {"key": key, "contains": contains, "trace": trace}
+        wanted = {"key": key, "contains": contains, "trace": trace, "after": after}
         params = {k: v for k, v in wanted.items() if v is not None}
         response = self.http.get("/_fake/requests", params=params)
         response.raise_for_status()
