@@ -6,10 +6,11 @@ A fake is an ASGI app (:class:`FakeApi`) that answers its provider's routes in
 
 - ``GET /health``: 200 once it serves;
 - ``GET /_fake/requests[?key=K][&contains=S][&trace=T][&after=N]``: the provider requests it
-  received (after the one numbered N), oldest first (the last :data:`LOG_LIMIT`), each ``{"seq", "at", "trace", "method", "path",
-  "key", "query", "headers", "body"}``; ``key`` is what the fake files the request under (the Graph
-  fake: the node, i.e. the lead id) and ``at`` when it was received (Unix time, after its body);
-  ``contains`` keeps those whose body holds S, ``trace`` those of one W3C trace id;
+  received (after the one numbered N), oldest first (the last :data:`LOG_LIMIT`), each
+  ``{"seq", "at", "trace", "method", "path", "key", "query", "headers", "body"}``; ``key`` is
+  what the fake files the request under (the Graph fake: the node, i.e. the lead id) and ``at``
+  when it was received (Unix time, after its body); ``contains`` keeps those whose body holds S,
+  ``trace`` those of one W3C trace id;
 - ``PUT /_fake/script/{key}`` ``{"responses": [{"status", "body", "delay"}, …]}``: the answers to
   the next requests filed under ``key``, in order, before the fake's own answer comes back;
 - ``PUT /_fake/faults`` ``{"every": N, "status", "body", "delay"}``: from now on every Nth

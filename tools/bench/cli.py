@@ -22,7 +22,7 @@ from typing import Any
 
 from tools import ROOT
 from tools import stack as local_stack
-from tools.bench import cold, report, speed, steady
+from tools.bench import cold, memory, report, speed, steady
 from tools.bench.load import (
     LoadError,
     Wrk,
@@ -223,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             leads=args.speed_leads,
             rate=args.speed_rate,
         )
+        print("bench: memory under strangers' big bodies ...", flush=True)
+        strangers = memory.measure(
+            bundles, envs, probes, logs=work / "logs", names=(HELLO, PLACE_CALL)
+        )
         info = machine(wrk.path)
     except (LoadError, ServeError, local_stack.StackError) as exc:
         print(f"bench: {exc}\nbench: logs are in {work / 'logs'}", file=sys.stderr)
@@ -248,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.speed_rate:g}/s"
     )
     print(report.render(loads, colds, trips, to_lead, judged, invalid, nproc=info["nproc"]))
+    print("\n" + memory.render(strangers, (HELLO, PLACE_CALL)))
     print(f"\nbench: done in {time.monotonic() - started:.0f} s")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
