@@ -139,7 +139,12 @@ def test_late_busy_for_an_old_attempt_never_reopens_a_lead_on_another_call(
     lead_id = queued_lead(db, phone=phone)
     elevenlabs.script(phone, {"status": 200, "body": {}, "delay": 1.5})
     assert place(functions, lead_id).json()["decision"] == "failed"
+    # The retry wait passes (for the lead, and for its timed-out call, which may have rung).
     db.execute("update leads set next_call_at = now() where id = %s", (lead_id,))
+    db.execute(
+        "update calls set requested_at = requested_at - interval '31 minutes' where lead_id = %s",
+        (lead_id,),
+    )
     second = placed_conversation(functions, db, lead_id)
     assert lead(db, lead_id)["status"] == "calling"
 

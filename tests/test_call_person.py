@@ -368,3 +368,37 @@ def test_lead_booked_while_its_call_is_live_stays_booked_after_the_webhook(
     assert (row["status"], row["next_call_at"]) == ("booked", None)
     call_sweep(functions)
     assert elevenlabs.count(phone) == 1
+
+
+def test_a_call_whose_start_timed_out_is_live_for_the_person(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    # It may be ringing: another lead of the same person waits the retry wait too.
+    phone = unique_phone()
+    first, second = queued_lead(db, phone=phone), queued_lead(db, phone=phone)
+    elevenlabs.script(phone, {"status": 200, "body": {}, "delay": 1.5})  # HTTP_TIMEOUT_SECONDS=1
+    assert place(functions, first).json()["decision"] == "failed"
+    assert calls(db, first)[0]["status"] == "unknown"
+    assert place(functions, second).json()["decision"] == "person_in_progress"
+    assert elevenlabs.count(phone) == 1
+
+
+def test_booking_a_lead_without_answers_books_the_person(
+    functions: Functions, graph: GraphFake, elevenlabs: FakeClient, db: Conn
+) -> None:
+    # The lead's fetch failed (no phone, no email yet); the person books through its link
+    # (utm_content): their other lead, with the invitee's phone, is not called.
+    phone, email = unique_phone(), unique_email()
+    other = queued_lead(db, phone=phone)
+    db.execute("update leads set next_call_at = now() + interval '1 hour' where id = %s", (other,))
+    lid = new_leadgen_id()
+    graph.script(lid, {"status": 500, "body": {"error": {"code": 2, "message": "down"}}})
+    functions.post_meta(leadgen_delivery(lid))
+    row = db.execute("select id::text from leads where meta_leadgen_id = %s", (lid,)).fetchone()
+    assert row is not None
+    booked = post_calendly(functions, invitee_event(lead_id=row[0], email=email, phone=phone))
+    assert booked.json()["lead_status"] == "booked"
+    assert lead(db, other)["status"] == "person_booked"
+    db.execute("update leads set next_call_at = now() where id = %s", (other,))
+    call_sweep(functions)
+    assert elevenlabs.count(phone) == 0

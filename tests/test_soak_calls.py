@@ -74,7 +74,7 @@ def test_calls_checks_catch_the_daily_cap_and_max_attempts() -> None:
 def test_soak_calls_short_run_keeps_every_rule(tmp_path: Path) -> None:
     settings = Settings(leads=150, people=110, days=1.5, step_minutes=60, seed=1)
     report = Soak(settings, tmp_path).run()
-    assert report["passed"], report["checks"]
+    assert report["passed"], {name: found for name, found in report["checks"].items() if found}
     figures = report["figures"]
     assert figures["call_requests"] > 150 and figures["bookings"] > 0
     assert sum(figures["faulted"].values()) > 0 and figures["conversations_read"] > 0

@@ -267,4 +267,7 @@ def serve(app: Callable[..., Awaitable[None]], *, host: str, port: int) -> None:
     """Serve a fake with uvicorn, quietly (its requests are in its log)."""
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    # Idle connections outlive the clients' (httpx: 5 s): no reuse of one being closed.
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", access_log=False, timeout_keep_alive=75
+    )

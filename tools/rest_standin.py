@@ -381,7 +381,16 @@ def main() -> None:
         secret_key=os.environ.get("SUPABASE_SECRET_KEY"),
         publishable_key=os.environ.get("SUPABASE_PUBLISHABLE_KEY"),
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    # Idle connections are kept longer than clients keep them (httpx: 5 s), as gateways do: a
+    # client never reuses a connection the server is closing at that moment (a ReadError).
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=75,
+    )
 
 
 if __name__ == "__main__":

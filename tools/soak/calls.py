@@ -56,7 +56,7 @@ FAULTS = {
         "status": 401,
         "body": {"detail": {"status": "quota_exceeded", "message": "You have 0 credits left"}},
     },
-    "timeout": {"status": 200, "body": {}, "delay": 1.5},
+    "timeout": {"status": 200, "body": {}, "delay": 3.5},
 }
 
 
@@ -146,7 +146,8 @@ class Soak:
         try:
             env = {
                 **stack.env,
-                "HTTP_TIMEOUT_SECONDS": "1",
+                # Only the scripted timeouts time out, even on a loaded machine.
+                "HTTP_TIMEOUT_SECONDS": "3",
                 "CALL_SWEEP_BATCH_SIZE": "500",
                 "CALL_RECONCILE_BATCH_SIZE": "200",
                 "PLACE_CALL_URL": "",
@@ -178,7 +179,7 @@ class Soak:
     def _run(self) -> dict[str, Any]:
         started = time.monotonic()
         self._queue_leads()
-        steps = int(self.settings.days * 24 * 60 / self.settings.step_minutes)
+        steps = self.load_steps = int(self.settings.days * 24 * 60 / self.settings.step_minutes)
         for step in range(steps):
             self._step(step)
         # Drain: what is in flight ends (webhooks, the sweep's readings), no new day begins.
@@ -336,7 +337,8 @@ class Soak:
             event = samples.call_initiation_failure(
                 conversation, failure_reason=outcome, lead_id=lead_id
             )
-        roll = self.rng.random()
+        # While draining, every outcome comes at once: nothing is left for a sweep after the end.
+        roll = 1.0 if step >= self.load_steps else self.rng.random()
         if roll < self.settings.missing_share and outcome in ("answered", "voicemail"):
             # Never sent: the sweep must read it from the conversation API.
             self.fake.put(
