@@ -518,13 +518,14 @@ def test_no_show_marks_follow_their_created_at_not_arrival(functions: Functions,
     post(functions, created)
     mark_uri = f"{API}/invitee_no_shows/{uuid.uuid4()}"
     # Fixed instants: only their order matters.
-    later_mark = no_show_event("invitee_no_show.created", uri, "2026-11-28T17:00:00Z", mark_uri)
-    earlier_unmark = no_show_event("invitee_no_show.deleted", uri, "2026-11-28T16:00:00Z", mark_uri)
+    at = ("2026-11-28T16:00:00Z", "2026-11-28T17:00:00Z", "2026-11-28T18:00:00Z")  # fixed
+    later_mark = no_show_event("invitee_no_show.created", uri, at[1], mark_uri)
+    earlier_unmark = no_show_event("invitee_no_show.deleted", uri, at[0], mark_uri)
     assert post(functions, later_mark).json()["status"] == "recorded"
     assert post(functions, earlier_unmark).json()["status"] == "ignored"
     row = appointment(db, uri)
     assert row is not None and row["no_show"] is True
-    newer_unmark = no_show_event("invitee_no_show.deleted", uri, "2026-11-28T18:00:00Z")
+    newer_unmark = no_show_event("invitee_no_show.deleted", uri, at[2])
     assert post(functions, newer_unmark).json()["status"] == "recorded"
     row = appointment(db, uri)
     assert row is not None and row["no_show"] is False

@@ -145,8 +145,13 @@ def toll_free_zones() -> list[str]:
     [
         # A frozen clock (a pure function of its instant). Madrid 09:30, the Canaries 08:30:
         # not yet; both are within hours once the Canaries open at 09:00 there.
-        (["Europe/Madrid", "Atlantic/Canary"], "2026-01-15 08:30+00", False, "2026-01-15 09:00+00"),
-        (["Europe/Madrid", "Atlantic/Canary"], "2026-01-15 10:00+00", True, None),
+        (
+            ["Europe/Madrid", "Atlantic/Canary"],
+            "2026-01-15 08:30+00",
+            False,
+            "2026-01-15 09:00+00",
+        ),  # fixed
+        (["Europe/Madrid", "Atlantic/Canary"], "2026-01-15 10:00+00", True, None),  # fixed
         # Summer time: Madrid UTC+2, the Canaries UTC+1.
         (["Europe/Madrid", "Atlantic/Canary"], "2026-07-15 07:30+00", False, "2026-07-15 08:00+00"),
         # An evening zone and a morning one: New York 20:30 (closed), Los Angeles 17:30 (open);
