@@ -402,3 +402,22 @@ def test_booking_a_lead_without_answers_books_the_person(
     db.execute("update leads set next_call_at = now() where id = %s", (other,))
     call_sweep(functions)
     assert elevenlabs.count(phone) == 0
+
+
+def test_booking_by_email_ends_the_calls_of_the_invitees_other_phone(
+    functions: Functions, elevenlabs: FakeClient, db: Conn
+) -> None:
+    # The invitee books with the email of one lead and the phone of another: both are them.
+    email, first_phone, other_phone = unique_email(), unique_phone(), unique_phone()
+    by_email = queued_lead(db, phone=first_phone, email=email)
+    db.execute(
+        "update leads set next_call_at = now() + interval '1 hour' where id = %s", (by_email,)
+    )
+    by_phone = queued_lead(db, phone=other_phone)
+    booked = post_calendly(functions, invitee_event(email=email, phone=other_phone))
+    assert booked.json()["lead_id"] == by_email
+    assert lead(db, by_phone)["status"] == "person_booked"
+    later = queued_lead(db, phone=other_phone)  # a form filled after the booking
+    assert place(functions, later).json()["decision"] == "person_booked"
+    call_sweep(functions)
+    assert elevenlabs.count(other_phone) == 0
