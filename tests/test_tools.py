@@ -389,9 +389,20 @@ def test_doctor_expired_token_fails(stack: local_stack.Stack, token: GraphFake) 
     assert "the token expired on" in result.message
 
 
+def example_settings() -> list[str]:
+    """Every setting supabase/.env.example names (set or not)."""
+    lines = (local_stack.ROOT / "supabase" / ".env.example").read_text().splitlines()
+    return [
+        line.partition("=")[0].strip()
+        for line in lines
+        if "=" in line and not line.lstrip().startswith("#")
+    ]
+
+
 def test_doctor_missing_variables_lists_all_exits_1() -> None:
-    # Empty values in the environment win over .local/dev.env and supabase/.env.
-    blank = dict.fromkeys([*doctor.REQUIRED, "DATABASE_URL"], "")
+    # Empty values in the environment win over .local/dev.env and supabase/.env: every setting
+    # is blanked, so whatever a developer's `make dev` left in .local/dev.env is not read.
+    blank = dict.fromkeys([*example_settings(), *doctor.REQUIRED, "DATABASE_URL"], "")
 
     result = run_tool("doctor", env=blank)
 
