@@ -363,3 +363,21 @@ def test_dev_sigterm_to_make_stops_everything(dev: DevRun) -> None:
     assert dev.wait() == -signal.SIGTERM, dev.output()
     assert "Stopping" in dev.output()
     assert_stopped_everything(dev, ports)
+
+
+def test_postgres_stops_after_another_session_closed_its_parent(tmp_path: Path) -> None:
+    # Another pytest session resets /tmp/pytest-of-<user> to 0700 when it begins: a stop must
+    # still reach the data directory (as the postgres user), or the server and its
+    # postmaster.pid outlive `make dev` (the sigterm test saw it under load).
+    outer = tmp_path / "closed"
+    postgres = local_stack.Postgres(outer / "pg", local_stack.free_port())
+    postgres.start()
+    try:
+        outer.chmod(0o700)
+        tmp_path.chmod(0o700)
+        postgres.stop()
+        assert not (outer / "pg" / "postmaster.pid").exists()
+    finally:
+        tmp_path.chmod(0o755)
+        outer.chmod(0o755)
+        postgres.stop()

@@ -156,15 +156,20 @@ class Postgres:
             raise StackError(f"{args[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
         return result
 
+    def _reach_data_dir(self) -> None:
+        """Let the postgres user reach the data directory through every parent: another pytest
+        session resets /tmp/pytest-of-<user> to 0700 when it begins, on a start or a stop alike
+        (a stop that cannot reach the directory left the server running, postmaster.pid too)."""
+        if os.geteuid() != 0:
+            return
+        for parent in [self.data_dir.parent, *self.data_dir.parent.parents]:
+            if parent == Path("/"):
+                break
+            parent.chmod(parent.stat().st_mode | 0o011)
+
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            # The postgres user must reach the data directory through every parent, on every
-            # start: another pytest session resets /tmp/pytest-of-<user> to 0700 when it begins.
-            for parent in [self.data_dir.parent, *self.data_dir.parent.parents]:
-                if parent == Path("/"):
-                    break
-                parent.chmod(parent.stat().st_mode | 0o011)
+        self._reach_data_dir()
         if not (self.data_dir / "PG_VERSION").exists():
             if os.geteuid() == 0:
                 shutil.chown(self.data_dir, "postgres", "postgres")
@@ -204,6 +209,7 @@ class Postgres:
         """Stop the server of ``data_dir``, also one an unclean stop left running (pg_ctl
         detaches it from its caller's session, so killing `make dev` does not end it)."""
         if (self.data_dir / "postmaster.pid").exists():
+            self._reach_data_dir()
             with contextlib.suppress(StackError):
                 self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w")
 
