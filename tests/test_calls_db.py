@@ -24,6 +24,10 @@ RULES = {
     "max_per_person_per_day": 3,
     "wait_minutes": {"voicemail": 120, "no_answer": 60, "busy": 15, "failed": 30},
 }
+# Fixed days for call_window, a pure function of the instant it is given (no clock is read):
+# a winter and a summer day (summer time in Madrid and New York), and the night the issue saw a
+# Spanish mobile called at 02:58 Madrid time.
+WINTER, SUMMER, NIGHT_SEEN = "2026-01-15", "2026-07-15", "2026-12-04"  # fixed
 
 
 def queued(db: Conn, *, timezone: str | None = None) -> str:
@@ -147,26 +151,31 @@ def toll_free_zones() -> list[str]:
         # not yet; both are within hours once the Canaries open at 09:00 there.
         (
             ["Europe/Madrid", "Atlantic/Canary"],
-            "2026-01-15 08:30+00",
+            f"{WINTER} 08:30+00",
             False,
-            "2026-01-15 09:00+00",
-        ),  # fixed
-        (["Europe/Madrid", "Atlantic/Canary"], "2026-01-15 10:00+00", True, None),  # fixed
+            f"{WINTER} 09:00+00",
+        ),
+        (["Europe/Madrid", "Atlantic/Canary"], f"{WINTER} 10:00+00", True, None),
         # Summer time: Madrid UTC+2, the Canaries UTC+1.
-        (["Europe/Madrid", "Atlantic/Canary"], "2026-07-15 07:30+00", False, "2026-07-15 08:00+00"),
+        (["Europe/Madrid", "Atlantic/Canary"], f"{SUMMER} 07:30+00", False, f"{SUMMER} 08:00+00"),
         # An evening zone and a morning one: New York 20:30 (closed), Los Angeles 17:30 (open);
         # next when Los Angeles opens (New York is 12:00 then).
         (
             ["America/New_York", "America/Los_Angeles"],
-            "2026-01-15 01:30+00",
+            f"{WINTER} 01:30+00",
             False,
-            "2026-01-15 17:00+00",
+            f"{WINTER} 17:00+00",
         ),
         # A Spanish mobile at 02:58 Madrid time: the night the issue saw called.
-        (["Atlantic/Canary", "Europe/Madrid"], "2026-12-04 01:58+00", False, "2026-12-04 09:00+00"),
+        (
+            ["Atlantic/Canary", "Europe/Madrid"],
+            f"{NIGHT_SEEN} 01:58+00",
+            False,
+            f"{NIGHT_SEEN} 09:00+00",
+        ),
         # No zone at all: the default (New York), 09:00 there.
-        ([], "2026-01-15 13:00+00", False, "2026-01-15 14:00+00"),
-        (["Mars/Olympus_Mons"], "2026-01-15 15:00+00", True, None),
+        ([], f"{WINTER} 13:00+00", False, f"{WINTER} 14:00+00"),
+        (["Mars/Olympus_Mons"], f"{WINTER} 15:00+00", True, None),
     ],
 )  # fixed instants: call_window is a pure function of them
 def test_call_window_every_zone_within_hours(
@@ -187,10 +196,10 @@ def test_call_window_every_zone_within_hours(
     ("at", "next_at"),
     [
         # Summer: St John's (UTC-2:30) to Guam (UTC+10) leave no common hour of 09:00-20:00.
-        ("2026-07-15 20:00+00", None),
+        (f"{SUMMER} 20:00+00", None),
         # Winter: St John's is UTC-3:30, and 23:00-23:30 UTC is within hours everywhere (Guam
         # 09:00, Pago Pago 12:00, St John's 19:30).
-        ("2026-01-15 20:00+00", "2026-01-15 23:00+00"),
+        (f"{WINTER} 20:00+00", f"{WINTER} 23:00+00"),
     ],
 )  # fixed instants: call_window is a pure function of them
 def test_call_window_toll_free_number_zones(db: Conn, at: str, next_at: str | None) -> None:

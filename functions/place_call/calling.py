@@ -12,7 +12,7 @@ from lib import fanout, log
 from lib.config import Config
 from lib.db import Database
 from lib.errors import ConfigError, ProviderFailure
-from post_call import HANDLED, PostCallEvent, from_conversation, phrase_list
+from post_call import FINISHED, HANDLED, PostCallEvent, from_conversation, phrase_list
 
 _DIAL_THREADS = 8
 _CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00")
@@ -198,7 +198,7 @@ def _read_undecided(config: Config, event: PostCallEvent) -> dict[str, Any] | No
     except (ConfigError, ProviderFailure) as failure:
         log.warning("Conversation not readable", function="place_call", reason=str(failure)[:200])
         return None
-    if str(conversation.get("status")) not in ("done", "failed"):
+    if str(conversation.get("status")) not in FINISHED:
         return None
     record = from_conversation(
         event.conversation_id, conversation, voicemail_phrases=phrase_list(config.voicemail_phrases)

@@ -31,6 +31,9 @@ import voicemail
 from lib import safejson
 from lib.errors import BadRequest
 
+# A conversation read from the API that has its outcome (initiated, in-progress, processing:
+# not yet).
+FINISHED = ("done", "failed")
 HANDLED = ("post_call_transcription", "call_initiation_failure", "answering_machine_detection")
 _FAILURE_OUTCOMES = {"busy": "busy", "no-answer": "no_answer", "no_answer": "no_answer"}
 

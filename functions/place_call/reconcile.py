@@ -31,9 +31,8 @@ from lib import fanout, log
 from lib.config import Config
 from lib.db import Database
 from lib.errors import ConfigError, FailureClass, ProviderFailure
-from post_call import from_conversation, phrase_list
+from post_call import FINISHED, from_conversation, phrase_list
 
-FINISHED = ("done", "failed")  # initiated, in-progress, processing: not yet
 COUNTS = ("reconciled", "still_running", "not_found", "unknown", "poll_failed", "deferred")
 _POLL_THREADS = 8
 _IDS_LOGGED = 10
