@@ -5,7 +5,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)
+# The root (lib, tools) and each function's folder (its package), as in a bundle.
+space := $() $()
+FUNCTION_DIRS := $(patsubst %/main.py,$(CURDIR)/%,$(sort $(wildcard functions/*/main.py)))
+export PYTHONPATH := $(subst $(space),:,$(CURDIR) $(FUNCTION_DIRS))
 
 # What `make deploy` and `make test` depend on being installed.
 DEPS_STAMP := $(VENV)/.deps-stamp
@@ -43,9 +46,9 @@ format: install ## Format the code with ruff
 	$(VENV)/bin/ruff format lib functions tools tests
 	$(VENV)/bin/ruff check --fix lib functions tools tests
 
-typecheck: install ## mypy --strict on lib/ and each function, as its bundle sees it
-	@set -e; for dir in functions/*/; do \
-		echo "mypy lib $$dir"; MYPYPATH=$$dir $(VENV)/bin/mypy lib $$dir; done
+typecheck: install ## mypy --strict on lib/ and the functions' packages, then each main.py as its bundle sees it
+	$(VENV)/bin/mypy
+	@set -e; for main in functions/*/main.py; do echo "mypy $$main"; $(VENV)/bin/mypy $$main; done
 
 check: lint typecheck test ## Format check, lint, types and tests
 

@@ -14,6 +14,7 @@ import httpx
 import psycopg
 import pytest
 
+import tools
 from tools import stack as local_stack
 from tools.fake_api import FakeClient
 from tools.samples import meta_headers
@@ -97,7 +98,7 @@ def serve_functions(env: dict[str, str], log: Path, port: int | None = None) -> 
         "--port",
         str(port),
         log=log,
-        env={**env, "PYTHONPATH": str(local_stack.ROOT)},
+        env={**env, "PYTHONPATH": tools.PYTHONPATH},
     )
     base = f"http://127.0.0.1:{port}"
     local_stack.wait_until(local_stack.http_ok(f"{base}/health"), what="tools.serve")

@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-import calling
 from lib.config import Config
 from lib.signatures import CALENDLY_HEADER, verify_calendly
+from place_call import calling
 from tools import stack as local_stack
 from tools.bench.cold import ColdStarts
 from tools.bench.cpu import Window

@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-import calendly_api
+import tools
+from calendly_webhook import calendly_api
 from lib.errors import FailureClass, ProviderFailure
 from tools import calendly_fake, calendly_subscribe, envfile
 from tools import stack as local_stack
@@ -451,7 +452,7 @@ def test_subscribe_runs_as_a_module(fake: CalendlyFake, env_file: Path) -> None:
         **os.environ,
         "CALENDLY_API_TOKEN": TOKEN,
         "CALENDLY_API_URL": fake.base,
-        "PYTHONPATH": str(local_stack.ROOT),
+        "PYTHONPATH": tools.PYTHONPATH,
     }
     command = [sys.executable, "-m", "tools.calendly_subscribe", "--url", URL]
     result = subprocess.run(

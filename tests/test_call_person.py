@@ -278,8 +278,8 @@ def test_person_do_not_call_is_honoured_for_every_lead(functions: Functions, db:
 
 
 def test_rules_carry_the_person_settings() -> None:
-    import calling
     from lib.config import Config
+    from place_call import calling
 
     rules = calling.rules(Config(call_person_cooldown_hours=6, call_max_per_person_per_day=2))
     assert (rules["person_cooldown_hours"], rules["max_per_person_per_day"]) == (6, 2)

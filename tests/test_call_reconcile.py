@@ -15,9 +15,9 @@ import httpx
 import psycopg
 import pytest
 
-from elevenlabs_api import ElevenLabsClient
 from lib.errors import FailureClass, ProviderFailure
-from post_call import from_conversation, parse
+from place_call.elevenlabs_api import ElevenLabsClient
+from place_call.post_call import from_conversation, parse
 from tools import elevenlabs_fake
 from tools import elevenlabs_samples as samples
 from tools import stack as local_stack

@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+import tools
 from tools import ROOT, bundle
 from tools import stack as local_stack
 from tools.deploy import needs as needs_module
@@ -549,7 +550,7 @@ def test_python_m_tools_deploy_dry_run(tmp_path: Path) -> None:
         cwd=ROOT,
         env={
             **env,
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": tools.PYTHONPATH,
             "DRY_RUN": "1",
             "PATH": str(deploy.bin),
             "SUPABASE_CLI": "supabase",

@@ -26,6 +26,7 @@ import httpx
 import psycopg
 import pytest
 
+import tools
 from lib.signatures import sign_meta
 from tools import envfile
 from tools import stack as local_stack
@@ -247,7 +248,7 @@ def run_tool(dev: DevRun, module: str, *args: str) -> subprocess.CompletedProces
     from .local/dev.env, here the test's state dir)."""
     return subprocess.run(
         [sys.executable, "-m", f"tools.{module}", *args],
-        env={**os.environ, **dev.env(), "PORT": str(dev.port), "PYTHONPATH": str(local_stack.ROOT)},
+        env={**os.environ, **dev.env(), "PORT": str(dev.port), "PYTHONPATH": tools.PYTHONPATH},
         cwd=local_stack.ROOT,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""The ElevenLabs client (functions/place_call/elevenlabs_api.py): every answer class through
+"""The ElevenLabs client (place_call/elevenlabs_api.py): every answer class through
 httpx.MockTransport, then against the local fake (tools/elevenlabs_fake.py) over real HTTP; and
 the post-call webhook builders (tools/elevenlabs_samples.py) against the docs' samples."""
 
@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from elevenlabs_api import ElevenLabsClient, OutboundCall, get_elevenlabs
 from lib.config import get_config
 from lib.errors import ConfigError, FailureClass, ProviderFailure
 from lib.signatures import verify_elevenlabs
+from place_call.elevenlabs_api import ElevenLabsClient, OutboundCall, get_elevenlabs
 from tests.conftest import FIXTURES
 from tools import elevenlabs_samples
 from tools import stack as local_stack

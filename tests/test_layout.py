@@ -1,14 +1,17 @@
-"""The layout: a function folder is its deploy unit. Its modules import by the same top-level
-names in the repository (tools/__init__.py puts each folder on sys.path) and in its bundle (the
-folder plus a copy of lib/, which functions-framework puts on sys.path), so those names must be
-unique across functions and shadowed by nothing installed."""
+"""The layout: a function folder is its deploy unit, holding ``main.py``, ``requirements.txt`` and
+one package named after the function. The folder is on the import path in the repository (by
+configuration: pyproject.toml, the Makefile, tools.PYTHONPATH) and in its bundle (the folder plus a
+copy of lib/, which functions-framework puts on sys.path), so a module is named by its package
+(``place_call.calling``) the same way everywhere, and names are unique by construction."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,37 +19,99 @@ import httpx
 import psycopg
 import pytest
 
+import tools
 from tools import FUNCTION_DIRS, ROOT, bundle
 from tools import stack as local_stack
 from tools.samples import leadgen_delivery, meta_headers, new_leadgen_id
 
-SHARED = {"main"}  # every function has one; functions-framework loads it by path
-
-
-def own_modules(folder: Path) -> set[str]:
-    return {p.stem for p in folder.glob("*.py")} | {p.name for p in folder.iterdir() if p.is_dir()}
-
-
-def test_function_module_names_unique_across_functions() -> None:
-    seen: dict[str, str] = {}
-    for folder in FUNCTION_DIRS:
-        for name in own_modules(folder) - SHARED - {"__pycache__"}:
-            assert name not in seen, f"{name} is in functions/{seen[name]} and {folder.name}"
-            assert name not in {"lib", "tools", "tests"}
-            seen[name] = folder.name
+SOURCES = ("lib", "functions", "tools", "tests")
+_CHANGES_A_LIST = {"append", "insert", "extend", "remove", "pop", "clear", "__setitem__"}
 
 
 @pytest.mark.parametrize("folder", FUNCTION_DIRS, ids=lambda folder: folder.name)
-def test_function_modules_shadowed_by_nothing_installed(folder: Path) -> None:
-    for name in own_modules(folder) - SHARED - {"__pycache__"}:
-        spec = importlib.util.find_spec(name)
-        assert spec is not None and spec.origin is not None
-        assert Path(spec.origin).parent == folder, f"{name} resolves to {spec.origin}"
+def test_function_folder_is_main_requirements_and_its_package(folder: Path) -> None:
+    entries = {p.name for p in folder.iterdir() if p.name != "__pycache__"}
+    assert entries == {"main.py", "requirements.txt", folder.name}
+    assert (folder / folder.name / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize("folder", FUNCTION_DIRS, ids=lambda folder: folder.name)
+def test_function_package_shadowed_by_nothing_installed(folder: Path) -> None:
+    spec = importlib.util.find_spec(folder.name)
+    assert spec is not None and spec.origin is not None
+    assert Path(spec.origin) == folder / folder.name / "__init__.py", spec.origin
+
+
+def _sys_path_changes(tree: ast.AST) -> Iterator[int]:
+    """Lines of ``tree`` that change ``sys.path`` (a call of a list method on it, an assignment
+    to it or to an item of it)."""
+
+    def is_sys_path(node: ast.AST) -> bool:
+        return (
+            isinstance(node, ast.Attribute)
+            and node.attr == "path"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "sys"
+        )
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in _CHANGES_A_LIST and is_sys_path(node.func.value):
+                yield node.lineno
+        elif isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Subscript):
+                    target = target.value
+                if is_sys_path(target):
+                    yield node.lineno
+
+
+def test_no_code_changes_sys_path() -> None:
+    # The import path is configuration (pyproject.toml, the Makefile, tools.PYTHONPATH), never a
+    # side effect of importing something.
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for folder in SOURCES
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for line in _sys_path_changes(ast.parse(path.read_text(), filename=str(path)))
+    ]
+    assert found == []
+
+
+def test_sys_path_check_finds_each_kind_of_change() -> None:
+    code = "import sys\nsys.path.append('x')\nsys.path[0:0] = ['y']\nsys.path += ['z']\n"
+    code += "sys.path = []\nsys.path.insert(0, 'w')\nprint(sys.path)\n"
+    assert sorted(_sys_path_changes(ast.parse(code))) == [2, 3, 4, 5, 6]
+
+
+def test_import_path_configured_the_same_everywhere() -> None:
+    expected = [str(path) for path in (ROOT, *FUNCTION_DIRS)]
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]
+    for listed in (config["pytest"]["ini_options"]["pythonpath"], config["mypy"]["mypy_path"]):
+        assert [str((ROOT / p).resolve()) for p in listed] == expected
+    assert config["mypy"]["packages"] == ["lib", *(folder.name for folder in FUNCTION_DIRS)]
+    assert tools.PYTHONPATH.split(os.pathsep) == expected
+    made = subprocess.run(
+        [
+            "make",
+            "-s",
+            "--no-print-directory",
+            "--eval",
+            "show-path:\n\t@echo $(PYTHONPATH)",
+            "show-path",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert made.stdout.strip().split(":") == expected
 
 
 def test_bundle_holds_the_function_and_lib_compiled(tmp_path: Path) -> None:
     built = bundle.build("meta_webhook", tmp_path / "meta_webhook")
-    assert (built / "main.py").is_file() and (built / "leadgen.py").is_file()
+    assert (built / "main.py").is_file() and (built / "meta_webhook" / "leadgen.py").is_file()
     assert (built / "lib" / "signatures.py").is_file()
     assert list((built / "__pycache__").glob("main.*.pyc"))
     assert not (built / "tests").exists() and not (built / "tools").exists()

@@ -15,9 +15,9 @@ import httpx
 import psycopg
 import pytest
 
-import calling
 from lib.config import Config
 from lib.errors import ConfigError
+from place_call import calling
 from tools import elevenlabs_samples as samples
 from tools.fake_api import FakeClient
 from tools.samples import leadgen_delivery, new_leadgen_id

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import tools
 from tools import ROOT
 from tools.soak.checks import (
     Facts,
@@ -227,7 +228,7 @@ def test_soak_short_run_with_every_fault_loses_nothing(tmp_path: Path) -> None:
     done = subprocess.run(
         command,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": tools.PYTHONPATH},
         capture_output=True,
         text=True,
         timeout=240,

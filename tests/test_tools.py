@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
+import tools
 from lib.signatures import verify_calendly, verify_elevenlabs, verify_meta
 from tests.conftest import FIXTURES, Functions, GraphFake
 from tests.test_calendly_subscribe import CalendlyFake
@@ -37,7 +38,7 @@ def run_tool(module: str, *args: str, env: Mapping[str, str]) -> subprocess.Comp
     """``python -m tools.<module> args`` with ``env`` over this process's environment."""
     return subprocess.run(
         [sys.executable, "-m", f"tools.{module}", *args],
-        env={**os.environ, **env, "PYTHONPATH": str(local_stack.ROOT)},
+        env={**os.environ, **env, "PYTHONPATH": tools.PYTHONPATH},
         cwd=local_stack.ROOT,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""The voicemail classifier (functions/place_call/voicemail.py) on the labelled corpus
+"""The voicemail classifier (functions/place_call/place_call/voicemail.py) on the labelled corpus
 (tests/fixtures/elevenlabs/voicemail_corpus.json), through post_call's parsing of a real
 ``post_call_transcription`` payload built from each item."""
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-import voicemail
-from post_call import parse
+from place_call import voicemail
+from place_call.post_call import parse
 from tools import elevenlabs_samples as samples
 
 from .conftest import FIXTURES

@@ -68,7 +68,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from calendly_api import SUBSCRIPTION_EXISTS, CalendlyClient
+from calendly_webhook.calendly_api import SUBSCRIPTION_EXISTS, CalendlyClient
 from lib.errors import FailureClass, ProviderFailure
 from tools import envfile
 

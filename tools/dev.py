@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+import tools
 from tools import envfile, stack
 
 ROOT = envfile.ROOT
@@ -188,7 +189,7 @@ def main() -> None:
             "tools.serve",
             "--port",
             str(port),
-            env={**env, "PYTHONPATH": str(ROOT)},
+            env={**env, "PYTHONPATH": tools.PYTHONPATH},
             log=state / "functions.log",
         )
         processes.append(server)

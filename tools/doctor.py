@@ -26,11 +26,11 @@ from typing import Any, NamedTuple
 import httpx
 import psycopg
 
-from elevenlabs_api import ElevenLabsClient
-from graph import GraphClient
 from lib.config import Config
 from lib.db import Database
 from lib.errors import AppError, ConfigError, FailureClass, ProviderFailure
+from meta_webhook.graph import GraphClient
+from place_call.elevenlabs_api import ElevenLabsClient
 from tools import calendly_subscribe
 from tools.envfile import ROOT, project_env
 

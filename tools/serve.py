@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,8 @@ def build_app() -> object:
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
     from werkzeug.wrappers import Response
 
-    # In a bundle lib/ sits beside main.py; in the repository it sits at the root.
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    # functions-framework puts each function's folder on sys.path as it loads its main.py; lib/
+    # and tools/ are on it by configuration (PYTHONPATH).
     from tools.bundle import function_names
 
     mounts = {

@@ -1,8 +1,8 @@
 """calendly_webhook: Calendly bookings in, tied to their leads.
 
-Deployed as this folder plus a copy of ``lib/`` (functions-framework puts the folder on
-``sys.path``): ``calendly_events``, ``bookings``, ``calendly_api`` and ``lib`` import by the same
-names in the bundle, the tests and the tools.
+Deployed as this folder (this file, the ``calendly_webhook`` package, ``requirements.txt``) plus a
+copy of ``lib/``; functions-framework puts the folder on ``sys.path``, so ``calendly_webhook`` and
+``lib`` import by the same names in the bundle, the tests and the tools.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 import functions_framework
 from flask import Request, Response
 
-import bookings
-from calendly_events import parse_event
+from calendly_webhook import bookings
+from calendly_webhook.calendly_events import parse_event
 from lib.config import get_config
 from lib.db import get_db
 from lib.http import Route, Routes, endpoint, json_response, read_body

@@ -1,8 +1,8 @@
 """meta_webhook: Meta Lead Ads webhooks in, leads out.
 
-Deployed as this folder plus a copy of ``lib/``: functions-framework puts the folder on
-``sys.path``, so ``leadgen``, ``graph`` … and ``lib`` import by the same names in the bundle, the
-tests and the tools.
+Deployed as this folder (this file, the ``meta_webhook`` package, ``requirements.txt``) plus a copy
+of ``lib/``; functions-framework puts the folder on ``sys.path``, so ``meta_webhook`` and ``lib``
+import by the same names in the bundle, the tests and the tools.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import functions_framework
 from flask import Request, Response
 
-import lead_fetch
-from leadgen import parse_delivery, verify_subscription
 from lib.config import get_config
 from lib.db import get_db
 from lib.http import (
@@ -24,6 +22,8 @@ from lib.http import (
     text_response,
 )
 from lib.signatures import verify_meta
+from meta_webhook import lead_fetch
+from meta_webhook.leadgen import parse_delivery, verify_subscription
 
 
 def handshake(request: Request) -> Response:

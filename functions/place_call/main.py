@@ -7,9 +7,9 @@
   (``reconcile``: ElevenLabs never retries a webhook).
 - ``POST /webhook`` (public, ``ElevenLabs-Signature``): the post-call webhook.
 
-Deployed as this folder plus a copy of ``lib/`` (functions-framework puts the folder on
-``sys.path``): ``calling``, ``reconcile``, ``post_call``, ``elevenlabs_api`` and ``lib`` import by
-the same names in the bundle, the tests and the tools.
+Deployed as this folder (this file, the ``place_call`` package, ``requirements.txt``) plus a copy
+of ``lib/``; functions-framework puts the folder on ``sys.path``, so ``place_call`` and ``lib``
+import by the same names in the bundle, the tests and the tools.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from typing import Any
 import functions_framework
 from flask import Request, Response
 
-import calling
-import reconcile
 from lib import log, safejson
 from lib.config import get_config
 from lib.db import get_db
@@ -38,7 +36,8 @@ from lib.http import (
     read_body,
 )
 from lib.signatures import verify_elevenlabs_chunks
-from post_call import PostCallEvent, parse, phrase_list, sniff_type
+from place_call import calling, reconcile
+from place_call.post_call import PostCallEvent, parse, phrase_list, sniff_type
 
 # A post_call_audio webhook carries the whole call as base64 MP3: it must be read (to check its
 # signature) and answered 200, or ElevenLabs disables the webhook after repeated failures. It is

@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 import psycopg
 
+import tools
 from lib.phone import time_zones
 from lib.signatures import sign_calendly
 from tools import elevenlabs_samples as samples
@@ -157,7 +158,7 @@ class Soak:
                 "tools.serve",
                 "--port",
                 str(port),
-                env={**env, "PYTHONPATH": str(local_stack.ROOT)},
+                env={**env, "PYTHONPATH": tools.PYTHONPATH},
                 log=self.state_dir / "functions.log",
             )
             self.base = f"http://127.0.0.1:{port}/functions/v1"

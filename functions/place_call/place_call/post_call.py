@@ -27,9 +27,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-import voicemail
 from lib import safejson
 from lib.errors import BadRequest
+from place_call import voicemail
 
 # A conversation read from the API that has its outcome (initiated, in-progress, processing:
 # not yet).

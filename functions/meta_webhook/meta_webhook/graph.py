@@ -11,10 +11,10 @@ from urllib.parse import urlencode
 
 import httpx
 
-from graph_errors import classify_graph_error
 from lib.config import get_config
 from lib.outbound import Api, call
 from lib.signatures import appsecret_proof
+from meta_webhook.graph_errors import classify_graph_error
 
 GRAPH = Api(name="the Graph API", code="graph", url_setting="META_GRAPH_URL")
 LEAD_FIELDS = (

@@ -7,10 +7,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from call_request import request_calls
-from graph import GraphClient, get_graph
-from lead_mapping import map_lead
-from leadgen import ParsedDelivery
 from lib import fanout, log
 from lib.config import get_config
 from lib.db import Database
@@ -21,6 +17,10 @@ from lib.errors import (
     FailureClass,
     ProviderFailure,
 )
+from meta_webhook.call_request import request_calls
+from meta_webhook.graph import GraphClient, get_graph
+from meta_webhook.lead_mapping import map_lead
+from meta_webhook.leadgen import ParsedDelivery
 
 _FETCH_THREADS = 8
 

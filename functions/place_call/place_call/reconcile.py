@@ -25,13 +25,13 @@ import time
 from collections import Counter
 from typing import Any
 
-from calling import rules
-from elevenlabs_api import get_elevenlabs
 from lib import fanout, log
 from lib.config import Config
 from lib.db import Database
 from lib.errors import ConfigError, FailureClass, ProviderFailure
-from post_call import FINISHED, from_conversation, phrase_list
+from place_call.calling import rules
+from place_call.elevenlabs_api import get_elevenlabs
+from place_call.post_call import FINISHED, from_conversation, phrase_list
 
 COUNTS = ("reconciled", "still_running", "not_found", "unknown", "poll_failed", "deferred")
 _POLL_THREADS = 8

@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from elevenlabs_api import get_elevenlabs
 from lib import fanout, log
 from lib.config import Config
 from lib.db import Database
 from lib.errors import ConfigError, ProviderFailure
-from post_call import FINISHED, HANDLED, PostCallEvent, from_conversation, phrase_list
+from place_call.elevenlabs_api import get_elevenlabs
+from place_call.post_call import FINISHED, HANDLED, PostCallEvent, from_conversation, phrase_list
 
 _DIAL_THREADS = 8
 _CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from calendly_events import HANDLED, CalendlyEvent
+from calendly_webhook.calendly_events import HANDLED, CalendlyEvent
 from lib import log
 from lib.db import Database
 

@@ -1,0 +1,1 @@
+"""calendly_webhook's modules: Calendly events parsed and recorded against their leads."""

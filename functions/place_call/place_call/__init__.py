@@ -1,0 +1,1 @@
+"""place_call's modules: placing calls through ElevenLabs, recording and reading their outcomes."""
