@@ -81,13 +81,13 @@ calendly-subscribe: install ## Subscribe calendly_webhook to Calendly, key store
 	$(PY) -m tools.calendly_subscribe --url "$(URL)" $(if $(SCOPE),--scope $(SCOPE)) $(if $(RECREATE),--recreate)
 
 build: install ## Build every function's bundle: build/functions/<name>/ (its folder, lib/, bytecode, requirements pinned from requirements.lock)
-	$(PY) -m tools.bundle
+	$(PY) -m tools.build.bundle
 
 deploy: install ## Deploy to production: migrations, every function (FUNCTION=<name>: one), the sweeps; DRY_RUN=1 prints the commands and runs none (ENV_FILE=supabase/.env)
 	$(PY) -m tools.deploy $(if $(FUNCTION),--function $(FUNCTION)) $(if $(filter-out 0,$(DRY_RUN)),--dry-run) $(if $(ENV_FILE),--env-file $(ENV_FILE))
 
 lock: install ## Pin the functions' packages from .venv into requirements.lock and functions/*/requirements.txt
-	$(PY) -m tools.lock
+	$(PY) -m tools.build.lock
 
 clean: ## Remove the venv, node_modules and local state
 	rm -rf $(VENV) node_modules .local build .pytest_cache .mypy_cache .ruff_cache

@@ -17,9 +17,9 @@ import httpx
 from postgrest import APIError, SyncPostgrestClient
 
 from lib import log
-from lib.config import get_config
 from lib.errors import DatabaseError, DatabaseUnavailable
 from lib.outbound import outbound_client
+from lib.settings import Settings, get_settings
 
 # Answers meaning "the database cannot be reached now; nothing was written, a retry may
 # succeed": connection errors (08*), insufficient resources (53*), operator intervention (57P*),
@@ -188,6 +188,5 @@ class Database:
 @cache
 def get_db() -> Database:
     """The process's database client, built on first use from the configuration."""
-    config = get_config()
-    url, key = config.require("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
+    url, key = get_settings(Settings).require("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
     return Database(url, key, http_client=outbound_client())

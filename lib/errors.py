@@ -83,19 +83,28 @@ class ConfigError(AppError):
 
     code = "missing_configuration"
 
-    def __init__(self, missing: list[str], *, invalid: list[str] | None = None) -> None:
+    def __init__(
+        self, missing: list[str], *, invalid: list[str] | dict[str, str] | None = None
+    ) -> None:
+        """``missing``: variables not set; ``invalid``: variables whose value is wrong, each
+        with what is wrong (a mapping) or not (a list)."""
+        reasons = invalid if isinstance(invalid, dict) else dict.fromkeys(invalid or [], "")
         parts = []
         if missing:
             parts.append("missing " + ", ".join(missing))
-        if invalid:
-            parts.append("invalid " + ", ".join(invalid))
+        if reasons:
+            parts.append(
+                "invalid "
+                + ", ".join(f"{name} ({why})" if why else name for name, why in reasons.items())
+            )
         super().__init__(
             "Configuration error: "
             + "; ".join(parts)
             + ". Set them in the function's environment (supabase/.env.example lists them all).",
-            details={"missing": missing, "invalid": invalid or []},
+            details={"missing": missing, "invalid": list(reasons), "reasons": reasons},
         )
         self.missing = missing
+        self.invalid = reasons
 
 
 class DatabaseUnavailable(AppError):

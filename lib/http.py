@@ -29,7 +29,6 @@ from typing import Any
 from flask import Request, Response
 
 from lib import log, safejson
-from lib.config import get_config
 from lib.errors import (
     AppError,
     DatabaseUnavailable,
@@ -38,6 +37,7 @@ from lib.errors import (
     PayloadTooLarge,
     Unauthorized,
 )
+from lib.settings import Private, get_settings
 from lib.signatures import token_matches
 
 Handler = Callable[[Request], Response]
@@ -117,7 +117,7 @@ def trace_id(request: Request) -> str | None:
 
 def internal_token(request: Request) -> None:
     """Auth of the private routes: ``Authorization: Bearer $INTERNAL_TOKEN`` (constant-time)."""
-    (expected,) = get_config().require("INTERNAL_TOKEN")
+    (expected,) = get_settings(Private).require("INTERNAL_TOKEN")
     scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token_matches(token.strip(), expected=expected):
         raise Unauthorized("Missing or wrong bearer token: use INTERNAL_TOKEN.")
@@ -174,6 +174,7 @@ def endpoint(*, provider: str) -> Callable[[Callable[[], Routes]], Handler]:
             finally:
                 log.current_trace.reset(token)
 
+        view.routes = routes  # type: ignore[attr-defined]  # what the tools deploy
         return view
 
     return wrap

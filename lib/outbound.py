@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from lib.config import get_config
 from lib.errors import FailureClass, ProviderFailure
+from lib.settings import Settings, get_settings
 
 # The database answers within this even when the provider timeout is set lower; provider
 # clients pass their own (HTTP_TIMEOUT_SECONDS) per request.
@@ -21,7 +21,7 @@ _DATABASE_TIMEOUT_SECONDS = 10.0
 
 @cache
 def outbound_client() -> httpx.Client:
-    timeout = max(get_config().http_timeout_seconds, _DATABASE_TIMEOUT_SECONDS)
+    timeout = max(get_settings(Settings).http_timeout_seconds, _DATABASE_TIMEOUT_SECONDS)
     return httpx.Client(timeout=timeout, limits=httpx.Limits(max_keepalive_connections=32))
 
 

@@ -1,5 +1,5 @@
-"""Bundles (tools/bundle.py, `make build`) and the lock (tools/lock.py, `make lock`): what a
-bundle holds, and that each one runs on its own — copied outside the repository, its
+"""Bundles (tools/build/bundle.py, `make build`) and the lock (tools/build/lock.py, `make lock`):
+what a bundle holds, and that each one runs on its own — copied outside the repository, its
 requirements.txt installed into a fresh virtual environment, served by functions-framework with
 exactly the variables `make deploy` gives it, and answering real requests."""
 
@@ -20,12 +20,13 @@ import httpx
 import pytest
 
 from tests.test_deploy import EXAMPLE
-from tools import ROOT, bundle, lock
+from tools import ROOT
 from tools import stack as local_stack
+from tools.build import bundle, lock
+from tools.build.functions import imports
 from tools.calendly_samples import calendly_headers, calendly_invitee_event
 from tools.calendly_samples import encode as calendly_encode
 from tools.deploy import plan
-from tools.deploy.needs import needs
 from tools.deploy.settings import Settings
 from tools.elevenlabs_samples import encode as elevenlabs_encode
 from tools.elevenlabs_samples import new_conversation_id, post_call_transcription, signed_headers
@@ -110,7 +111,7 @@ def test_bundle_requirements_are_its_imports_pinned_from_the_lock(built: Path) -
             bundle.build(name, path)
         requirements = (path / "requirements.txt").read_text()
         assert "-c constraints.txt" in requirements.splitlines()
-        roots = lock.roots(needs(name).imports)
+        roots = lock.roots(imports(ROOT / "functions" / name))
         assert _requirements(requirements) == [f"{r}=={pins[r].version}" for r in roots]
         assert "functions-framework" in roots
         constraints = _requirements((path / "constraints.txt").read_text())
@@ -128,6 +129,7 @@ def test_bundle_requirements_are_its_imports_pinned_from_the_lock(built: Path) -
         "phonenumbers",
         "postgrest",
         "pydantic",
+        "pydantic-settings",
     }
 
 
@@ -272,7 +274,7 @@ def standalone(
                 processes[name] = subprocess.Popen(
                     [
                         str(venv_of[name] / "bin" / "functions-framework"),
-                        *("--target", needs(name).entry_point, "--source", "main.py"),
+                        *("--target", name, "--source", "main.py"),
                         *("--host", "127.0.0.1", "--port", str(port)),
                     ],
                     cwd=folder,

@@ -278,10 +278,14 @@ def test_person_do_not_call_is_honoured_for_every_lead(functions: Functions, db:
 
 
 def test_rules_carry_the_person_settings() -> None:
-    from lib.config import Config
     from place_call import calling
+    from place_call.settings import PlaceCallSettings
 
-    rules = calling.rules(Config(call_person_cooldown_hours=6, call_max_per_person_per_day=2))
+    rules = calling.rules(
+        PlaceCallSettings.load(
+            {"CALL_PERSON_COOLDOWN_HOURS": "6", "CALL_MAX_PER_PERSON_PER_DAY": "2"}
+        )
+    )
     assert (rules["person_cooldown_hours"], rules["max_per_person_per_day"]) == (6, 2)
     assert json.dumps(rules)
 

@@ -19,11 +19,10 @@ import psycopg
 import pytest
 
 import tools
-from tools import ROOT, bundle
+from tools import ROOT
 from tools import stack as local_stack
-from tools.deploy import needs as needs_module
+from tools.build import bundle, functions
 from tools.deploy.cli import main
-from tools.deploy.needs import analyze
 from tools.deploy.plan import Masker
 from tools.deploy.preflight import key_problem
 from tools.deploy.settings import SUPABASE_CLI, Paths, Settings
@@ -443,9 +442,18 @@ def test_deploy_preflight_checks_settings(deploy: Deployer) -> None:
     assert "meta_webhook: META_VERIFY_TOKEN holds a line break" in run.output
     assert "INTERNAL_TOKEN is shorter than 32 characters" in run.output
     assert "meta_webhook: SWEEP_TIME_BUDGET_SECONDS (45) must be under its timeout" in run.output
-    assert "place_call: GCF_MEMORY must be like 512Mi" in run.output
-    assert "place_call: not a valid number: CALL_MAX_ATTEMPTS" in run.output
+    assert "place_call: GCF_MEMORY: must be like 512Mi" in run.output
+    assert "place_call: CALL_MAX_ATTEMPTS: input should be a valid integer" in run.output
     assert "short-token-123" not in run.output
+
+
+def test_deploy_names_a_non_numeric_timeout_before_anything_runs(deploy: Deployer) -> None:
+    # It was a traceback: the sweeps' SQL turned the timeout into milliseconds first.
+    deploy.link()
+    run = deploy("--dry-run", env={**EXAMPLE, "GCF_TIMEOUT_SECONDS": "soon"})
+    assert "Traceback" not in run.output
+    assert "meta_webhook: GCF_TIMEOUT_SECONDS: input should be a valid integer" in run.output
+    assert "place_call: CALL_HOURS_START" not in run.output
 
 
 def test_deploy_environment_wins_over_the_file_and_settings_per_function(
@@ -469,14 +477,16 @@ def test_deploy_unknown_function_is_refused(deploy: Deployer) -> None:
     assert run.code == 2 and "meta_webhook" in run.output
 
 
-def test_needs_of_a_new_function_come_from_its_code(tmp_path: Path) -> None:
+def test_a_new_function_is_described_by_its_own_declarations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A function added later deploys with no change to the deploy code: its entry point,
-    routes, packages and variables are read from it."""
+    routes, packages and variables come from its own declarations."""
     folder = tmp_path / "send_sms"
-    folder.mkdir()
+    (folder / "send_sms").mkdir(parents=True)
     (folder / "main.py").write_text(
         "import functions_framework\n"
-        "import texting\n"
+        "from send_sms import texting\n"
         "from lib.http import Route, Routes, endpoint, internal_token\n\n"
         "def send(request):\n"
         "    return texting.send(request)\n\n"
@@ -486,45 +496,52 @@ def test_needs_of_a_new_function_come_from_its_code(tmp_path: Path) -> None:
         "    return {('POST', '/'): Route(send),\n"
         "            ('POST', '/sweep'): Route(send, auth=internal_token)}\n"
     )
-    (folder / "texting.py").write_text(
-        "from lib.config import get_config\n\n"
-        "def send(request):\n"
-        "    import twilio.rest\n"
-        "    config = get_config()\n"
-        "    return config.require('ELEVENLABS_API_KEY'), config.http_timeout_seconds\n\n"
-        "def unused():\n"
-        "    return get_config().require('META_APP_SECRET')\n"
+    (folder / "send_sms" / "__init__.py").write_text("")
+    (folder / "send_sms" / "settings.py").write_text(
+        "from lib.settings import Private, Secret\n\n"
+        "class SendSmsSettings(Private):\n"
+        "    twilio_auth_token: Secret | None = None\n"
+        "    sms_sender: str = 'Laura'\n"
     )
-    found = analyze(folder)
+    (folder / "send_sms" / "texting.py").write_text(
+        "def send(request):\n    import twilio.rest\n    return twilio.rest\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    found = functions.describe(folder)
     assert found.entry_point == "send_sms"
-    assert found.has_route("POST", "/sweep")
+    assert found.has_route("POST", "/sweep") and found.has_route("POST", "/")
     # lib.http imports flask and lib.safejson (pydantic), and its error path lib.db (postgrest,
-    # httpx).
+    # httpx); lib.settings pydantic_settings; texting a lazy twilio.
     assert found.imports == (
         "flask",
         "functions_framework",
         "httpx",
         "postgrest",
         "pydantic",
-        "twilio.rest",
+        "pydantic_settings",
+        "twilio",
     )
-    assert [v.name for v in found.variables] == [
-        "ELEVENLABS_API_KEY",
+    variables = {v.name: v for v in found.variables}
+    assert set(variables) == {
         "HTTP_TIMEOUT_SECONDS",
         "INTERNAL_TOKEN",
+        "MAX_BODY_BYTES",
+        "SMS_SENDER",
         "SUPABASE_SERVICE_ROLE_KEY",
         "SUPABASE_URL",
-    ]  # not META_APP_SECRET: only a function nothing calls reads it
-    assert "texting" in found.modules and "lib.http" in found.modules
+        "SWEEP_TIME_BUDGET_SECONDS",
+        "TWILIO_AUTH_TOKEN",
+    }
+    assert variables["TWILIO_AUTH_TOKEN"].secret and variables["TWILIO_AUTH_TOKEN"].required
+    assert not variables["SMS_SENDER"].secret and not variables["SMS_SENDER"].required
 
 
-def test_needs_of_today_s_functions() -> None:
-    needs_module.needs.cache_clear()
-    meta = needs_module.needs("meta_webhook")
+def test_today_s_functions_described() -> None:
+    meta = functions.function("meta_webhook")
     assert meta.entry_point == "meta_webhook"
     assert meta.has_route("POST", "/sweep") and meta.has_route("GET", "/")
     assert {"phonenumbers", "postgrest", "pydantic", "httpx", "flask"} <= set(meta.imports)
-    assert "phonenumbers" not in needs_module.needs("place_call").imports
+    assert "phonenumbers" not in functions.function("place_call").imports
     assert meta.required == [
         "INTERNAL_TOKEN",
         "META_ACCESS_TOKEN",

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from lib.config import get_config
 from lib.errors import ConfigError, FailureClass, ProviderFailure
+from lib.settings import reload_settings
 from lib.signatures import verify_elevenlabs
 from place_call.elevenlabs_api import ElevenLabsClient, OutboundCall, get_elevenlabs
 from tests.conftest import FIXTURES
@@ -415,10 +415,10 @@ def test_reads_404_names_the_setting(read: str, setting: str) -> None:
 
 @pytest.fixture
 def fresh_config() -> Iterator[None]:
-    get_config.cache_clear()
+    reload_settings()
     get_elevenlabs.cache_clear()
     yield
-    get_config.cache_clear()
+    reload_settings()
     get_elevenlabs.cache_clear()
 
 

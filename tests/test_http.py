@@ -7,7 +7,6 @@ import json
 import pytest
 from flask import Flask, Request, Response
 
-from lib.config import get_config
 from lib.db import get_db
 from lib.errors import BadRequest, PayloadTooLarge
 from lib.http import (
@@ -20,11 +19,12 @@ from lib.http import (
     text_response,
     trace_id,
 )
+from lib.settings import reload_settings
 
 
 @pytest.fixture(autouse=True)
 def _fresh_config() -> None:
-    get_config.cache_clear()
+    reload_settings()
     get_db.cache_clear()
 
 

@@ -20,8 +20,9 @@ import psycopg
 import pytest
 
 import tools
-from tools import FUNCTION_DIRS, ROOT, bundle
+from tools import FUNCTION_DIRS, ROOT
 from tools import stack as local_stack
+from tools.build import bundle
 from tools.samples import leadgen_delivery, meta_headers, new_leadgen_id
 
 SOURCES = ("lib", "functions", "tools", "tests")

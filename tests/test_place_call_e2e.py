@@ -15,9 +15,8 @@ import httpx
 import psycopg
 import pytest
 
-from lib.config import Config
 from lib.errors import ConfigError
-from place_call import calling
+from place_call.settings import PlaceCallSettings
 from tools import elevenlabs_samples as samples
 from tools.fake_api import FakeClient
 from tools.samples import leadgen_delivery, new_leadgen_id
@@ -639,9 +638,9 @@ def test_sweep_reconciles_even_when_placing_fails(functions: Functions, db: Conn
 
 
 @pytest.mark.parametrize(("start", "end"), [("20:00", "09:00"), ("09:00", "09:00")])
-def test_rules_overnight_or_empty_calling_hours_refused_by_name(start: str, end: str) -> None:
+def test_overnight_or_empty_calling_hours_refused_by_name(start: str, end: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        calling.rules(Config(call_hours_start=start, call_hours_end=end))
+        PlaceCallSettings.load({"CALL_HOURS_START": start, "CALL_HOURS_END": end})
     assert "CALL_HOURS_START" in caught.value.message and "CALL_HOURS_END" in caught.value.message
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import functions_framework
 import pytest
 
-from lib.config import get_config
+from lib.settings import reload_settings
 from lib.signatures import sign_elevenlabs
 from tools.stack import ROOT
 
@@ -38,10 +38,10 @@ def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     # or (the large signed body) with one log row whose failure is answered 503.
     monkeypatch.setenv("SUPABASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", "x")
-    get_config.cache_clear()
+    reload_settings()
     app = functions_framework.create_app("place_call", str(ROOT / "functions/place_call/main.py"))
     yield app.test_client()
-    get_config.cache_clear()
+    reload_settings()
 
 
 def test_webhook_over_the_limit_refused_413_by_its_length(client: Any) -> None:
@@ -71,7 +71,7 @@ def test_place_non_uuid_lead_id_is_400_and_clipped(
     import json
 
     monkeypatch.setenv("INTERNAL_TOKEN", "t")
-    get_config.cache_clear()
+    reload_settings()
     response = client.post(
         "/",
         data=json.dumps({"lead_id": lead_id}),

@@ -26,13 +26,13 @@ from typing import Any, NamedTuple
 import httpx
 import psycopg
 
-from lib.config import Config
 from lib.db import Database
 from lib.errors import AppError, ConfigError, FailureClass, ProviderFailure
 from meta_webhook.graph import GraphClient
 from place_call.elevenlabs_api import ElevenLabsClient
 from tools import calendly_subscribe
 from tools.envfile import ROOT, project_env
+from tools.settings import Operator, everything
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
 
@@ -86,14 +86,14 @@ class Context:
         return [name for name in names if not self.value(name)]
 
     @property
-    def config(self) -> Config:
-        """The functions' view of the settings (Graph URL and version, timeouts); an invalid
-        number (check_variables reports it) is left at its default."""
+    def config(self) -> Any:
+        """The declared settings (every function's and the tools'), read from ``env``; an
+        invalid value (check_variables reports it) is left at its default."""
+        declared = everything()
         try:
-            return Config.from_mapping(self.env)
+            return declared.load(self.env)
         except ConfigError as err:
-            invalid = set(err.details["invalid"])
-            return Config.from_mapping({k: v for k, v in self.env.items() if k not in invalid})
+            return declared.load({k: v for k, v in self.env.items() if k not in err.invalid})
 
     def database(self) -> Database:
         """The database API of SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY, on the shared client."""
@@ -141,9 +141,9 @@ def check_variables(ctx: Context) -> Result:
     missing = ctx.missing(*REQUIRED)
     problems = [f"missing {', '.join(missing)}"] if missing else []
     try:
-        Config.from_mapping(ctx.env)
+        everything().load(ctx.env)
     except ConfigError as err:
-        problems.append(f"invalid {', '.join(err.details['invalid'])}")
+        problems.append("invalid " + ", ".join(f"{n} ({why})" for n, why in err.invalid.items()))
     if problems:
         return Result(
             FAIL,
@@ -541,7 +541,8 @@ def check_calendly_retries(ctx: Context) -> Result:
 # --- ElevenLabs: skipped when ELEVENLABS_API_KEY is unset (a Meta-only deployment) -----------
 
 _ELEVENLABS_UNSET = "ELEVENLABS_API_KEY is not set (ElevenLabs not connected)"
-DEFAULT_MIN_CREDITS = 10_000  # ELEVENLABS_MIN_CREDITS: fewer credits left than this is a warning
+# ELEVENLABS_MIN_CREDITS: fewer credits left than this is a warning.
+DEFAULT_MIN_CREDITS: int = Operator.model_fields["elevenlabs_min_credits"].default
 DEFAULT_AGENT_NUMBER = "+17863212663"  # ELEVENLABS_PHONE_NUMBER: the number leads see calling
 _AGENT_TOOLS = "ElevenLabs > Agents > the agent > Tools > System tools"
 _WEBHOOK_SETUP = (

@@ -11,8 +11,9 @@ SECRETS_FILE = ROOT / "supabase" / ".env"
 DEV_ENV_FILE = ROOT / ".local" / "dev.env"
 
 
-def read(path: Path) -> dict[str, str]:
-    """The non-empty ``KEY=VALUE`` lines of ``path`` (comments and blanks skipped)."""
+def read(path: Path, *, keep_empty: bool = False) -> dict[str, str]:
+    """The non-empty ``KEY=VALUE`` lines of ``path`` (every one with ``keep_empty``; comments and
+    blanks skipped)."""
     values: dict[str, str] = {}
     if not path.exists():
         return values
@@ -22,7 +23,7 @@ def read(path: Path) -> dict[str, str]:
             continue
         key, _, value = line.partition("=")
         value = value.strip().strip('"').strip("'")
-        if value:
+        if value or keep_empty:
             values[key.strip()] = value
     return values
 

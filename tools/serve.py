@@ -27,7 +27,7 @@ def build_app() -> object:
 
     # functions-framework puts each function's folder on sys.path as it loads its main.py; lib/
     # and tools/ are on it by configuration (PYTHONPATH).
-    from tools.bundle import function_names
+    from tools.build.functions import function_names
 
     mounts = {
         f"/functions/v1/{name}": functions_framework.create_app(

@@ -14,7 +14,7 @@ from flask import Request, Response
 
 from calendly_webhook import bookings
 from calendly_webhook.calendly_events import parse_event
-from lib.config import get_config
+from calendly_webhook.settings import settings
 from lib.db import get_db
 from lib.http import Route, Routes, endpoint, json_response, read_body
 from lib.signatures import verify_calendly
@@ -22,7 +22,7 @@ from lib.signatures import verify_calendly
 
 def receive_event(request: Request) -> Response:
     """A signed Calendly event: verify, parse, record (one round trip), answer."""
-    config = get_config()
+    config = settings()
     body = read_body(request, limit=config.max_body_bytes)
     verify_calendly(
         body,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functions_framework
 from flask import Request, Response
 
-from lib.config import get_config
 from lib.db import get_db
 from lib.http import (
     Route,
@@ -24,17 +23,18 @@ from lib.http import (
 from lib.signatures import verify_meta
 from meta_webhook import lead_fetch
 from meta_webhook.leadgen import parse_delivery, verify_subscription
+from meta_webhook.settings import settings
 
 
 def handshake(request: Request) -> Response:
     """The subscription handshake: echo ``hub.challenge`` for the right verify token."""
-    (verify_token,) = get_config().require("META_VERIFY_TOKEN")
+    (verify_token,) = settings().require("META_VERIFY_TOKEN")
     return text_response(verify_subscription(request.args, verify_token=verify_token))
 
 
 def receive_delivery(request: Request) -> Response:
     """A signed leadgen delivery: verify, parse, store, fetch from the Graph API, complete."""
-    config = get_config()
+    config = settings()
     body = read_body(request, limit=config.max_body_bytes)
     verify_meta(body, request.headers, secrets=config.secrets("META_APP_SECRET"))
     delivery = parse_delivery(body)
@@ -46,7 +46,7 @@ def receive_delivery(request: Request) -> Response:
 def run_sweep(request: Request) -> Response:
     """Complete the fetch_pending leads whose retry time has come (the scheduler calls this);
     ``?retry=pending`` first makes every pending lead due (``make retry``)."""
-    config = get_config()
+    config = settings()
     counts = lead_fetch.sweep(
         get_db(),
         limit=config.sweep_batch_size,

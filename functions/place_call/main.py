@@ -23,7 +23,6 @@ import functions_framework
 from flask import Request, Response
 
 from lib import log, safejson
-from lib.config import get_config
 from lib.db import get_db
 from lib.errors import BadRequest
 from lib.http import (
@@ -38,6 +37,7 @@ from lib.http import (
 from lib.signatures import verify_elevenlabs_chunks
 from place_call import calling, reconcile
 from place_call.post_call import PostCallEvent, parse, phrase_list, sniff_type
+from place_call.settings import settings
 
 # A post_call_audio webhook carries the whole call as base64 MP3: it must be read (to check its
 # signature) and answered 200, or ElevenLabs disables the webhook after repeated failures. It is
@@ -50,7 +50,7 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 
 def place_one(request: Request) -> Response:
     """Place one lead's call (meta_webhook asks for it the moment a lead with a phone is stored)."""
-    config = get_config()
+    config = settings()
     body = read_body(request, limit=config.max_body_bytes)
     try:
         lead_id = json.loads(body)["lead_id"]
@@ -65,7 +65,7 @@ def place_one(request: Request) -> Response:
 def run_sweep(request: Request) -> Response:
     """Place every due call (bounded per run), then, within SWEEP_TIME_BUDGET_SECONDS, read the
     outcome of calls whose post-call webhook is late from the conversation API."""
-    config, db = get_config(), get_db()
+    config, db = settings(), get_db()
     deadline = time.monotonic() + config.sweep_time_budget_seconds
     # Reconcile runs even when placing failed (and the other way round): a late call's outcome
     # never waits for the queue to be healthy. The first failure is then answered.
@@ -88,7 +88,7 @@ def run_sweep(request: Request) -> Response:
 
 def receive_webhook(request: Request) -> Response:
     """A signed ElevenLabs post-call webhook: verify, parse, record (one round trip)."""
-    config = get_config()
+    config = settings()
     signed = verify_elevenlabs_chunks(
         body_chunks(request, limit=WEBHOOK_MAX_BYTES),
         request.headers,

@@ -1,6 +1,6 @@
 """Serving the functions as production does, and probing them.
 
-Each function is served from its deployed bundle (tools/bundle.py: the function's folder with
+Each function is served from its deployed bundle (tools/build/bundle.py: the function's folder with
 ``lib/`` copied beside ``main.py``, bytecode precompiled) in a temporary directory::
 
     functions-framework --target <name> --source <bundle>/main.py --host 127.0.0.1 --port <free>
@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlencode
 
-from tools import ROOT, bundle
+from tools import ROOT
+from tools.build import bundle
 from tools.calendly_samples import calendly_headers, calendly_invitee_event, encode
 from tools.samples import leadgen_delivery, meta_headers
 from tools.stack import free_port
@@ -56,7 +57,7 @@ def build_bundles(dest: Path) -> dict[str, Path]:
     """The bundles of hello and of every judged function under ``dest``: name → folder."""
     hello = dest / HELLO
     shutil.copytree(HELLO_FOLDER, hello, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    # Compiled as tools/bundle.py compiles a function's bundle.
+    # Compiled as tools/build/bundle.py compiles a function's bundle.
     compileall.compile_dir(
         hello, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
     )

@@ -22,16 +22,17 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tools import ROOT, bundle, envfile
+from tools import ROOT, envfile
+from tools.build import bundle
 from tools.deploy import plan as deployment
 from tools.deploy import preflight
-from tools.deploy.needs import config_variables
 from tools.deploy.settings import (
     SUPABASE_CLI_VARIABLES,
     Paths,
     Settings,
     load_env,
 )
+from tools.settings import everything
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -94,9 +95,9 @@ def run(
 ) -> int:
     every = bundle.function_names()
     p = deployment.build(settings, names, every)
-    # Every secret of lib.config.Config, whichever function reads it, and the deploy's own.
+    # Every declared secret, whichever function or tool reads it, and the deploy's own.
     mask = deployment.Masker(
-        settings.secret_values([v.name for v in config_variables() if v.secret])
+        settings.secret_values([v.name for v in everything().variables() if v.secret])
     )
 
     def say(line: str = "") -> None:

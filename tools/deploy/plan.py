@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 
 from tools import ROOT
-from tools.deploy.needs import Needs, needs
+from tools.build import functions
 from tools.deploy.settings import SERVICES, Settings
 
 SWEEP_ROUTE = ("POST", "/sweep")
@@ -36,7 +36,7 @@ TOKEN_VARIABLE = "INTERNAL_TOKEN"
 @dataclass(frozen=True)
 class Function:
     name: str
-    needs: Needs
+    function: functions.Function
     env: dict[str, str]  # what it receives
     derived: dict[str, str]  # of which computed here: other functions' URLs
     missing: list[str]  # required and unset
@@ -68,7 +68,7 @@ class Plan:
 
     @property
     def sweeps(self) -> list[Function]:
-        return [f for f in self.functions if f.needs.has_route(*SWEEP_ROUTE)]
+        return [f for f in self.functions if f.function.has_route(*SWEEP_ROUTE)]
 
 
 def shown(path: Path) -> str:
@@ -78,7 +78,7 @@ def shown(path: Path) -> str:
 
 def function(settings: Settings, name: str, every: list[str]) -> Function:
     """Function ``name``: the variables it reads that are set, and which required ones are not."""
-    found = needs(name)
+    found = functions.function(name)
     env: dict[str, str] = {}
     derived: dict[str, str] = {}
     missing: list[str] = []
@@ -202,7 +202,7 @@ def build(settings: Settings, names: list[str], every: list[str]) -> Plan:
                     f"--runtime={setting('GCF_RUNTIME')}",
                     f"--region={settings.region or '<GCP_REGION>'}",
                     f"--source={shown(settings.paths.bundles / f.name)}",
-                    f"--entry-point={f.needs.entry_point}",
+                    f"--entry-point={f.function.entry_point}",
                     "--trigger-http",
                     "--allow-unauthenticated",
                     f"--env-vars-file={shown(env_file)}",
@@ -218,7 +218,7 @@ def build(settings: Settings, names: list[str], every: list[str]) -> Plan:
                 [f"{f.url}: {len(f.env)} variables: {listed}"],
             )
         )
-    sweeps = [f for f in functions if f.needs.has_route(*SWEEP_ROUTE)]
+    sweeps = [f for f in functions if f.function.has_route(*SWEEP_ROUTE)]
     if sweeps:
         sql_file = generated / "sweeps.sql"
         files[sql_file] = sweeps_sql(settings, sweeps, settings.get(TOKEN_VARIABLE))

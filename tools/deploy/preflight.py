@@ -7,18 +7,14 @@ import base64
 import binascii
 import json
 import re
-from functools import partial
 from typing import Any
 
-from lib.config import Config
 from lib.errors import ConfigError
 from tools.deploy.plan import TOKEN_VARIABLE, Plan, shown
 from tools.deploy.settings import Settings, db_url_ref, supabase_ref
 
 _PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 _REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
-_MEMORY = re.compile(r"[0-9]+(Mi|Gi|M|G|MB|GB)")
-_RUNTIME = re.compile(r"python3[0-9]+")
 MIN_TOKEN_LENGTH = 32
 KEY = "SUPABASE_SERVICE_ROLE_KEY"
 
@@ -101,39 +97,20 @@ def _function_problems(settings: Settings, plan: Plan) -> list[str]:
                 f"{f.name}: {', '.join(broken)} holds a line break, which a Cloud Functions "
                 "variable cannot (gcloud refuses the env file)"
             )
+        loaded = None
         try:
-            Config.from_mapping(f.env)
+            loaded = f.function.settings.load(f.env)
         except ConfigError as err:
-            invalid = ", ".join(err.details.get("invalid", []))
-            problems.append(f"{f.name}: not a valid number: {invalid}")
-        setting = partial(settings.setting, function=f.name)
-        if not _RUNTIME.fullmatch(setting("GCF_RUNTIME")):
-            problems.append(f"{f.name}: GCF_RUNTIME must be like python312")
-        if not _MEMORY.fullmatch(setting("GCF_MEMORY")):
-            problems.append(f"{f.name}: GCF_MEMORY must be like 512Mi or 1Gi")
-        numbers = {}
-        for name in ("GCF_TIMEOUT_SECONDS", "GCF_MIN_INSTANCES", "GCF_MAX_INSTANCES"):
-            value = setting(name)
-            if value.isdigit():
-                numbers[name] = int(value)
-            else:
-                problems.append(f"{f.name}: {name} must be a whole number")
-        if not 1 <= numbers.get("GCF_TIMEOUT_SECONDS", 60) <= 3600:
-            problems.append(f"{f.name}: GCF_TIMEOUT_SECONDS must be 1 to 3600")
-        if numbers.get("GCF_MAX_INSTANCES", 1) < max(1, numbers.get("GCF_MIN_INSTANCES", 0)):
-            problems.append(f"{f.name}: GCF_MAX_INSTANCES must be at least 1 and GCF_MIN_INSTANCES")
-        budget = f.env.get("SWEEP_TIME_BUDGET_SECONDS", "45")
-        timeout = numbers.get("GCF_TIMEOUT_SECONDS")
-        if "SWEEP_TIME_BUDGET_SECONDS" in {v.name for v in f.needs.variables} and timeout:
-            try:
-                too_long = float(budget) >= timeout
-            except ValueError:
-                too_long = False  # reported above
-            if too_long:
-                problems.append(
-                    f"{f.name}: SWEEP_TIME_BUDGET_SECONDS ({budget}) must be under its timeout "
-                    f"(GCF_TIMEOUT_SECONDS, {timeout} s), or the sweep is cut off mid-batch"
-                )
+            problems.extend(f"{f.name}: {name}: {why}" for name, why in err.invalid.items())
+        cloud, invalid = settings.cloud_function(f.name)
+        problems.extend(f"{f.name}: {name}: {why}" for name, why in invalid.items())
+        timeout = None if "GCF_TIMEOUT_SECONDS" in invalid else cloud.gcf_timeout_seconds
+        budget = getattr(loaded, "sweep_time_budget_seconds", None)
+        if budget is not None and timeout is not None and budget >= timeout:
+            problems.append(
+                f"{f.name}: SWEEP_TIME_BUDGET_SECONDS ({budget:g}) must be under its timeout "
+                f"(GCF_TIMEOUT_SECONDS, {timeout} s), or the sweep is cut off mid-batch"
+            )
     return problems
 
 

@@ -12,21 +12,69 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated, Self
 from urllib.parse import urlsplit
 
-from tools import ROOT, envfile
+from pydantic import AfterValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
 
-# Cloud Functions settings, each overridable per function: GCF_MEMORY_PLACE_CALL=1Gi.
-DEFAULTS = {
-    "GCF_RUNTIME": "python312",
+from lib.errors import ConfigError
+from lib.settings import Declared, Secret
+from tools import ROOT, envfile
+from tools.build.lock import RUNTIME
+
+
+def _pattern(expression: str, example: str) -> AfterValidator:
+    compiled = re.compile(expression)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"must be like {example}")
+        return value
+
+    return AfterValidator(check)
+
+
+class CloudFunction(Declared):
+    """A function's Cloud Functions settings, each overridable per function:
+    ``GCF_MEMORY_PLACE_CALL=1Gi``."""
+
+    gcf_runtime: Annotated[str, _pattern(r"python3[0-9]+", "python312")] = RUNTIME
     # 512Mi comes with a third of a vCPU (256Mi: a sixth): the cold start of the first lead
     # after a quiet night is CPU-bound import time (docs/PERFORMANCE.md).
-    "GCF_MEMORY": "512Mi",
+    gcf_memory: Annotated[str, _pattern(r"[0-9]+(Mi|Gi|M|G|MB|GB)", "512Mi or 1Gi")] = "512Mi"
     # Over SWEEP_TIME_BUDGET_SECONDS (45), which a sweep must finish within.
-    "GCF_TIMEOUT_SECONDS": "60",
-    "GCF_MIN_INSTANCES": "0",
-    "GCF_MAX_INSTANCES": "20",
-}
+    gcf_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+    gcf_min_instances: Annotated[int, Field(ge=0)] = 0
+    gcf_max_instances: Annotated[int, Field(ge=1)] = 20
+
+    @model_validator(mode="after")
+    def _instances(self) -> Self:
+        if self.gcf_max_instances < self.gcf_min_instances:
+            raise PydanticCustomError(
+                "instances",
+                "GCF_MAX_INSTANCES must be at least GCF_MIN_INSTANCES",
+                {"names": ["GCF_MAX_INSTANCES"]},
+            )
+        return self
+
+
+class DeployVariables(CloudFunction):
+    """What `make deploy` reads beside the functions' variables (never passed to a function)."""
+
+    # The Google Cloud project id and the Cloud Functions region the functions go to.
+    gcp_project: (
+        Annotated[str, _pattern(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", "my-project-123")] | None
+    ) = None
+    gcp_region: Annotated[str, _pattern(r"[a-z]+-[a-z]+[0-9]+", "us-central1")] | None = None
+    # The database of `supabase db push` and the sweeps' schedule (empty: the linked project),
+    # the database password (spares the CLI's prompt), and a Supabase access token for the CLI.
+    supabase_db_url: str | None = None  # its password is masked in every output
+    supabase_db_password: Secret | None = None
+    supabase_access_token: Secret | None = None
+
+
+DEFAULTS = {v.name: v.default for v in CloudFunction.variables()}
 # The Google APIs a Cloud Functions (2nd gen) deploy uses; enabling one twice changes nothing.
 SERVICES = (
     "artifactregistry.googleapis.com",
@@ -35,7 +83,7 @@ SERVICES = (
     "run.googleapis.com",
 )
 # Variables of the deploy itself (not of any function) whose values are never printed.
-DEPLOY_SECRETS = ("SUPABASE_DB_PASSWORD", "SUPABASE_ACCESS_TOKEN")
+DEPLOY_SECRETS = tuple(v.name for v in DeployVariables.variables() if v.secret)
 # Passed to the Supabase CLI when set (in supabase/.env or the environment).
 SUPABASE_CLI_VARIABLES = DEPLOY_SECRETS
 SUPABASE_CLI = ROOT / "node_modules" / ".bin" / "supabase"  # pinned in package.json
@@ -88,10 +136,23 @@ class Settings:
         path = self.paths.project_ref
         return path.read_text().strip() if path.is_file() else ""
 
-    def setting(self, name: str, function: str | None = None) -> str:
-        """A Cloud Functions setting: ``<NAME>_<FUNCTION>``, else ``<NAME>``, else the default."""
-        specific = self.get(f"{name}_{function.upper()}") if function else ""
-        return specific or self.get(name) or DEFAULTS[name]
+    def cloud_function(self, function: str) -> tuple[CloudFunction, dict[str, str]]:
+        """``function``'s Cloud Functions settings (``<NAME>_<FUNCTION>``, else ``<NAME>``, else
+        the default), an invalid one at its default; and what is wrong with each invalid one."""
+        suffix = f"_{function.upper()}"
+        values = {
+            v.name: self.get(v.name + suffix) or self.get(v.name) for v in CloudFunction.variables()
+        }
+        try:
+            return CloudFunction.load(values), {}
+        except ConfigError as err:
+            valid = {name: value for name, value in values.items() if name not in err.invalid}
+            return CloudFunction.load(valid), err.invalid
+
+    def setting(self, name: str, function: str) -> str:
+        """One Cloud Functions setting of ``function`` (its default when it is invalid: the
+        preflight names it)."""
+        return str(getattr(self.cloud_function(function)[0], name.lower()))
 
     def url(self, function: str) -> str:
         """A 2nd gen function's URL, known before it is deployed."""

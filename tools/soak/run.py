@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 
 from tools import stack as local_stack
-from tools.bundle import build
+from tools.build.bundle import build
 from tools.fake_api import FakeClient
 from tools.soak import report
 from tools.soak.checks import Check, gather, run_checks

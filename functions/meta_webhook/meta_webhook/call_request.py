@@ -11,8 +11,8 @@ from __future__ import annotations
 import httpx
 
 from lib import fanout, log
-from lib.config import get_config
 from lib.outbound import outbound_client
+from meta_webhook.settings import settings
 
 
 def _ask(url: str, token: str, lead_id: str, timeout: float) -> None:
@@ -45,12 +45,13 @@ def _ask(url: str, token: str, lead_id: str, timeout: float) -> None:
 def request_calls(lead_ids: list[str]) -> None:
     """POST ``{"lead_id"}`` to PLACE_CALL_URL for each lead (concurrently when several); nothing
     when PLACE_CALL_URL or INTERNAL_TOKEN is unset (the sweep then does it all)."""
-    config = get_config()
-    if not lead_ids or not config.place_call_url or not config.internal_token:
+    config = settings()
+    token = config.internal_token.get_secret_value() if config.internal_token else ""
+    if not lead_ids or not config.place_call_url or not token:
         return
     url, token, timeout = (
         config.place_call_url,
-        config.internal_token,
+        token,
         config.place_call_timeout_seconds,
     )
     fanout.each(lambda lead_id: _ask(url, token, lead_id, timeout), lead_ids, threads=8)

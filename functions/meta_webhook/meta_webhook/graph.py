@@ -11,10 +11,10 @@ from urllib.parse import urlencode
 
 import httpx
 
-from lib.config import get_config
 from lib.outbound import Api, call
 from lib.signatures import appsecret_proof
 from meta_webhook.graph_errors import classify_graph_error
+from meta_webhook.settings import settings
 
 GRAPH = Api(name="the Graph API", code="graph", url_setting="META_GRAPH_URL")
 LEAD_FIELDS = (
@@ -74,7 +74,7 @@ class GraphClient:
 @cache
 def get_graph() -> GraphClient:
     """The process's Graph client, built on first use from the configuration."""
-    config = get_config()
+    config = settings()
     token, _ = config.require("META_ACCESS_TOKEN", "META_APP_SECRET")
     return GraphClient(
         base_url=config.meta_graph_url,

@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from lib import fanout, log
-from lib.config import get_config
 from lib.db import Database
 from lib.errors import (
     ConfigError,
@@ -21,6 +20,7 @@ from meta_webhook.call_request import request_calls
 from meta_webhook.graph import GraphClient, get_graph
 from meta_webhook.lead_mapping import map_lead
 from meta_webhook.leadgen import ParsedDelivery
+from meta_webhook.settings import settings
 
 _FETCH_THREADS = 8
 
@@ -63,7 +63,7 @@ def fetch_leads(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
     except ConfigError as err:
         failure = ProviderFailure.from_config(err).result()
         return [{**failure, "lead_id": claim["lead_id"]} for claim in claims]
-    region = get_config().default_phone_region
+    region = settings().default_phone_region
     return fanout.each(
         lambda claim: _fetch_one(graph, claim, region), claims, threads=_FETCH_THREADS
     )

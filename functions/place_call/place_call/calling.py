@@ -4,18 +4,16 @@ post-call webhook records the outcome (``call_record_outcome``)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from lib import fanout, log
-from lib.config import Config
 from lib.db import Database
 from lib.errors import ConfigError, ProviderFailure
 from place_call.elevenlabs_api import get_elevenlabs
 from place_call.post_call import FINISHED, HANDLED, PostCallEvent, from_conversation, phrase_list
+from place_call.settings import PlaceCallSettings
 
 _DIAL_THREADS = 8
-_CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00")
 
 # What each decision of call_claim means, for the answer and the operator.
 REASONS = {
@@ -40,32 +38,8 @@ REASONS = {
 }
 
 
-def rules(config: Config) -> dict[str, Any]:
+def rules(config: PlaceCallSettings) -> dict[str, Any]:
     """The call rules' numbers, from the settings (``p_rules`` of the SQL functions)."""
-    invalid = [
-        name
-        for name, value in (
-            ("CALL_HOURS_START", config.call_hours_start),
-            ("CALL_HOURS_END", config.call_hours_end),
-        )
-        if not _CLOCK.fullmatch(value)
-    ]
-    if not invalid and config.call_hours_start >= config.call_hours_end:
-        # A daytime window only: an overnight one (20:00-09:00) or an empty one would hold no
-        # lawful hour, or every lead would be rescheduled for ever.
-        invalid += ["CALL_HOURS_START", "CALL_HOURS_END"]
-    invalid += [
-        name
-        for name, value in (
-            ("CALL_MAX_ATTEMPTS", config.call_max_attempts),
-            ("CALL_MAX_PER_PERSON_PER_DAY", config.call_max_per_person_per_day),
-        )
-        if value < 1
-    ]
-    if config.call_person_cooldown_hours < 0:
-        invalid.append("CALL_PERSON_COOLDOWN_HOURS")
-    if invalid:
-        raise ConfigError([], invalid=invalid)
     return {
         "max_attempts": config.call_max_attempts,
         "hours_start": config.call_hours_start,
@@ -87,7 +61,7 @@ def _first_name(full_name: str | None) -> str:
 
 
 def dial(
-    db: Database, config: Config, claim: dict[str, Any], call_rules: dict[str, Any]
+    db: Database, config: PlaceCallSettings, claim: dict[str, Any], call_rules: dict[str, Any]
 ) -> dict[str, Any]:
     """Ask ElevenLabs to place a claimed call and record its answer (one round trip)."""
     try:
@@ -137,7 +111,7 @@ def dial(
     return answer
 
 
-def place(db: Database, config: Config, lead_id: str) -> dict[str, Any]:
+def place(db: Database, config: PlaceCallSettings, lead_id: str) -> dict[str, Any]:
     """Place the lead's call if the rules allow it now; the answer says what was done and why."""
     call_rules = rules(config)
     claim = db.rpc("call_claim", {"p_lead_id": lead_id, "p_rules": call_rules})
@@ -154,7 +128,7 @@ def place(db: Database, config: Config, lead_id: str) -> dict[str, Any]:
     return dial(db, config, claim, call_rules)
 
 
-def sweep(db: Database, config: Config) -> dict[str, Any]:
+def sweep(db: Database, config: PlaceCallSettings) -> dict[str, Any]:
     """Place every due call, at most CALL_SWEEP_BATCH_SIZE a run (the scheduler runs it every
     minute); calls are dialled concurrently."""
     call_rules = rules(config)
@@ -177,7 +151,7 @@ def sweep(db: Database, config: Config) -> dict[str, Any]:
 
 
 def _dial_alone(
-    db: Database, config: Config, claim: dict[str, Any], call_rules: dict[str, Any]
+    db: Database, config: PlaceCallSettings, claim: dict[str, Any], call_rules: dict[str, Any]
 ) -> dict[str, Any]:
     """:func:`dial`, where an unexpected failure costs only this claim: it is logged, and the
     claim stays ``placing`` until a later sweep records it as unknown (``call_claim_due``), as
@@ -189,7 +163,7 @@ def _dial_alone(
         return {"lead_id": claim.get("lead_id"), "decision": "error"}
 
 
-def _read_undecided(config: Config, event: PostCallEvent) -> dict[str, Any] | None:
+def _read_undecided(config: PlaceCallSettings, event: PostCallEvent) -> dict[str, Any] | None:
     """The record of a webhook that could not decide its outcome (no transcript: the workspace's
     exclude_transcript), from the conversation API; None when that cannot decide either."""
     assert event.record is not None and event.conversation_id is not None
@@ -210,7 +184,7 @@ def _read_undecided(config: Config, event: PostCallEvent) -> dict[str, Any] | No
     return record
 
 
-def record_outcome(db: Database, config: Config, event: PostCallEvent) -> dict[str, Any]:
+def record_outcome(db: Database, config: PlaceCallSettings, event: PostCallEvent) -> dict[str, Any]:
     """Record a post-call webhook (one round trip), or log an event type that is not handled."""
     if event.record is None:
         db.log(

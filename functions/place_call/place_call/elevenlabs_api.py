@@ -25,7 +25,6 @@ from urllib.parse import quote
 
 import httpx
 
-from lib.config import get_config
 from lib.errors import ConfigError, FailureClass, ProviderFailure
 from lib.log import mask_phone
 from lib.outbound import Api, call
@@ -387,7 +386,9 @@ def _malformed(endpoint: str, what: str, *, may_have_started: bool = False) -> P
 def get_elevenlabs() -> ElevenLabsClient:
     """The process's ElevenLabs client, built on first use from the configuration;
     :class:`ConfigError` when ELEVENLABS_API_KEY is unset (or ELEVENLABS_TELEPHONY unknown)."""
-    config = get_config()
+    from place_call.settings import settings
+
+    config = settings()
     (api_key,) = config.require("ELEVENLABS_API_KEY")
     return ElevenLabsClient(
         base_url=config.elevenlabs_api_url,

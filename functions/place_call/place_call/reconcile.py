@@ -26,12 +26,12 @@ from collections import Counter
 from typing import Any
 
 from lib import fanout, log
-from lib.config import Config
 from lib.db import Database
 from lib.errors import ConfigError, FailureClass, ProviderFailure
 from place_call.calling import rules
 from place_call.elevenlabs_api import get_elevenlabs
 from place_call.post_call import FINISHED, from_conversation, phrase_list
+from place_call.settings import PlaceCallSettings
 
 COUNTS = ("reconciled", "still_running", "not_found", "unknown", "poll_failed", "deferred")
 _POLL_THREADS = 8
@@ -44,7 +44,7 @@ WEBHOOK_HELP = (
 )
 
 
-def sweep(db: Database, config: Config, *, deadline: float) -> dict[str, int]:
+def sweep(db: Database, config: PlaceCallSettings, *, deadline: float) -> dict[str, int]:
     """Claim up to CALL_RECONCILE_BATCH_SIZE calls whose webhook is late, and read each one's
     conversation before ``deadline`` (``time.monotonic()``); counts of what came of them
     (``reconcile_`` prefixed ``claimed`` and ``remaining``, and :data:`COUNTS`)."""
@@ -86,7 +86,7 @@ def sweep(db: Database, config: Config, *, deadline: float) -> dict[str, int]:
 
 
 def poll(
-    db: Database, config: Config, claim: dict[str, Any], call_rules: dict[str, Any]
+    db: Database, config: PlaceCallSettings, claim: dict[str, Any], call_rules: dict[str, Any]
 ) -> tuple[str, ProviderFailure | None]:
     """Read one claimed call's conversation and record its outcome if it is known (or given
     up on): the state for the counts, and the failure when the API could not be read."""
@@ -124,7 +124,7 @@ def poll(
 
 def _give_up(
     db: Database,
-    config: Config,
+    config: PlaceCallSettings,
     claim: dict[str, Any],
     call_rules: dict[str, Any],
     what: str,

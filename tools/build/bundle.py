@@ -1,18 +1,18 @@
 """A function's deployable bundle: its folder with a copy of ``lib/`` beside ``main.py``, the
 bytecode precompiled, and its packages pinned from the lock, as Cloud Functions runs it.
-functions-framework puts the bundle's folder on ``sys.path``, so ``lib`` and the function's own
-modules import by the same names as in the repository (tools/__init__.py does the same for the
-tools and the tests).
+functions-framework puts the bundle's folder on ``sys.path``, so ``lib`` and the function's
+package import by the same names as in the repository (where the folders are on the import path
+by configuration: tools/__init__.py).
 
-    python -m tools.bundle                    # every function: build/functions/<name>/ (make build)
-    python -m tools.bundle meta_webhook DEST  # one function, into DEST
+    python -m tools.build.bundle                    # every function: build/functions/<name>/ (make build)
+    python -m tools.build.bundle meta_webhook DEST  # one function, into DEST
 
 A bundle holds:
 
 - the function's folder and ``lib/``, without caches or dotfiles (``.env``…);
 - ``requirements.txt``: exactly the packages its code imports (directly or through ``lib/``,
-  tools/deploy/needs.py) and functions-framework, pinned from ``requirements.lock``, and
-  ``-c constraints.txt``; ``constraints.txt`` pins what those install in turn (tools/lock.py);
+  tools/build/functions.py) and functions-framework, pinned from ``requirements.lock``, and
+  ``-c constraints.txt``; ``constraints.txt`` pins what those install in turn (tools/build/lock.py);
 - ``__pycache__/``: the bytecode, hash-checked (valid whatever the files' times after upload),
   compiled by ``python`` (the runtime's version, when the deploy finds that interpreter);
 - ``.gcloudignore``, so that ``gcloud functions deploy --source`` uploads all of it (gcloud's
@@ -31,21 +31,18 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from tools import FUNCTION_DIRS, ROOT
+from tools import ROOT
+from tools.build import lock
+from tools.build.functions import function_names, imports
 
 BUILD_DIR = ROOT / "build" / "functions"
 GENERATED = ("requirements.txt", "constraints.txt", ".gcloudignore")
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".*", "*.env", *GENERATED)
 GCLOUDIGNORE = """\
-# Written by tools/bundle.py: upload the bundle as it is (gcloud's default skips __pycache__/,
+# Written by tools/build/bundle.py: upload the bundle as it is (gcloud's default skips __pycache__/,
 # the precompiled bytecode).
 .gcloudignore
 """
-
-
-def function_names() -> list[str]:
-    """Every function: each folder of functions/ with a main.py."""
-    return [folder.name for folder in FUNCTION_DIRS]
 
 
 def build(
@@ -59,20 +56,15 @@ def build(
     """Write the bundle of function ``name`` to ``dest`` (replaced if it exists); ``dest``.
     ``python``: the interpreter that compiles the bytecode (default: this one); ``source``: the
     function's folder (default: functions/<name>)."""
-    from tools import lock
-    from tools.deploy.needs import analyze, needs
-
     if source is None:
         source = ROOT / "functions" / name
         if not (source / "main.py").is_file():
             raise ValueError(f"no function {name!r}: functions/{name}/main.py does not exist")
-        imports = needs(name).imports
-    else:
-        imports = analyze(source).imports
+    imported = imports(source)
     pins = lock.read()
-    requirements = lock.requirements(name, pins, imports, constraints=True)
+    requirements = lock.requirements(name, pins, imported, constraints=True)
     constraints = "".join(
-        f"{pin.name}=={pin.version}\n" for pin in lock.closure(pins, lock.roots(imports))
+        f"{pin.name}=={pin.version}\n" for pin in lock.closure(pins, lock.roots(imported))
     )
     if dest.exists():
         shutil.rmtree(dest)
@@ -138,16 +130,14 @@ def build_all(
 
 
 def main() -> None:
-    from tools.lock import TARGET_PYTHON
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", nargs="?", choices=function_names(), help="default: all")
     parser.add_argument("dest", nargs="?", type=Path, help=f"default: {BUILD_DIR}/<name>")
     args = parser.parse_args()
-    runtime = python(TARGET_PYTHON)  # the bytecode of the Cloud Functions runtime's Python
+    runtime = python(lock.TARGET_PYTHON)  # the bytecode of the Cloud Functions runtime's Python
     if runtime is None:
         here = f"{sys.version_info.major}.{sys.version_info.minor}"
-        print(f"note: no Python {TARGET_PYTHON} here: bytecode compiled by Python {here}")
+        print(f"note: no Python {lock.TARGET_PYTHON} here: bytecode compiled by Python {here}")
     if args.name is None:
         for path in build_all(python=runtime):
             print(path.relative_to(ROOT))

@@ -1,0 +1,70 @@
+"""place_call's settings: every variable it reads (lib.settings says how they are read)."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import model_validator
+from pydantic_core import PydanticCustomError
+
+from lib.settings import ClockTime, Count, Minutes, Private, Seconds, Secret, TimeZone, get_settings
+
+
+class PlaceCallSettings(Private):
+    elevenlabs_api_key: Secret | None = None
+    # The agent that calls the leads (agent_…) and the number it calls from (phnum_…).
+    elevenlabs_agent_id: str | None = None
+    elevenlabs_phone_number_id: str | None = None
+    # The post-call webhook's HMAC secret (several, comma-separated, while one is rotated).
+    elevenlabs_webhook_secret: Secret | None = None
+    elevenlabs_api_url: str = "https://api.elevenlabs.io"
+    # twilio (POST /v1/convai/twilio/outbound-call) or sip_trunk (/v1/convai/sip-trunk/…).
+    elevenlabs_telephony: Literal["twilio", "sip_trunk"] = "twilio"
+    # ElevenLabs' own SDK refuses post-call webhooks older than 30 minutes.
+    elevenlabs_tolerance_seconds: Seconds = 1800.0
+    # The call rules (p_rules of the SQL functions): attempts per lead; calling hours in the
+    # lead's time zones (from the phone number, else CALL_DEFAULT_TIMEZONE), a daytime window.
+    call_max_attempts: Count = 3
+    # A person (leads sharing a phone or an email) who answered a call is not called again for
+    # this long, whichever lead a new form fill creates: they have just talked to the agent.
+    call_person_cooldown_hours: Minutes = 24
+    # Calls that may have rung, to one person, in any rolling 24 hours (Florida's limit:
+    # Fla. Stat. 501.616).
+    call_max_per_person_per_day: Count = 3
+    call_hours_start: ClockTime = "09:00"
+    call_hours_end: ClockTime = "20:00"
+    call_default_timezone: TimeZone = "America/New_York"
+    call_sweep_batch_size: Count = 20
+    # Minutes before the next attempt after each outcome.
+    call_wait_voicemail_minutes: Minutes = 120
+    call_wait_no_answer_minutes: Minutes = 60
+    call_wait_busy_minutes: Minutes = 15
+    call_wait_failed_minutes: Minutes = 30
+    # A placed call whose post-call webhook has not come this long after it started is read from
+    # the conversation API by the sweep (calls last minutes; the webhook comes within a minute of
+    # the end), at most CALL_RECONCILE_BATCH_SIZE a run; one still unfinished, or unknown to
+    # ElevenLabs, this long after it started is recorded as unknown.
+    call_reconcile_after_minutes: Count = 15
+    call_reconcile_give_up_minutes: Count = 360
+    call_reconcile_batch_size: Count = 20
+    # Extra words of voicemail greetings (comma-separated), beside the built-in Spanish and English
+    # ones (place_call.voicemail): a turn with them reads as a machine's unless it speaks to the
+    # caller more.
+    voicemail_phrases: str = ""
+
+    @model_validator(mode="after")
+    def _daytime_window(self) -> Self:
+        # A daytime window only: an overnight one (20:00-09:00) or an empty one would hold no
+        # lawful hour, or every lead would be rescheduled for ever.
+        if self.call_hours_start >= self.call_hours_end:
+            raise PydanticCustomError(
+                "calling_hours",
+                "the calling hours must be a daytime window, start before end",
+                {"names": ["CALL_HOURS_START", "CALL_HOURS_END"]},
+            )
+        return self
+
+
+def settings() -> PlaceCallSettings:
+    """This process's settings, read once."""
+    return get_settings(PlaceCallSettings)
