@@ -28,10 +28,9 @@ from typing import Any
 
 from flask import Request, Response
 
-from lib import log, safejson
+from lib import audit, log, safejson
 from lib.errors import (
     AppError,
-    DatabaseUnavailable,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
@@ -207,49 +206,13 @@ def _record(
     started: float,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Every refused or failed request: one line on stdout, and a count in integration_logs
-    (``log_refused``: one row per provider, event, code and minute, whatever strangers send).
-    Nothing is written to the database when the database is the problem."""
-    trace = log.current_trace.get()
-    path = _clip(subpath(request))
-    severity = "WARNING" if err.status < 500 else "ERROR"
-    log.emit(
-        severity,
-        err.message,
-        function=function,
-        error_code=err.code,
-        status=err.status,
-        path=path,
+    """Every refused or failed request, recorded by lib.audit (its method and path bounded)."""
+    audit.refused(
+        function,
+        provider,
+        err,
         method=_clip(request.method, 16),
+        path=_clip(subpath(request)),
         duration_ms=int((time.perf_counter() - started) * 1000),
+        details=details,
     )
-    if isinstance(err, DatabaseUnavailable):
-        return
-    from lib.db import get_db  # here, not at import: a config error must still be answerable
-
-    bounded, _ = safejson.storable({**err.details, **(details or {})}, max_string=200, max_items=10)
-    try:
-        get_db().rpc(
-            "log_refused",
-            {
-                "p_provider": provider,
-                "p_event": f"{function}.request",
-                "p_status": err.log_status,
-                "p_error_code": err.code,
-                "p_message": _clip(err.message, 500),
-                "p_details": {
-                    "method": _clip(request.method, 16),
-                    "path": path,
-                    "http_status": err.status,
-                    **bounded,
-                },
-                "p_trace_id": trace,
-            },
-        )
-    except AppError as log_err:
-        log.error(
-            "Could not write integration_logs",
-            function=function,
-            error_code=log_err.code,
-            reason=log_err.message,
-        )

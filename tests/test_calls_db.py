@@ -306,3 +306,33 @@ def test_test_clock_not_writable_by_the_api_role(stack: local_stack.Stack) -> No
         conn.execute("set role service_role")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("insert into public.test_clock (shift) values (interval '1 day')")
+
+
+def test_call_claim_decisions_carry_their_reason(db: Conn) -> None:
+    # The words of each decision live in SQL (call_decided), not in a table mirroring it.
+    assert claim(db, str(uuid.uuid4()))["reason"] == "no such lead"
+    lead_id = queued(db)
+    db.execute(
+        "update leads set next_call_at = now() + interval '1 hour' where id = %s", (lead_id,)
+    )
+    assert claim(db, lead_id, {**RULES, **ANY_HOUR})["reason"] == (
+        "the lead's next call is not due yet"
+    )
+    placed = claim(db, queued(db), {**RULES, **ANY_HOUR})
+    assert (placed["decision"], placed["reason"]) == ("place", "placed")
+
+
+@pytest.mark.parametrize(
+    "decision",
+    [
+        "not_found", "no_phone", "booked", "do_not_call", "in_progress", "not_queued",
+        "max_attempts", "not_due", "outside_hours", "no_calling_hours", "person_booked",
+        "person_in_progress", "person_cooldown", "person_daily_cap",
+    ],
+)  # fmt: skip
+def test_every_refusal_has_words_of_its_own(db: Conn, decision: str) -> None:
+    row = db.execute(
+        "select public.call_decided(jsonb_build_object('decision', %s::text)) ->> 'reason'",
+        (decision,),
+    ).fetchone()
+    assert row is not None and row[0] != decision and len(row[0]) > 10

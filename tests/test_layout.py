@@ -196,3 +196,90 @@ def test_calendly_webhook_loads_without_phonenumbers(tmp_path: Path) -> None:
         check=False,
     )
     assert (done.returncode, done.stdout.strip()) == (0, "False"), done.stderr
+
+
+def _module_names() -> dict[str, Path]:
+    """Every module of the house by its import name: lib, tools, each function's package."""
+    found: dict[str, Path] = {}
+    roots = [(ROOT, ("lib", "tools")), *((folder, (folder.name,)) for folder in FUNCTION_DIRS)]
+    for base, packages in roots:
+        for package in packages:
+            for path in sorted((base / package).rglob("*.py")):
+                parts = list(path.relative_to(base).with_suffix("").parts)
+                if parts[-1] == "__init__":
+                    parts.pop()
+                found[".".join(parts)] = path
+    return found
+
+
+def _imports_of(path: Path, name: str, known: set[str]) -> set[str]:
+    """The house's modules that ``path`` (module ``name``) imports, anywhere in it."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            source = node.module or ""
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                source = ".".join([*base, *([source] if source else [])])
+            targets = [f"{source}.{alias.name}" for alias in node.names] + [source]
+        for target in targets:
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in sorted(graph.get(node, ())):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_import_graph_has_no_circle() -> None:
+    modules = _module_names()
+    known = set(modules)
+    # A package's face (__init__) may name its modules; that is not a circle of the code.
+    graph = {
+        name: {m for m in _imports_of(path, name, known) if not name.startswith(m + ".")}
+        for name, path in modules.items()
+    }
+    assert _cycles(graph) == []
+
+
+def test_circle_check_finds_a_circle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]

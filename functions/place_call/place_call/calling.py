@@ -15,28 +15,6 @@ from place_call.settings import PlaceCallSettings
 
 _DIAL_THREADS = 8
 
-# What each decision of call_claim means, for the answer and the operator.
-REASONS = {
-    "place": "placed",
-    "not_found": "no such lead",
-    "no_phone": "the lead has no valid phone number",
-    "booked": "the lead has booked a meeting: nobody is called after booking",
-    "do_not_call": "the lead is marked do-not-call",
-    "in_progress": "a call to the lead is already in progress",
-    "not_queued": "no call is queued for the lead",
-    "max_attempts": "the lead was called the maximum number of times (CALL_MAX_ATTEMPTS)",
-    "not_due": "the lead's next call is not due yet",
-    "outside_hours": "outside calling hours in a time zone the lead's number may be in: "
-    "scheduled for when they are within hours in every one",
-    "no_calling_hours": "the time zones the lead's number may be in share no calling hours: "
-    "the lead is not called automatically",
-    "person_booked": "the same person (the same phone or email) booked through another lead",
-    "person_in_progress": "the same person is on a call for another lead: tried again later",
-    "person_cooldown": "the same person answered a call recently (CALL_PERSON_COOLDOWN_HOURS)",
-    "person_daily_cap": "the same person had the most calls a day allows "
-    "(CALL_MAX_PER_PERSON_PER_DAY)",
-}
-
 
 def rules(config: PlaceCallSettings) -> dict[str, Any]:
     """The call rules' numbers, from the settings (``p_rules`` of the SQL functions)."""
@@ -120,7 +98,7 @@ def place(db: Database, config: PlaceCallSettings, lead_id: str) -> dict[str, An
         answer = {
             "lead_id": lead_id,
             "decision": decision,
-            "reason": REASONS.get(decision, decision),
+            "reason": claim.get("reason", decision),  # call_decided, in SQL
         }
         if claim.get("next_call_at"):
             answer["next_call_at"] = claim["next_call_at"]
