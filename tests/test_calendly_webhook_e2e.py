@@ -1,5 +1,5 @@
 """calendly_webhook end to end: functions-framework over real HTTP, the real database through the
-PostgREST stand-in. Payloads are shaped as Calendly documents them (PROVIDERS.md section 2.3);
+PostgREST stand-in. Payloads are shaped as Calendly documents them (docs/PROVIDERS.md section 2.3);
 the older shape is Calendly's own OpenAPI example (tests/fixtures/calendly)."""
 
 from __future__ import annotations

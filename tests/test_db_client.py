@@ -1,4 +1,4 @@
-"""lib.db's error mapping, against answers shaped as Supabase's API serves them (PROVIDERS.md
+"""lib.db's error mapping, against answers shaped as Supabase's API serves them (docs/PROVIDERS.md
 section 4), faked at the HTTP boundary with httpx.MockTransport."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Supabase's database API as projects serve it in 2026 (../shared/PROVIDERS.md, section 4), on
+"""Supabase's database API as projects serve it in 2026 (docs/PROVIDERS.md, section 4), on
 the embedded stack: opaque API keys beside the legacy JWTs, no automatic grants on new objects,
 the per-role limits, and what the Security Advisor checks."""
 

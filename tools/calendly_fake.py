@@ -1,6 +1,6 @@
 """A local fake of the Calendly API endpoints this project calls, for `make dev` and the tests.
 
-Shapes follow Calendly's OpenAPI (PROVIDERS.md section 2.4; tests/fixtures/calendly):
+Shapes follow Calendly's OpenAPI (docs/PROVIDERS.md section 2.4; tests/fixtures/calendly):
 ``GET /users/me``; ``GET``/``POST /webhook_subscriptions`` (``{"collection", "pagination"}``,
 201 ``{"resource"}``); ``GET``/``DELETE /webhook_subscriptions/{uuid}`` (204); errors as
 ``{"title", "message", "details"?}``. URIs are Calendly's (``…/webhook_subscriptions/<uuid>``)

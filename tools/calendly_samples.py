@@ -2,7 +2,7 @@
 them: for the tests, `make send-test-event` (``calendly``) and `make bench`.
 
 - Payload: https://developer.calendly.com/api-docs/calendly-api/webhooks (the "Webhook Payload"
-  page; PROVIDERS.md section 2.3): the envelope ``{created_at, created_by, event, payload}``,
+  page; docs/PROVIDERS.md section 2.3): the envelope ``{created_at, created_by, event, payload}``,
   the invitee with ``scheduled_event``, ``tracking``, ``text_reminder_number``,
   ``questions_and_answers``, and ``cancellation`` (with ``canceler_type``) when canceled.
 - Reschedules: https://developer.calendly.com/docs/api-guides/see-how-webhook-payloads-change-when-invitees-reschedule-events

@@ -1,6 +1,6 @@
 """A local fake of the ElevenLabs API endpoints this project calls, for `make dev` and the tests.
 
-Shapes follow ElevenLabs' OpenAPI (PROVIDERS.md section 3; tests/fixtures/elevenlabs):
+Shapes follow ElevenLabs' OpenAPI (docs/PROVIDERS.md section 3; tests/fixtures/elevenlabs):
 
 - ``POST /v1/convai/twilio/outbound-call`` → ``{"success": true, "message": "Success",
   "conversation_id": "conv_…", "callSid": "CA<32 hex>"}``; ``POST
@@ -154,8 +154,8 @@ def conversation_id() -> str:
 
 def conversation(conversation_id: str, state: dict[str, Any]) -> dict[str, Any]:
     """``GET /v1/convai/conversations/{conversation_id}``: GetConversationResponseModel, the
-    same shape as a ``post_call_transcription``'s ``data`` (PROVIDERS.md 3.2, 3.4), from what the
-    fake knows of the call and what a test set (:data:`CONVERSATION_SETTINGS`)."""
+    same shape as a ``post_call_transcription``'s ``data`` (docs/PROVIDERS.md 3.2, 3.4), from
+    what the fake knows of the call and what a test set (:data:`CONVERSATION_SETTINGS`)."""
     optional = {
         name: state[name]
         for name in ("duration", "summary", "call_successful", "transcript")

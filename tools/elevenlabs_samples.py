@@ -2,12 +2,12 @@
 signs them: for the tests and `make send-test-event` (``elevenlabs``).
 
 - Envelope ``{"type", "event_timestamp", "data"}`` and the three types:
-  https://elevenlabs.io/docs/eleven-agents/workflows/post-call-webhooks (PROVIDERS.md section
+  https://elevenlabs.io/docs/eleven-agents/workflows/post-call-webhooks (docs/PROVIDERS.md section
   3.2; tests/fixtures/elevenlabs/elevenlabs_post_call_transcription_2025.json and
   elevenlabs_post_call_audio.json are the docs' own examples, which these follow key for key);
 - the voicemail_detection tool turn: the reconstructed
   tests/fixtures/elevenlabs/elevenlabs_transcript_turn_voicemail_detection_reconstructed.json
-  (PROVIDERS.md section 3.3);
+  (docs/PROVIDERS.md section 3.3);
 - signature ``ElevenLabs-Signature: t=<unix>,v0=<hex>``: :func:`lib.signatures.sign_elevenlabs`.
 
 The lead id travels as the outbound call sent it, in
@@ -90,7 +90,7 @@ ANSWERED_SUMMARY = (
     "tomorrow at ten."
 )
 VOICEMAIL_SUMMARY = "The call reached a voicemail greeting; the agent ended the call."
-# termination_reason's values are not documented (PROVIDERS.md 3.2; the docs' example has ""):
+# termination_reason's values are not documented (docs/PROVIDERS.md 3.2; the docs' example has ""):
 # the end_call text is what real payloads in public code show; the voicemail one is by analogy,
 # unconfirmed (detect voicemail by the tool result, never by this text).
 END_CALL_REASON = "end_call tool was called."

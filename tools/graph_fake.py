@@ -1,6 +1,6 @@
 """A local fake of the Meta Graph API endpoints this project calls, for `make dev` and the tests.
 
-Shapes follow Meta's documentation (PROVIDERS.md section 1): a lead node
+Shapes follow Meta's documentation (docs/PROVIDERS.md section 1): a lead node
 ``GET /{version}/{leadgen_id}`` with ``field_data``; errors as
 ``{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}``; ``debug_token`` and
 ``/{page_id}/subscribed_apps`` for `make doctor`.

@@ -9,7 +9,7 @@ the part of Supabase's API gateway in front of it that turns an API key into a r
   gateway does by swapping it for the matching JWT (supabase/cli ``internal/start/start.go``).
   ``Authorization: Bearer sb_…`` is taken only when it equals ``apikey``; any other ``sb_…`` key
   is refused as the gateway refuses it: 401 ``{"message":"Invalid API key"}``, no ``code``
-  (../shared/PROVIDERS.md, section 4). A JWT in ``Authorization`` decides the role as before
+  (docs/PROVIDERS.md, section 4). A JWT in ``Authorization`` decides the role as before
   (a legacy JWT key sent in ``apikey`` alone counts as one, as the gateway passes it on);
 - checks the JWT in ``Authorization: Bearer`` (HS256, the project's JWT secret); no token means
   the ``anon`` role; a bad one is 401 ``PGRST301``;

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SUPABASE_CLI = ROOT / "node_modules" / ".bin" / "supabase"
 AUTHENTICATOR_PASSWORD = "authenticator-local"  # loopback-only throwaway database
 
-# The Supabase roles as a project created since 2026-05-30 has them (../shared/PROVIDERS.md,
+# The Supabase roles as a project created since 2026-05-30 has them (docs/PROVIDERS.md,
 # section 4): new objects in public grant the API roles nothing, so every table, function and
 # sequence the API uses needs an explicit grant in a migration, and a missing one fails here as
 # it fails there. The revokes undo the default grants of clusters made by earlier versions of this

@@ -11,7 +11,7 @@ here runs anything, so a dry run and a real run are the same plan.
 4. ``supabase db query --file``: the sweeps (every function with a ``POST /sweep`` route),
    scheduled every minute by pg_cron on the Supabase project, sent by pg_net with
    ``Authorization: Bearer $INTERNAL_TOKEN`` read from Supabase Vault at each run
-   (DESIGN.md, decisions 8 and 9).
+   (docs/ARCHITECTURE.md, decisions 8 and 9).
 """
 
 from __future__ import annotations

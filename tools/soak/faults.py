@@ -15,7 +15,7 @@ from tools.soak.load import Progress
 from tools.soak.server import FunctionServer
 from tools.stack import Postgres
 
-# Graph's error for a service outage (../shared/PROVIDERS.md, section 1.7: code 2, "API
+# Graph's error for a service outage (docs/PROVIDERS.md, section 1.7: code 2, "API
 # Service", retry): meta_webhook classes it transient and retries it after its backoff.
 GRAPH_UNAVAILABLE: dict[str, Any] = {
     "error": {

@@ -3,7 +3,7 @@ token (``Authorization: Bearer CALENDLY_API_TOKEN``) and a timeout. Every failur
 :class:`~lib.errors.ProviderFailure` whose message tells the operator what to do.
 
 - Subscriptions: https://developer.calendly.com/api-docs/calendly-api/webhooks/create-webhook-subscription
-  (and list-, get-, delete-webhook-subscription); PROVIDERS.md section 2.4
+  (and list-, get-, delete-webhook-subscription); docs/PROVIDERS.md section 2.4
 - Errors are ``{"title", "message", "details"?}``: tests/fixtures/calendly/calendly_error_*.json
 """
 

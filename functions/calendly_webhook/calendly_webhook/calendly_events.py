@@ -3,7 +3,7 @@
 ``scheduled_event``, ``name: null``, unknown fields), normalized into what ``calendly_record``
 stores.
 
-- Payloads: https://developer.calendly.com/api-docs/webhooks (PROVIDERS.md section 2.3)
+- Payloads: https://developer.calendly.com/api-docs/webhooks (docs/PROVIDERS.md section 2.3)
 - Reschedules: https://developer.calendly.com/docs/api-guides/see-how-webhook-payloads-change-when-invitees-reschedule-events
 
 The lead a booking belongs to is found, in order, by the booking it reschedules, by a lead id

@@ -5,9 +5,9 @@ failure is a :class:`~lib.errors.ProviderFailure` whose message tells the operat
 (codes ``elevenlabs_*``).
 
 - Outbound call: https://elevenlabs.io/docs/api-reference/twilio/outbound-call (and
-  ``/sip-trunk/outbound-call``); PROVIDERS.md section 3.1
+  ``/sip-trunk/outbound-call``); docs/PROVIDERS.md section 3.1
 - Conversation (the polling fallback for a lost post-call webhook):
-  https://elevenlabs.io/docs/api-reference/conversations/get; PROVIDERS.md section 3.4
+  https://elevenlabs.io/docs/api-reference/conversations/get; docs/PROVIDERS.md section 3.4
 - Subscription: https://elevenlabs.io/docs/api-reference/user/subscription/get
 - Agent, phone number: https://elevenlabs.io/docs/api-reference/agents/get,
   https://elevenlabs.io/docs/api-reference/phone-numbers/get
@@ -200,7 +200,7 @@ class ElevenLabsClient:
         """``GET /v1/convai/conversations/{conversation_id}``: the conversation
         (GetConversationResponseModel, the shape of a ``post_call_transcription``'s ``data``),
         with its ``status`` (``initiated``, ``in-progress``, ``processing``, ``done``,
-        ``failed``). Read when the post-call webhook did not come (PROVIDERS.md 3.2, 3.4:
+        ``failed``). Read when the post-call webhook did not come (docs/PROVIDERS.md 3.2, 3.4:
         https://elevenlabs.io/docs/api-reference/conversations/get).
 
         A conversation ElevenLabs does not know (404) is a failure of class ``not_found``

@@ -1,6 +1,7 @@
 """ElevenLabs post-call webhooks, without I/O: what happened on the line.
 
-https://elevenlabs.io/docs/eleven-agents/workflows/post-call-webhooks (PROVIDERS.md section 3.2)
+https://elevenlabs.io/docs/eleven-agents/workflows/post-call-webhooks (docs/PROVIDERS.md
+section 3.2)
 
 - ``post_call_transcription``: answered, or voicemail when the ``voicemail_detection`` system tool
   ran (its result ``voicemail_detection_success``), or **voicemail the agent did not hang up on**:
@@ -223,7 +224,7 @@ def from_conversation(
     """The record a ``post_call_transcription`` webhook would have given (what
     call_record_outcome takes), from the conversation as ``GET
     /v1/convai/conversations/{conversation_id}`` answers it (GetConversationResponseModel: the
-    same shape as the webhook's ``data``, PROVIDERS.md 3.2 and 3.4). For a conversation whose
+    same shape as the webhook's ``data``, docs/PROVIDERS.md 3.2 and 3.4). For a conversation whose
     ``status`` is ``done`` or ``failed``."""
     kind = "post_call_transcription"
     return _record(kind, conversation_id, conversation, voicemail_phrases, from_api=True)

@@ -2,7 +2,7 @@
 
 ElevenLabs sends a post-call webhook once and never retries it ("For HIPAA compliance, if a
 webhook fails we can not retry the webhook": https://elevenlabs.io/docs/eleven-agents/workflows/
-post-call-webhooks, PROVIDERS.md 3.2), so a call whose webhook was lost (misconfigured, our
+post-call-webhooks, docs/PROVIDERS.md 3.2), so a call whose webhook was lost (misconfigured, our
 function down) would keep its lead in ``calling`` for ever. The sweep claims the calls placed at
 least CALL_RECONCILE_AFTER_MINUTES ago that have no outcome (SQL ``call_claim_unreported``: row
 locks, SKIP LOCKED, a lease that is also the backoff), reads each conversation from
