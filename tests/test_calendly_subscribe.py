@@ -18,9 +18,8 @@ import httpx
 import pytest
 
 import tools
-from calendly_webhook import calendly_api
 from lib.errors import FailureClass, ProviderFailure
-from tools import calendly_fake, calendly_subscribe, envfile
+from tools import calendly_api, calendly_fake, calendly_subscribe, envfile
 from tools import stack as local_stack
 from tools.fake_api import FakeClient
 

@@ -68,9 +68,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from calendly_webhook.calendly_api import SUBSCRIPTION_EXISTS, CalendlyClient
 from lib.errors import FailureClass, ProviderFailure
 from tools import envfile
+from tools.calendly_api import SUBSCRIPTION_EXISTS, CalendlyClient
 
 EVENTS = (
     "invitee.created",
