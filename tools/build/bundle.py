@@ -4,7 +4,7 @@ functions-framework puts the bundle's folder on ``sys.path``, so ``lib`` and the
 package import by the same names as in the repository (where the folders are on the import path
 by configuration: tools/__init__.py).
 
-    python -m tools.build.bundle                    # every function: build/functions/<name>/ (make build)
+    python -m tools.build.bundle                    # every function: build/functions/<name>/
     python -m tools.build.bundle meta_webhook DEST  # one function, into DEST
 
 A bundle holds:

@@ -1,7 +1,7 @@
 """The lock: every third-party package the functions run with, pinned (``requirements.lock``).
 
-    python -m tools.build.lock            # regenerate it (`make lock`), and functions/*/requirements.txt
-    python -m tools.build.lock --check    # exit 1 when either is stale
+    python -m tools.build.lock          # regenerate it and functions/*/requirements.txt
+    python -m tools.build.lock --check  # exit 1 when either is stale
 
 Generated from the versions installed in ``.venv``: the packages the functions' code imports
 (tools/build/functions.py finds the imports; ``importlib.metadata`` maps a module to its
@@ -12,9 +12,9 @@ the Python running this. Nothing for tests or tools. Each line says why it is th
     h2==4.4.1  # via httpx
     flask==3.1.3  # via functions-framework; imported by calendly_webhook, meta_webhook, place_call
 
-A bundle pins from it (tools/build/bundle.py): its ``requirements.txt`` holds what its function imports,
-its ``constraints.txt`` what those install. To upgrade a package: ``.venv/bin/pip install -U
-<name>``, then ``make lock``.
+A bundle pins from it (tools/build/bundle.py): its ``requirements.txt`` holds what its function
+imports, its ``constraints.txt`` what those install. To upgrade a package:
+``.venv/bin/pip install -U <name>``, then ``make lock``.
 """
 
 from __future__ import annotations
@@ -193,8 +193,8 @@ def _applies(requirement: Requirement, extras: frozenset[str]) -> bool:
 def generate(imports_by_function: Mapping[str, Iterable[str]]) -> Lock:
     """The lock for functions importing these modules, from the installed versions."""
     imported_by: dict[str, set[str]] = {}
-    for function, imports in imports_by_function.items():
-        for name in roots(imports):
+    for function, modules in imports_by_function.items():
+        for name in roots(modules):
             imported_by.setdefault(name, set()).add(function)
     via: dict[str, set[str]] = {name: set() for name in imported_by}
     versions: dict[str, str] = {}
