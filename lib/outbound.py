@@ -1,10 +1,12 @@
 """Calls to outside APIs (database API, Graph, ElevenLabs, Calendly): one HTTP client per
 function (one connection pool, one TLS context: loading the CA bundle costs ~20 ms of cold
 start), and :func:`call`, which turns a network failure into a classified
-:class:`~lib.errors.ProviderFailure`."""
+:class:`~lib.errors.ProviderFailure`; :func:`request_json` also reads the JSON answer, and a
+refusal is classified by the provider's own table (``<provider>_errors``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -79,3 +81,34 @@ def call(
             f"check {api.url_setting} and outbound network. Retried automatically.",
             {"exception": type(exc).__name__},
         ) from None
+
+
+def request_json(
+    api: Api,
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    classify: Callable[[int, Any], ProviderFailure],
+    malformed: Callable[[], ProviderFailure] | None = None,
+    idempotent: bool = True,
+    client: httpx.Client | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Send one request (:func:`call`) and read its answer: a 2xx JSON object (``{}`` for a
+    204). Any other status raises ``classify(status, body)`` (body: the JSON, else None); a 2xx
+    that is not a JSON object raises ``malformed()`` (default: ``classify`` too)."""
+    response = call(
+        api, method, url, timeout=timeout, idempotent=idempotent, client=client, **kwargs
+    )
+    if response.status_code == 204:
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not 200 <= response.status_code < 300:
+        raise classify(response.status_code, body)
+    if not isinstance(body, dict):
+        raise malformed() if malformed else classify(response.status_code, body)
+    return body

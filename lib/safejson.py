@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from lib.errors import BadRequest
+
 M = TypeVar("M", bound=BaseModel)
 
 MAX_DEPTH = 64  # containers nested deeper than this are cut (Meta's deliveries nest 5 deep)
@@ -166,3 +168,50 @@ def parse(model: type[M], body: bytes) -> M:
         if exc.errors()[0]["type"] != "json_invalid":
             raise
     return model.model_validate(loads(body))
+
+
+def envelope(model: type[M], body: bytes, *, what: str) -> M:
+    """``body`` as ``model`` (the outer shape of a provider's delivery), or the 400 the sender
+    gets: ``malformed_json`` when it is not JSON, ``invalid_payload`` naming where it is not
+    ``what`` ("a Calendly event")."""
+    try:
+        return parse(model, body)
+    except ValidationError as exc:
+        raise not_a(what, exc.errors()[0]) from None
+    except ValueError:
+        raise BadRequest("Body is not valid JSON.", code="malformed_json") from None
+
+
+def not_a(what: str, error: Any) -> BadRequest:
+    """The 400 for a body that is not ``what``: where (a pydantic error's ``loc``) and why."""
+    where = ".".join(str(part) for part in error["loc"]) or "body"
+    return BadRequest(
+        text(f"Body is not {what}: {where}: {error['msg']}.", limit=300), code="invalid_payload"
+    )
+
+
+# Tolerant readers of a provider's JSON: a missing, mistyped or absurd value is None (or {}),
+# never an error, so one odd field costs only itself.
+
+
+def read_text(value: Any, limit: int = 500) -> str | None:
+    """A string, number or the like as storable text of at most ``limit`` characters."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    return text(str(value), limit=limit).strip() or None
+
+
+def read_int(value: Any, below: int = 10**7) -> int | None:
+    """A whole number in ``[0, below)`` from a number or numeric string."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return int(number) if 0 <= number < below else None
+
+
+def read_dict(value: Any) -> dict[str, Any]:
+    """An object, or an empty one."""
+    return value if isinstance(value, dict) else {}

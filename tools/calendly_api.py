@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from lib.errors import FailureClass, ProviderFailure
-from lib.outbound import Api, call
+from lib.outbound import Api, request_json
 
 CALENDLY = Api(name="the Calendly API", code="calendly", url_setting="CALENDLY_API_URL")
 CREDENTIALS_HELP = (
@@ -159,27 +160,20 @@ class CalendlyClient:
         **kwargs: Any,
     ) -> dict[str, Any]:
         url = path_or_url if "://" in path_or_url else f"{self._base}{path_or_url}"
-        response = call(
+        return request_json(
             CALENDLY,
             method,
             url,
             timeout=self._timeout,
+            classify=partial(classify_calendly_error, action=action),
+            malformed=partial(
+                _malformed, f"{method} {urlsplit(url).path}", "the answer is not a JSON object"
+            ),
             idempotent=idempotent,
             client=self._http,
             headers=self._headers,
             **kwargs,
         )
-        if response.status_code == 204:
-            return {}
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not 200 <= response.status_code < 300:
-            raise classify_calendly_error(response.status_code, body, action=action)
-        if not isinstance(body, dict):
-            raise _malformed(f"{method} {urlsplit(url).path}", "the answer is not a JSON object")
-        return body
 
 
 def classify_calendly_error(status: int, body: Any, *, action: str) -> ProviderFailure:

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from lib import safejson
 from lib.errors import BadRequest
 from lib.phone import to_e164
+from lib.safejson import read_dict, read_text
 
 HANDLED = (
     "invitee.created",
@@ -36,7 +37,6 @@ HANDLED = (
 _PHONE_FIELDS = ("text_reminder_number", "text_notification_phone_number")
 _PHONE_QUESTION = re.compile(r"phone|tel[eé]fono|m[oó]vil|mobile|cell|whats ?app|celular", re.I)
 _URI = re.compile(r"https?://[^\s]{1,480}")
-_TEXT = 500  # characters kept of a name, a reason, a URL …
 
 
 class _Envelope(BaseModel):
@@ -55,15 +55,8 @@ class CalendlyEvent:
     record: dict[str, Any] | None = None
 
 
-def _text(value: Any, limit: int = _TEXT) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    text = safejson.text(str(value), limit=limit).strip()
-    return text or None
-
-
 def _uri(value: Any) -> str | None:
-    text = _text(value)
+    text = read_text(value)
     return text if text and _URI.fullmatch(text) else None
 
 
@@ -80,12 +73,8 @@ def _time(value: Any) -> str | None:
     return moment.isoformat() if 1970 <= moment.year <= 2200 else None
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def _lead_id(tracking: dict[str, Any]) -> str | None:
-    candidate = _text(tracking.get("utm_content"), 64)
+    candidate = read_text(tracking.get("utm_content"), 64)
     try:
         return str(uuid.UUID(candidate)) if candidate else None
     except ValueError:
@@ -94,12 +83,12 @@ def _lead_id(tracking: dict[str, Any]) -> str | None:
 
 def _phone(payload: dict[str, Any], answers: list[dict[str, Any]], region: str) -> str | None:
     for name in _PHONE_FIELDS:
-        phone = to_e164(_text(payload.get(name), 64), default_region=region)
+        phone = to_e164(read_text(payload.get(name), 64), default_region=region)
         if phone:
             return phone
     for item in answers:
         if _PHONE_QUESTION.search(item.get("question") or ""):
-            phone = to_e164(_text(item.get("answer"), 64), default_region=region)
+            phone = to_e164(read_text(item.get("answer"), 64), default_region=region)
             if phone:
                 return phone
     return None
@@ -111,8 +100,8 @@ def _answers(value: Any) -> list[dict[str, Any]]:
         if isinstance(item, dict):
             answers.append(
                 {
-                    "question": _text(item.get("question")),
-                    "answer": _text(item.get("answer"), 5_000),
+                    "question": read_text(item.get("question")),
+                    "answer": read_text(item.get("answer"), 5_000),
                     "position": item.get("position")
                     if isinstance(item.get("position"), int)
                     and not isinstance(item.get("position"), bool)
@@ -129,7 +118,7 @@ def parse_event(body: bytes, *, default_region: str) -> CalendlyEvent:
     kind = safejson.text(envelope.event, limit=80)
     if kind not in HANDLED:
         return CalendlyEvent(kind)
-    payload = _dict(envelope.payload)
+    payload = read_dict(envelope.payload)
     stored, warnings = safejson.storable(payload, max_string=5_000, max_items=200)
     if kind.startswith("invitee_no_show."):
         return CalendlyEvent(kind, _no_show(kind, payload, envelope, stored))
@@ -139,31 +128,35 @@ def parse_event(body: bytes, *, default_region: str) -> CalendlyEvent:
             f"A {kind} event without a usable invitee uri; nothing to record.",
             code="invalid_payload",
         )
-    scheduled = _dict(payload.get("scheduled_event"))
-    tracking = {key: _text(value, 200) for key, value in _dict(payload.get("tracking")).items()}
+    scheduled = read_dict(payload.get("scheduled_event"))
+    tracking = {
+        key: read_text(value, 200) for key, value in read_dict(payload.get("tracking")).items()
+    }
     answers = _answers(payload.get("questions_and_answers"))
-    cancellation = _dict(payload.get("cancellation"))
-    name = _text(payload.get("name")) or " ".join(
-        part for part in (_text(payload.get("first_name")), _text(payload.get("last_name"))) if part
+    cancellation = read_dict(payload.get("cancellation"))
+    name = read_text(payload.get("name")) or " ".join(
+        part
+        for part in (read_text(payload.get("first_name")), read_text(payload.get("last_name")))
+        if part
     )
-    email = _text(payload.get("email"), 320)
+    email = read_text(payload.get("email"), 320)
     location = safejson.storable(scheduled.get("location"), max_string=500, max_items=20)[0]
     record = {
         "event": kind,
         "external_id": invitee_uri,
         "invitee_uri": invitee_uri,
         "event_uri": _uri(scheduled.get("uri")) or _uri(payload.get("event")),
-        "status": _text(payload.get("status"), 20),
+        "status": read_text(payload.get("status"), 20),
         "rescheduled": payload.get("rescheduled") is True,
         "old_invitee_uri": _uri(payload.get("old_invitee")),
         "new_invitee_uri": _uri(payload.get("new_invitee")),
         "start_time": _time(scheduled.get("start_time")),
         "end_time": _time(scheduled.get("end_time")),
-        "timezone": _text(payload.get("timezone"), 64),
+        "timezone": read_text(payload.get("timezone"), 64),
         "name": name or None,
         "email": email.lower() if email and "@" in email else None,
         "phone": _phone(payload, answers, default_region),
-        "event_name": _text(scheduled.get("name")),
+        "event_name": read_text(scheduled.get("name")),
         "event_type": _uri(scheduled.get("event_type")),
         "location": location if isinstance(location, dict) else None,
         "cancel_url": _uri(payload.get("cancel_url")),
@@ -172,9 +165,9 @@ def parse_event(body: bytes, *, default_region: str) -> CalendlyEvent:
         "tracking": tracking,
         "lead_id": _lead_id(tracking),
         "cancellation": {
-            "reason": _text(cancellation.get("reason"), 2_000),
-            "canceled_by": _text(cancellation.get("canceled_by")),
-            "canceler_type": _text(cancellation.get("canceler_type"), 20),
+            "reason": read_text(cancellation.get("reason"), 2_000),
+            "canceled_by": read_text(cancellation.get("canceled_by")),
+            "canceler_type": read_text(cancellation.get("canceler_type"), 20),
             "created_at": _time(cancellation.get("created_at")),
         },
         "created_at": _time(envelope.created_at) or _time(payload.get("created_at")),
@@ -190,7 +183,7 @@ def _no_show(
     """A no-show mark or unmark. The payload is the no-show resource (``uri`` of the no-show,
     ``invitee``) or an invitee with a ``no_show`` object; either way the invitee's URI ties it
     to the appointment, and the no-show's own URI (or the event's time) makes it idempotent."""
-    no_show = _dict(payload.get("no_show"))
+    no_show = read_dict(payload.get("no_show"))
     invitee_uri = _uri(payload.get("invitee")) or _uri(payload.get("uri"))
     if invitee_uri is None:
         raise BadRequest(
@@ -213,18 +206,4 @@ def _no_show(
 
 
 def _envelope(body: bytes) -> _Envelope:
-    try:
-        return safejson.parse(_Envelope, body)
-    except ValidationError as exc:
-        raise _not_an_event(exc) from None
-    except ValueError:
-        raise BadRequest("Body is not valid JSON.", code="malformed_json") from None
-
-
-def _not_an_event(exc: ValidationError) -> BadRequest:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"]) or "body"
-    return BadRequest(
-        safejson.text(f"Body is not a Calendly event: {where}: {error['msg']}.", limit=300),
-        code="invalid_payload",
-    )
+    return safejson.envelope(_Envelope, body, what="a Calendly event")

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from lib.outbound import Api, call
+from lib.outbound import Api, request_json
 from lib.signatures import appsecret_proof
 from meta_webhook.graph_errors import classify_graph_error
 from meta_webhook.settings import settings
@@ -52,19 +52,16 @@ class GraphClient:
     def get(self, path: str, **params: str) -> dict[str, Any]:
         """GET ``/{version}/{path}``: its JSON object, or :class:`ProviderFailure`."""
         query = f"{urlencode(params)}&{self._credentials}" if params else self._credentials
-        response = call(
+        body = request_json(
             GRAPH,
             "GET",
             f"{self._base}/{path}?{query}",
             timeout=self._timeout,
+            classify=classify_graph_error,
             client=self._http,
         )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.status_code != 200 or not isinstance(body, dict) or "error" in body:
-            raise classify_graph_error(response.status_code, body)
+        if "error" in body:
+            raise classify_graph_error(200, body)
         return body
 
     def fetch_lead(self, leadgen_id: str) -> dict[str, Any]:

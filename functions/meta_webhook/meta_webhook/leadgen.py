@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lib import safejson
-from lib.errors import BadRequest, Forbidden
+from lib.errors import Forbidden
 from lib.signatures import token_matches
 
 _ID = re.compile(r"[0-9A-Za-z_.:-]{1,64}")
@@ -197,21 +197,7 @@ def parse_delivery(body: bytes) -> ParsedDelivery:
 
 
 def _envelope(body: bytes) -> Delivery:
-    """The delivery's envelope (strict parser first, a tolerant one for what it refuses)."""
-    try:
-        return safejson.parse(Delivery, body)
-    except ValidationError as exc:
-        raise _not_a_delivery(exc.errors()[0]) from None
-    except ValueError:
-        raise BadRequest("Body is not valid JSON.", code="malformed_json") from None
-
-
-def _not_a_delivery(error: Any) -> BadRequest:
-    where = ".".join(str(p) for p in error["loc"]) or "body"
-    return BadRequest(
-        safejson.text(f"Body is not a Meta webhook delivery: {where}: {error['msg']}.", limit=300),
-        code="invalid_payload",
-    )
+    return safejson.envelope(Delivery, body, what="a Meta webhook delivery")
 
 
 def _rejected(where: str, reason: str, raw: Any, external_id: str | None = None) -> dict[str, Any]:

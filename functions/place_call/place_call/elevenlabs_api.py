@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any
 from urllib.parse import quote
 
@@ -27,7 +27,7 @@ import httpx
 
 from lib.errors import ConfigError, FailureClass, ProviderFailure
 from lib.log import mask_phone
-from lib.outbound import Api, call
+from lib.outbound import Api, request_json
 
 ELEVENLABS = Api(name="the ElevenLabs API", code="elevenlabs", url_setting="ELEVENLABS_API_URL")
 # ELEVENLABS_TELEPHONY → (outbound-call path, the answer's call id field).
@@ -238,31 +238,23 @@ class ElevenLabsClient:
         idempotent: bool = True,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        response = call(
+        return request_json(
             ELEVENLABS,
             method,
             f"{self._base}{path}",
             timeout=self._timeout,
+            classify=partial(classify_elevenlabs_error, action=action, not_found=not_found),
+            malformed=partial(
+                _malformed,
+                f"{method} {path}",
+                "the answer is not a JSON object",
+                may_have_started=not idempotent,
+            ),
             idempotent=idempotent,
             client=self._http,
             headers=self._headers,
             **kwargs,
         )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not 200 <= response.status_code < 300:
-            raise classify_elevenlabs_error(
-                response.status_code, body, action=action, not_found=not_found
-            )
-        if not isinstance(body, dict):
-            raise _malformed(
-                f"{method} {path}",
-                "the answer is not a JSON object",
-                may_have_started=not idempotent,
-            )
-        return body
 
 
 def classify_elevenlabs_error(

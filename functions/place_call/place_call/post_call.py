@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from lib import safejson
 from lib.errors import BadRequest
+from lib.safejson import read_dict, read_int, read_text
 from place_call import voicemail
 
 # A conversation read from the API that has its outcome (initiated, in-progress, processing:
@@ -56,26 +57,6 @@ class PostCallEvent:
     record: dict[str, Any] | None = None
 
 
-def _text(value: Any, limit: int = 500) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    return safejson.text(str(value), limit=limit).strip() or None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return int(number) if 0 <= number < 10**7 else None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def _turns(transcript: Any) -> list[dict[str, Any]]:
     return [
         turn
@@ -91,8 +72,8 @@ def voicemail_tool_called(transcript: list[dict[str, Any]]) -> bool:
             if isinstance(call, dict) and call.get("tool_name") == "voicemail_detection":
                 return True
         for result in turn.get("tool_results") or []:
-            outcome = _dict(result).get("result")
-            if _dict(outcome).get("result_type") == "voicemail_detection_success":
+            outcome = read_dict(result).get("result")
+            if read_dict(outcome).get("result_type") == "voicemail_detection_success":
                 return True
             if isinstance(result, dict) and result.get("tool_name") == "voicemail_detection":
                 return True
@@ -100,7 +81,7 @@ def voicemail_tool_called(transcript: list[dict[str, Any]]) -> bool:
 
 
 def _started_at(metadata: dict[str, Any]) -> str | None:
-    seconds = _int(metadata.get("start_time_unix_secs"))
+    seconds = read_int(metadata.get("start_time_unix_secs"))
     if seconds is None or seconds < 10**9:
         return None
     return datetime.fromtimestamp(seconds, UTC).isoformat()
@@ -113,11 +94,11 @@ def _duration_text(seconds: int | None) -> str:
 def _lead_id(data: dict[str, Any]) -> str | None:
     """The lead id place_call sent: the ``lead_id`` dynamic variable, else the ``user_id`` (sent
     too, and echoed back even when the agent forwards no dynamic variables)."""
-    client_data = _dict(data.get("conversation_initiation_client_data"))
+    client_data = read_dict(data.get("conversation_initiation_client_data"))
     return (
-        _text(_dict(client_data.get("dynamic_variables")).get("lead_id"), 64)
-        or _text(client_data.get("user_id"), 64)
-        or _text(data.get("user_id"), 64)
+        read_text(read_dict(client_data.get("dynamic_variables")).get("lead_id"), 64)
+        or read_text(client_data.get("user_id"), 64)
+        or read_text(data.get("user_id"), 64)
     )
 
 
@@ -125,16 +106,16 @@ def _transcription(
     data: dict[str, Any], phrases: list[str], *, from_api: bool = False
 ) -> dict[str, Any]:
     transcript = _turns(data.get("transcript"))
-    metadata = _dict(data.get("metadata"))
-    analysis = _dict(data.get("analysis"))
-    duration = _int(metadata.get("call_duration_secs"))
-    summary = _text(analysis.get("transcript_summary"), 5_000)
+    metadata = read_dict(data.get("metadata"))
+    analysis = read_dict(data.get("analysis"))
+    duration = read_int(metadata.get("call_duration_secs"))
+    summary = read_text(analysis.get("transcript_summary"), 5_000)
     record: dict[str, Any] = {
-        "status": _text(data.get("status"), 20),
+        "status": read_text(data.get("status"), 20),
         "started_at": _started_at(metadata),
         "duration_secs": duration,
-        "termination_reason": _text(metadata.get("termination_reason")),
-        "call_successful": _text(analysis.get("call_successful"), 20),
+        "termination_reason": read_text(metadata.get("termination_reason")),
+        "call_successful": read_text(analysis.get("call_successful"), 20),
         "summary": summary,
         "analysis": safejson.storable(
             {
@@ -150,7 +131,7 @@ def _transcription(
     turns = voicemail.turns_of(data.get("transcript"))
     if not turns and not from_api:
         turns = None  # a webhook without its transcript (exclude_transcript): read the API
-    call_result = _text(_dict(metadata.get("phone_call")).get("call_result"), 20)
+    call_result = read_text(read_dict(metadata.get("phone_call")).get("call_result"), 20)
     if str(record["status"]) == "failed" and call_result is None:
         record.update(outcome="failed", message="The call failed (ElevenLabs status failed).")
         return record
@@ -192,10 +173,10 @@ def _transcription(
 
 
 def _initiation_failure(data: dict[str, Any]) -> dict[str, Any]:
-    reason = _text(data.get("failure_reason"), 40) or "unknown"
+    reason = read_text(data.get("failure_reason"), 40) or "unknown"
     outcome = _FAILURE_OUTCOMES.get(reason, "unknown")
-    body = _dict(_dict(data.get("metadata")).get("body"))
-    detail = _text(body.get("CallStatus") or body.get("sip_status") or body.get("error_reason"))
+    body = read_dict(read_dict(data.get("metadata")).get("body"))
+    detail = read_text(body.get("CallStatus") or body.get("sip_status") or body.get("error_reason"))
     return {
         "outcome": outcome,
         "message": f"The call did not connect: {reason}" + (f" ({detail})" if detail else "") + ".",
@@ -207,8 +188,8 @@ def parse(body: bytes, *, voicemail_phrases: list[str]) -> PostCallEvent:
     handled event has no conversation id."""
     envelope = _envelope(body)
     kind = safejson.text(envelope.type, limit=80)
-    data = _dict(envelope.data)
-    conversation_id = _text(data.get("conversation_id"), 200)
+    data = read_dict(envelope.data)
+    conversation_id = read_text(data.get("conversation_id"), 200)
     if kind not in HANDLED:
         return PostCallEvent(kind, conversation_id)
     if conversation_id is None:
@@ -274,11 +255,4 @@ def _record(
 
 
 def _envelope(body: bytes) -> _Envelope:
-    try:
-        return safejson.parse(_Envelope, body)
-    except ValidationError:
-        raise BadRequest(
-            "Body is not an ElevenLabs webhook event.", code="invalid_payload"
-        ) from None
-    except ValueError:
-        raise BadRequest("Body is not valid JSON.", code="malformed_json") from None
+    return safejson.envelope(_Envelope, body, what="an ElevenLabs webhook event")
