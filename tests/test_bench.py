@@ -12,7 +12,6 @@ import psycopg
 import pytest
 
 from lib.signatures import CALENDLY_HEADER, verify_calendly
-from place_call import calling
 from place_call.settings import PlaceCallSettings
 from tools import stack as local_stack
 from tools.bench.cold import ColdStarts
@@ -84,9 +83,9 @@ def test_place_call_leads_are_due_for_their_call(stack: local_stack.Stack, tmp_p
     lines = prepared.path.read_bytes().splitlines()
     assert [json.loads(line.split(b"\t", 1)[1])["lead_id"] for line in lines] == lead_ids
     assert {line.split(b"\t", 1)[0] for line in lines} == {b"Bearer t0k"}
-    rules = calling.rules(
-        PlaceCallSettings.load({"CALL_HOURS_START": "00:00", "CALL_HOURS_END": "24:00"})
-    )
+    rules = PlaceCallSettings.load(
+        {"CALL_HOURS_START": "00:00", "CALL_HOURS_END": "24:00"}
+    ).call_rules()
     with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as conn:
         decisions = [
             conn.execute(

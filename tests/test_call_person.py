@@ -278,14 +278,11 @@ def test_person_do_not_call_is_honoured_for_every_lead(functions: Functions, db:
 
 
 def test_rules_carry_the_person_settings() -> None:
-    from place_call import calling
     from place_call.settings import PlaceCallSettings
 
-    rules = calling.rules(
-        PlaceCallSettings.load(
-            {"CALL_PERSON_COOLDOWN_HOURS": "6", "CALL_MAX_PER_PERSON_PER_DAY": "2"}
-        )
-    )
+    rules = PlaceCallSettings.load(
+        {"CALL_PERSON_COOLDOWN_HOURS": "6", "CALL_MAX_PER_PERSON_PER_DAY": "2"}
+    ).call_rules()
     assert (rules["person_cooldown_hours"], rules["max_per_person_per_day"]) == (6, 2)
     assert json.dumps(rules)
 

@@ -17,7 +17,7 @@ import pytest
 
 from lib.errors import FailureClass, ProviderFailure
 from place_call.elevenlabs_api import ElevenLabsClient
-from place_call.post_call import from_conversation, parse
+from place_call.elevenlabs_events import from_conversation, parse
 from tools import elevenlabs_fake
 from tools import elevenlabs_samples as samples
 from tools import stack as local_stack

@@ -112,7 +112,7 @@ def test_import_path_configured_the_same_everywhere() -> None:
 
 def test_bundle_holds_the_function_and_lib_compiled(tmp_path: Path) -> None:
     built = bundle.build("meta_webhook", tmp_path / "meta_webhook")
-    assert (built / "main.py").is_file() and (built / "meta_webhook" / "leadgen.py").is_file()
+    assert (built / "main.py").is_file() and (built / "meta_webhook" / "meta_events.py").is_file()
     assert (built / "lib" / "signatures.py").is_file()
     assert list((built / "__pycache__").glob("main.*.pyc"))
     assert not (built / "tests").exists() and not (built / "tools").exists()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from place_call import voicemail
-from place_call.post_call import parse
+from place_call.elevenlabs_events import parse
 from tools import elevenlabs_samples as samples
 
 from .conftest import FIXTURES

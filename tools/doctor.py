@@ -28,7 +28,7 @@ import psycopg
 
 from lib.db import Database
 from lib.errors import AppError, ConfigError, FailureClass, ProviderFailure
-from meta_webhook.graph import GraphClient
+from meta_webhook.graph_api import GraphClient
 from place_call.elevenlabs_api import ElevenLabsClient
 from tools import calendly_subscribe
 from tools.envfile import ROOT, project_env

@@ -21,8 +21,8 @@ from lib.http import (
     text_response,
 )
 from lib.signatures import verify_meta
-from meta_webhook import lead_fetch
-from meta_webhook.leadgen import parse_delivery, verify_subscription
+from meta_webhook import leads
+from meta_webhook.meta_events import parse_delivery, verify_subscription
 from meta_webhook.settings import settings
 
 
@@ -39,7 +39,7 @@ def receive_delivery(request: Request) -> Response:
     verify_meta(body, request.headers, secrets=config.secrets("META_APP_SECRET"))
     delivery = parse_delivery(body)
     return json_response(
-        lead_fetch.process_delivery(get_db(), delivery, inline_limit=config.inline_fetch_limit)
+        leads.process_delivery(get_db(), delivery, inline_limit=config.inline_fetch_limit)
     )
 
 
@@ -47,7 +47,7 @@ def run_sweep(request: Request) -> Response:
     """Complete the fetch_pending leads whose retry time has come (the scheduler calls this);
     ``?retry=pending`` first makes every pending lead due (``make retry``)."""
     config = settings()
-    counts = lead_fetch.sweep(
+    counts = leads.sweep(
         get_db(),
         limit=config.sweep_batch_size,
         budget_seconds=config.sweep_time_budget_seconds,

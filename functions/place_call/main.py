@@ -35,8 +35,8 @@ from lib.http import (
     read_body,
 )
 from lib.signatures import verify_elevenlabs_chunks
-from place_call import calling, reconcile
-from place_call.post_call import PostCallEvent, parse, phrase_list, sniff_type
+from place_call import outcomes, placing, reconcile
+from place_call.elevenlabs_events import PostCallEvent, parse, phrase_list, sniff_type
 from place_call.settings import settings
 
 # A post_call_audio webhook carries the whole call as base64 MP3: it must be read (to check its
@@ -59,7 +59,7 @@ def place_one(request: Request) -> Response:
     if not isinstance(lead_id, str) or not _UUID.fullmatch(lead_id):
         shown = safejson.text(str(lead_id), limit=80)
         raise BadRequest(f"lead_id must be a lead's UUID, not {shown!r}.", code="invalid_payload")
-    return json_response(calling.place(get_db(), config, lead_id))
+    return json_response(placing.place(get_db(), config, lead_id))
 
 
 def run_sweep(request: Request) -> Response:
@@ -72,7 +72,7 @@ def run_sweep(request: Request) -> Response:
     counts: dict[str, Any] = {}
     failures: list[Exception] = []
     for step in (
-        lambda: calling.sweep(db, config),
+        lambda: placing.sweep(db, config),
         lambda: reconcile.sweep(db, config, deadline=deadline),
     ):
         try:
@@ -101,7 +101,7 @@ def receive_webhook(request: Request) -> Response:
         event = PostCallEvent(sniff_type(signed.data))  # audio: never parsed nor stored
     else:
         event = parse(signed.data, voicemail_phrases=phrase_list(config.voicemail_phrases))
-    return json_response(calling.record_outcome(get_db(), config, event))
+    return json_response(outcomes.record_outcome(get_db(), config, event))
 
 
 @functions_framework.http

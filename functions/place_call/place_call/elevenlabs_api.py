@@ -28,6 +28,7 @@ import httpx
 from lib.errors import ConfigError, FailureClass, ProviderFailure
 from lib.log import mask_phone
 from lib.outbound import Api, request_json
+from place_call.elevenlabs_errors import IDS_HELP, classify_elevenlabs_error, malformed
 
 ELEVENLABS = Api(name="the ElevenLabs API", code="elevenlabs", url_setting="ELEVENLABS_API_URL")
 # ELEVENLABS_TELEPHONY → (outbound-call path, the answer's call id field).
@@ -35,16 +36,6 @@ TELEPHONY = {
     "twilio": ("/v1/convai/twilio/outbound-call", "callSid"),
     "sip_trunk": ("/v1/convai/sip-trunk/outbound-call", "sip_call_id"),
 }
-API_KEY_HELP = (
-    "ELEVENLABS_API_KEY is invalid or revoked: create an API key in ElevenLabs > Developers > "
-    "API Keys (with access to ElevenLabs Agents) and set it"
-)
-IDS_HELP = (
-    "check ELEVENLABS_AGENT_ID (ElevenLabs > Agents, the agent's id) and "
-    "ELEVENLABS_PHONE_NUMBER_ID (ElevenLabs > Phone Numbers, the number's id)"
-)
-_QUOTA_STATUSES = ("quota_exceeded", "insufficient_credits", "payment_required")
-_ERRORS_KEPT = 10  # validation errors kept in a failure's details
 
 
 @dataclass(frozen=True)
@@ -121,7 +112,7 @@ class ElevenLabsClient:
         conversation_id = answer.get("conversation_id")
         call_sid = answer.get(self._call_id_field)
         if not isinstance(success, bool) or not isinstance(message, str | None):
-            raise _malformed(endpoint, "no boolean success and message", may_have_started=True)
+            raise malformed(endpoint, "no boolean success and message", may_have_started=True)
         if not success:
             said = (message or "").strip()
             raise ProviderFailure(
@@ -141,7 +132,7 @@ class ElevenLabsClient:
                 },
             )
         if not isinstance(conversation_id, str | None) or not isinstance(call_sid, str | None):
-            raise _malformed(
+            raise malformed(
                 endpoint,
                 f"conversation_id or {self._call_id_field} is not a string",
                 may_have_started=True,
@@ -225,7 +216,7 @@ class ElevenLabsClient:
                 {**failure.details, "conversation_id": conversation_id},
             ) from None
         if not isinstance(answer.get("status"), str):
-            raise _malformed(f"GET {path}", "no string status")
+            raise malformed(f"GET {path}", "no string status")
         return answer
 
     def _request(
@@ -245,7 +236,7 @@ class ElevenLabsClient:
             timeout=self._timeout,
             classify=partial(classify_elevenlabs_error, action=action, not_found=not_found),
             malformed=partial(
-                _malformed,
+                malformed,
                 f"{method} {path}",
                 "the answer is not a JSON object",
                 may_have_started=not idempotent,
@@ -255,123 +246,6 @@ class ElevenLabsClient:
             headers=self._headers,
             **kwargs,
         )
-
-
-def classify_elevenlabs_error(
-    status: int, body: Any, *, action: str, not_found: str = IDS_HELP
-) -> ProviderFailure:
-    """An ElevenLabs error answer as a failure: the class by HTTP status (and, for a 401, by
-    ``detail.status``), the message with ElevenLabs' own words. ``action`` says what was
-    attempted ("placing the call"); ``not_found`` what to check on a 404."""
-    detail = body.get("detail") if isinstance(body, dict) else None
-    errors = _validation_errors(detail)
-    if isinstance(detail, dict):
-        code = str(detail.get("status") or detail.get("code") or "").strip()
-        text = str(detail.get("message") or "").strip()
-    else:
-        code, text = "", detail.strip() if isinstance(detail, str) else ""
-    said = "; ".join(part for part in (text, *errors) if part)
-    quoted = f"HTTP {status}" + (f': "{said}"' if said else "")
-    info: dict[str, Any] = {"http_status": status}
-    if code:
-        info["elevenlabs_status"] = code
-    if text:
-        info["elevenlabs_message"] = text
-    if errors:
-        info["errors"] = errors
-    lowered = f"{code} {text}".lower()
-    if status in (401, 402) and (
-        code in _QUOTA_STATUSES or "credit" in lowered or "quota" in lowered
-    ):
-        return ProviderFailure(
-            FailureClass.QUOTA,
-            "elevenlabs_quota_exceeded",
-            f"ElevenLabs refused {action}: out of credits ({quoted}): top up in ElevenLabs > "
-            "Subscription (or raise the plan); calls are retried with backoff meanwhile.",
-            info,
-        )
-    if status == 403 or (status == 401 and code == "missing_permissions"):
-        return ProviderFailure(
-            FailureClass.PERMISSION,
-            "elevenlabs_permission_denied",
-            f"ElevenLabs refused {action}: the API key lacks a permission ({quoted}). In "
-            "ElevenLabs > Developers > API Keys, give ELEVENLABS_API_KEY access to ElevenLabs "
-            "Agents (read and write) and User (read), or create a key without restrictions.",
-            info,
-        )
-    if status == 401:
-        return ProviderFailure(
-            FailureClass.AUTH,
-            "elevenlabs_api_key_invalid",
-            f"ElevenLabs refused the API key while {action} ({quoted}). {API_KEY_HELP}.",
-            info,
-        )
-    if status == 404:
-        return ProviderFailure(
-            FailureClass.CONFIG,
-            "elevenlabs_not_found",
-            f"ElevenLabs does not know what {action} asked for ({quoted}); {not_found}.",
-            info,
-        )
-    if status == 422:
-        return ProviderFailure(
-            FailureClass.CONFIG,
-            "elevenlabs_request_invalid",
-            f"ElevenLabs refused {action} as invalid ({quoted}); {IDS_HELP}.",
-            info,
-        )
-    if status == 429:
-        return ProviderFailure(
-            FailureClass.THROTTLED,
-            "elevenlabs_rate_limited",
-            f"ElevenLabs is at the account's limit of concurrent calls or requests ({quoted}); "
-            "retried with backoff. If it lasts, raise the plan's concurrency or lower "
-            "CALL_SWEEP_BATCH_SIZE.",
-            info,
-        )
-    if status >= 500:
-        return ProviderFailure(
-            FailureClass.TRANSIENT,
-            "elevenlabs_unavailable",
-            f"ElevenLabs had a temporary error while {action} ({quoted}); retried automatically.",
-            info,
-        )
-    return ProviderFailure(
-        FailureClass.INVALID,
-        "elevenlabs_request_refused",
-        f"ElevenLabs refused {action} ({quoted}); it is not retried.",
-        info,
-    )
-
-
-def _validation_errors(detail: Any) -> list[str]:
-    """``loc: msg`` of each error of a 422's ``detail`` list (never its ``input``, which may
-    echo the phone number)."""
-    if not isinstance(detail, list):
-        return []
-    found = []
-    for item in detail[:_ERRORS_KEPT]:
-        if not isinstance(item, dict):
-            continue
-        loc = item.get("loc")
-        where = ".".join(str(part) for part in loc) if isinstance(loc, list) else str(loc or "")
-        found.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
-    return found
-
-
-def _malformed(endpoint: str, what: str, *, may_have_started: bool = False) -> ProviderFailure:
-    return ProviderFailure(
-        FailureClass.MALFORMED,
-        "elevenlabs_answer_malformed",
-        f"The ElevenLabs API answered {endpoint} with something unexpected ({what}); is "
-        "ELEVENLABS_API_URL the ElevenLabs API (https://api.elevenlabs.io)?"
-        + (
-            " The call may have started: check ElevenLabs > Call History."
-            if may_have_started
-            else ""
-        ),
-        {"answer": endpoint},
-    )
 
 
 @cache

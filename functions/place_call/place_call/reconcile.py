@@ -28,9 +28,8 @@ from typing import Any
 from lib import fanout, log
 from lib.db import Database
 from lib.errors import ConfigError, FailureClass, ProviderFailure
-from place_call.calling import rules
 from place_call.elevenlabs_api import get_elevenlabs
-from place_call.post_call import FINISHED, from_conversation, phrase_list
+from place_call.elevenlabs_events import FINISHED, from_conversation, phrase_list
 from place_call.settings import PlaceCallSettings
 
 COUNTS = ("reconciled", "still_running", "not_found", "unknown", "poll_failed", "deferred")
@@ -63,7 +62,7 @@ def sweep(db: Database, config: PlaceCallSettings, *, deadline: float) -> dict[s
     counts.update(reconcile_claimed=len(claims), reconcile_remaining=due["remaining"])
     if not claims:
         return counts
-    call_rules = rules(config)
+    call_rules = config.call_rules()
 
     def poll_one(claim: dict[str, Any]) -> tuple[str, ProviderFailure | None]:
         if time.monotonic() >= deadline:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
@@ -51,6 +51,23 @@ class PlaceCallSettings(Private):
     # ones (place_call.voicemail): a turn with them reads as a machine's unless it speaks to the
     # caller more.
     voicemail_phrases: str = ""
+
+    def call_rules(self) -> dict[str, Any]:
+        """The call rules' numbers: ``p_rules`` of the SQL functions, which require every key."""
+        return {
+            "max_attempts": self.call_max_attempts,
+            "hours_start": self.call_hours_start,
+            "hours_end": self.call_hours_end,
+            "default_timezone": self.call_default_timezone,
+            "person_cooldown_hours": self.call_person_cooldown_hours,
+            "max_per_person_per_day": self.call_max_per_person_per_day,
+            "wait_minutes": {
+                "voicemail": self.call_wait_voicemail_minutes,
+                "no_answer": self.call_wait_no_answer_minutes,
+                "busy": self.call_wait_busy_minutes,
+                "failed": self.call_wait_failed_minutes,
+            },
+        }
 
     @model_validator(mode="after")
     def _daytime_window(self) -> Self:

@@ -1,6 +1,5 @@
-"""The call flow: claim a lead's call (the rules are SQL: ``call_claim``), ask ElevenLabs to
-place it, record the answer (``call_started``); the sweep does the same for every due call; the
-post-call webhook records the outcome (``call_record_outcome``)."""
+"""Placing calls: claim a lead's call (the rules are SQL: ``call_claim``), ask ElevenLabs to
+place it, record the answer (``call_started``); the sweep does the same for every due call."""
 
 from __future__ import annotations
 
@@ -10,28 +9,9 @@ from lib import fanout, log
 from lib.db import Database
 from lib.errors import ConfigError, ProviderFailure
 from place_call.elevenlabs_api import get_elevenlabs
-from place_call.post_call import FINISHED, HANDLED, PostCallEvent, from_conversation, phrase_list
 from place_call.settings import PlaceCallSettings
 
 _DIAL_THREADS = 8
-
-
-def rules(config: PlaceCallSettings) -> dict[str, Any]:
-    """The call rules' numbers, from the settings (``p_rules`` of the SQL functions)."""
-    return {
-        "max_attempts": config.call_max_attempts,
-        "hours_start": config.call_hours_start,
-        "hours_end": config.call_hours_end,
-        "default_timezone": config.call_default_timezone,
-        "person_cooldown_hours": config.call_person_cooldown_hours,
-        "max_per_person_per_day": config.call_max_per_person_per_day,
-        "wait_minutes": {
-            "voicemail": config.call_wait_voicemail_minutes,
-            "no_answer": config.call_wait_no_answer_minutes,
-            "busy": config.call_wait_busy_minutes,
-            "failed": config.call_wait_failed_minutes,
-        },
-    }
 
 
 def _first_name(full_name: str | None) -> str:
@@ -91,7 +71,7 @@ def dial(
 
 def place(db: Database, config: PlaceCallSettings, lead_id: str) -> dict[str, Any]:
     """Place the lead's call if the rules allow it now; the answer says what was done and why."""
-    call_rules = rules(config)
+    call_rules = config.call_rules()
     claim = db.rpc("call_claim", {"p_lead_id": lead_id, "p_rules": call_rules})
     decision = claim["decision"]
     if decision != "place":
@@ -109,7 +89,7 @@ def place(db: Database, config: PlaceCallSettings, lead_id: str) -> dict[str, An
 def sweep(db: Database, config: PlaceCallSettings) -> dict[str, Any]:
     """Place every due call, at most CALL_SWEEP_BATCH_SIZE a run (the scheduler runs it every
     minute); calls are dialled concurrently."""
-    call_rules = rules(config)
+    call_rules = config.call_rules()
     due = db.rpc("call_claim_due", {"p_limit": config.call_sweep_batch_size, "p_rules": call_rules})
     claims = list(due["claimed"])
     results = fanout.each(
@@ -139,59 +119,3 @@ def _dial_alone(
     except Exception as exc:  # noqa: BLE001 - one claim's failure never costs its neighbours
         log.error("Call dial failed", exc=exc, function="place_call", lead_id=claim.get("lead_id"))
         return {"lead_id": claim.get("lead_id"), "decision": "error"}
-
-
-def _read_undecided(config: PlaceCallSettings, event: PostCallEvent) -> dict[str, Any] | None:
-    """The record of a webhook that could not decide its outcome (no transcript: the workspace's
-    exclude_transcript), from the conversation API; None when that cannot decide either."""
-    assert event.record is not None and event.conversation_id is not None
-    try:
-        conversation = get_elevenlabs().conversation(event.conversation_id)
-    except (ConfigError, ProviderFailure) as failure:
-        log.warning("Conversation not readable", function="place_call", reason=str(failure)[:200])
-        return None
-    if str(conversation.get("status")) not in FINISHED:
-        return None
-    record = from_conversation(
-        event.conversation_id, conversation, voicemail_phrases=phrase_list(config.voicemail_phrases)
-    )
-    if record["outcome"] is None:
-        return None
-    record["lead_id"] = record["lead_id"] or event.record.get("lead_id")
-    record["message"] += " (The webhook carried no transcript: read from the conversation API.)"
-    return record
-
-
-def record_outcome(db: Database, config: PlaceCallSettings, event: PostCallEvent) -> dict[str, Any]:
-    """Record a post-call webhook (one round trip), or log an event type that is not handled."""
-    if event.record is None:
-        db.log(
-            provider="elevenlabs",
-            event=event.kind,
-            status="ignored",
-            message=f"Ignored a '{event.kind}' webhook"
-            + (" (audio is never stored)" if event.kind == "post_call_audio" else "")
-            + f": only {', '.join(HANDLED)} are recorded.",
-            external_id=event.conversation_id,
-        )
-        return {"status": "ignored", "type": event.kind}
-    record: dict[str, Any] | None = event.record
-    if event.record.get("outcome") is None:
-        record = _read_undecided(config, event)
-        if record is None:
-            db.log(
-                provider="elevenlabs",
-                event=event.kind,
-                status="ok",
-                message="The webhook gave no outcome (no transcript, call_result or successful "
-                "evaluation) and the conversation API could not give one yet: the sweep reads it "
-                "(CALL_RECONCILE_AFTER_MINUTES); the lead is not called meanwhile.",
-                external_id=event.conversation_id,
-            )
-            return {"status": "deferred", "type": event.kind}
-    result = dict(db.rpc("call_record_outcome", {"p_event": record, "p_rules": rules(config)}))
-    # kept: the call's recorded outcome ranks higher than this event's, and stays; parked: the
-    # event came before its call was recorded, and is applied when it is.
-    flags = {name: result.pop(name, False) for name in ("duplicate", "ignored", "parked", "kept")}
-    status = next((name for name, on in flags.items() if on), "recorded")
-    return {"status": status, "type": event.kind, **result}

@@ -17,9 +17,9 @@ from lib.errors import (
     ProviderFailure,
 )
 from meta_webhook.call_request import request_calls
-from meta_webhook.graph import GraphClient, get_graph
+from meta_webhook.graph_api import GraphClient, get_graph
 from meta_webhook.lead_mapping import map_lead
-from meta_webhook.leadgen import ParsedDelivery
+from meta_webhook.meta_events import ParsedDelivery
 from meta_webhook.settings import settings
 
 _FETCH_THREADS = 8
