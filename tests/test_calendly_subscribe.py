@@ -19,7 +19,7 @@ import pytest
 
 import tools
 from lib.errors import FailureClass, ProviderFailure
-from tools import calendly_api, calendly_fake, calendly_subscribe, envfile
+from tools import calendly_api, calendly_errors, calendly_fake, calendly_subscribe, envfile
 from tools import stack as local_stack
 from tools.fake_api import FakeClient
 
@@ -431,7 +431,7 @@ def test_subscribe_wrong_token_exits_1_saying_what_to_do(
 
     assert run.code == 1
     assert "HTTP 401" in run.err
-    assert calendly_api.CREDENTIALS_HELP in run.err
+    assert calendly_errors.CREDENTIALS_HELP in run.err
     assert "not-the-token-4711" not in run.err
     assert not env_file.exists()
 
@@ -687,7 +687,7 @@ def test_api_delete_goes_to_the_configured_api_whatever_the_uri_host() -> None:
             fixture("calendly_error_401_unauthenticated_reconstructed.json"),
             FailureClass.AUTH,
             "calendly_token_invalid",
-            calendly_api.CREDENTIALS_HELP,
+            calendly_errors.CREDENTIALS_HELP,
         ),
         (
             403,
@@ -700,7 +700,7 @@ def test_api_delete_goes_to_the_configured_api_whatever_the_uri_host() -> None:
             409,
             fixture("calendly_error_409_already_exists.json"),
             FailureClass.INVALID,
-            calendly_api.SUBSCRIPTION_EXISTS,
+            calendly_errors.SUBSCRIPTION_EXISTS,
             '"Hook with this url already exists"',
         ),
         (

@@ -19,13 +19,12 @@ import httpx
 
 from lib.errors import FailureClass, ProviderFailure
 from lib.outbound import Api, request_json
+from tools.calendly_errors import (
+    classify_calendly_error,
+    malformed,
+)
 
 CALENDLY = Api(name="the Calendly API", code="calendly", url_setting="CALENDLY_API_URL")
-CREDENTIALS_HELP = (
-    "CALENDLY_API_TOKEN is invalid or revoked: create a personal access token in "
-    "Calendly > Integrations > API & Webhooks"
-)
-SUBSCRIPTION_EXISTS = "calendly_subscription_exists"
 PAGE_SIZE = 100  # the largest `count` Calendly takes
 MAX_PAGES = 50  # 5,000 subscriptions: past that, a pagination loop is the likelier story
 _SUBSCRIPTION_PATH = re.compile(r"/webhook_subscriptions/([A-Za-z0-9-]{1,64})/?$")
@@ -70,13 +69,13 @@ class CalendlyClient:
             collection = page.get("collection")
             pagination = page.get("pagination")
             if not isinstance(collection, list) or not isinstance(pagination, dict):
-                raise _malformed("GET /webhook_subscriptions", "no collection and pagination")
+                raise malformed("GET /webhook_subscriptions", "no collection and pagination")
             found.extend(item for item in collection if isinstance(item, dict))
             next_page = pagination.get("next_page")
             if not next_page:
                 return found
             url, params = self._next_page(str(next_page), params)
-        raise _malformed("GET /webhook_subscriptions", f"still a next_page after {MAX_PAGES} pages")
+        raise malformed("GET /webhook_subscriptions", f"still a next_page after {MAX_PAGES} pages")
 
     def get_subscription(self, uri: str) -> dict[str, Any]:
         """``GET /webhook_subscriptions/{uuid}`` of the subscription ``uri``."""
@@ -142,7 +141,7 @@ class CalendlyClient:
         page = urlsplit(next_page)
         if (page.scheme, page.netloc) != (base.scheme, base.netloc):
             # Following it would send the token to another host.
-            raise _malformed(
+            raise malformed(
                 "GET /webhook_subscriptions", f"next_page {next_page!r} is not under {self._base}"
             )
         return page._replace(query="", fragment="").geturl(), {
@@ -167,7 +166,7 @@ class CalendlyClient:
             timeout=self._timeout,
             classify=partial(classify_calendly_error, action=action),
             malformed=partial(
-                _malformed, f"{method} {urlsplit(url).path}", "the answer is not a JSON object"
+                malformed, f"{method} {urlsplit(url).path}", "the answer is not a JSON object"
             ),
             idempotent=idempotent,
             client=self._http,
@@ -176,101 +175,8 @@ class CalendlyClient:
         )
 
 
-def classify_calendly_error(status: int, body: Any, *, action: str) -> ProviderFailure:
-    """A Calendly error answer as a failure: the class by HTTP status, the message with
-    Calendly's own ``title``, ``message`` and ``details``. ``action`` says what was attempted
-    ("creating the webhook subscription")."""
-    error = body if isinstance(body, dict) else {}
-    title = str(error.get("title") or "").strip()
-    text = str(error.get("message") or "").strip()
-    raw_details = error.get("details")
-    details = (
-        [item for item in raw_details if isinstance(item, dict)]
-        if isinstance(raw_details, list)
-        else []
-    )
-    said = "; ".join(
-        part
-        for part in (
-            text or title,
-            *(
-                f"{item['parameter']}: {item.get('message')}"
-                if item.get("parameter")
-                else str(item.get("message"))
-                for item in details
-            ),
-        )
-        if part
-    )
-    quoted = f': "{said}"' if said else ""
-    info: dict[str, Any] = {"http_status": status, "title": title, "calendly_message": text}
-    if details:
-        info["details"] = details
-    if status == 401:
-        return ProviderFailure(
-            FailureClass.AUTH,
-            "calendly_token_invalid",
-            f"Calendly refused the token while {action} (HTTP 401{quoted}). {CREDENTIALS_HELP}.",
-            info,
-        )
-    if status == 403:
-        return ProviderFailure(
-            FailureClass.PERMISSION,
-            "calendly_permission_denied",
-            f"Calendly refused {action} (HTTP 403{quoted}). Webhooks need a paid Calendly plan, "
-            "and an organization-scope subscription needs an owner or admin's token.",
-            info,
-        )
-    if status == 409:
-        return ProviderFailure(
-            FailureClass.INVALID,
-            SUBSCRIPTION_EXISTS,
-            f"Calendly already has a webhook subscription for this URL (HTTP 409{quoted}).",
-            info,
-        )
-    if status == 404:
-        return ProviderFailure(
-            FailureClass.NOT_FOUND,
-            "calendly_not_found",
-            f"Calendly does not know what {action} asked for (HTTP 404{quoted}); "
-            "check CALENDLY_API_URL (https://api.calendly.com).",
-            info,
-        )
-    if status == 429:
-        return ProviderFailure(
-            FailureClass.THROTTLED,
-            "calendly_rate_limited",
-            f"Calendly is rate limiting this token (HTTP 429{quoted}); try again in a minute.",
-            info,
-        )
-    if status >= 500:
-        return ProviderFailure(
-            FailureClass.TRANSIENT,
-            "calendly_unavailable",
-            f"Calendly had a temporary error while {action} (HTTP {status}{quoted}); "
-            "try again in a few minutes.",
-            info,
-        )
-    return ProviderFailure(
-        FailureClass.INVALID,
-        "calendly_request_refused",
-        f"Calendly refused {action} (HTTP {status}{quoted}).",
-        info,
-    )
-
-
 def _resource(answer: dict[str, Any], *required: str, action: str) -> dict[str, Any]:
     resource = answer.get("resource")
     if not isinstance(resource, dict) or any(not resource.get(key) for key in required):
-        raise _malformed(action, f"no resource with {', '.join(required)}")
+        raise malformed(action, f"no resource with {', '.join(required)}")
     return resource
-
-
-def _malformed(action: str, what: str) -> ProviderFailure:
-    return ProviderFailure(
-        FailureClass.MALFORMED,
-        "calendly_answer_malformed",
-        f"The Calendly API answered {action} with something unexpected ({what}); "
-        "is CALENDLY_API_URL the Calendly API (https://api.calendly.com)?",
-        {"answer": action},
-    )

@@ -70,7 +70,8 @@ import httpx
 
 from lib.errors import FailureClass, ProviderFailure
 from tools import envfile
-from tools.calendly_api import SUBSCRIPTION_EXISTS, CalendlyClient
+from tools.calendly_api import CalendlyClient
+from tools.calendly_errors import SUBSCRIPTION_EXISTS
 
 EVENTS = (
     "invitee.created",

@@ -1,4 +1,4 @@
-"""Graph API error answers, classified without I/O: each becomes a
+"""Graph API error answers, classified without I/O: a table from Meta's ``error.code`` to a
 :class:`~lib.errors.ProviderFailure` whose class decides the retry and whose message tells the
 operator what to do.
 
@@ -11,7 +11,63 @@ from typing import Any
 
 from lib.errors import FailureClass, ProviderFailure
 
-_THROTTLE_CODES = {4, 17, 32, 341, 613} | set(range(80000, 80015))
+# (class, code, message): the message's {label} is Meta's own "Graph error <code>[/<subcode>]:
+# <message>". The table is read by error.code, after the two cases a code alone cannot tell.
+Entry = tuple[FailureClass, str, str]
+TOKEN_INVALID: Entry = (
+    FailureClass.AUTH,
+    "graph_token_invalid",
+    "The Meta access token is expired or invalid ({label}). Renew META_ACCESS_TOKEN with a "
+    "long-lived Page token (`make doctor` checks it); pending leads are fetched by the sweep once "
+    "it works.",
+)
+APPSECRET_PROOF: Entry = (
+    FailureClass.AUTH,
+    "graph_appsecret_proof_invalid",
+    "Meta rejected the appsecret_proof ({label}). META_APP_SECRET must be the App Secret of the "
+    "app that issued META_ACCESS_TOKEN.",
+)
+PERMISSION: Entry = (
+    FailureClass.PERMISSION,
+    "graph_permission_denied",
+    "The access token may not read this lead ({label}). Grant the leads_retrieval permission to "
+    "the token and allow this app in the Page's Leads Access Manager (Page settings > Leads "
+    "access).",
+)
+THROTTLED: Entry = (
+    FailureClass.THROTTLED,
+    "graph_rate_limited",
+    "Meta is throttling Graph calls ({label}). Nothing to do: the lead is retried automatically "
+    "with backoff.",
+)
+UNKNOWN_LEAD: Entry = (
+    FailureClass.NOT_FOUND,
+    "graph_unknown_lead",
+    "The Graph API does not know this lead id ({label}). Expected for the App Dashboard's test "
+    "button; for a real lead, check that META_ACCESS_TOKEN is a token of the Page that owns the "
+    "form.",
+)
+UNAVAILABLE: Entry = (
+    FailureClass.TRANSIENT,
+    "graph_unavailable",
+    "The Graph API had a temporary error ({label}). Retried automatically.",
+)
+OTHER: Entry = (
+    FailureClass.TRANSIENT,
+    "graph_error",
+    "The Graph API refused the lead fetch ({label}). Retried automatically; if it persists, look "
+    "the code up in Meta's error reference.",
+)
+BY_CODE: dict[int, Entry] = {
+    190: TOKEN_INVALID,
+    102: TOKEN_INVALID,
+    10: PERMISSION,
+    **dict.fromkeys(range(200, 300), PERMISSION),
+    **dict.fromkeys((4, 17, 32, 341, 613, *range(80000, 80015)), THROTTLED),
+    100: UNKNOWN_LEAD,
+    1: UNAVAILABLE,
+    2: UNAVAILABLE,
+}
 
 
 def classify_graph_error(status: int, body: Any) -> ProviderFailure:
@@ -36,60 +92,11 @@ def classify_graph_error(status: int, body: Any) -> ProviderFailure:
         "fbtrace_id": error.get("fbtrace_id"),
     }
     label = f"Graph error {code}" + (f"/{subcode}" if subcode else "") + f": {text}"
-    if code in (190, 102):
-        return ProviderFailure(
-            FailureClass.AUTH,
-            "graph_token_invalid",
-            f"The Meta access token is expired or invalid ({label}). Renew "
-            "META_ACCESS_TOKEN with a long-lived Page token (`make doctor` checks "
-            "it); pending leads are fetched by the sweep once it works.",
-            details,
-        )
     if code == 100 and "appsecret_proof" in text:
-        return ProviderFailure(
-            FailureClass.AUTH,
-            "graph_appsecret_proof_invalid",
-            f"Meta rejected the appsecret_proof ({label}). META_APP_SECRET must be "
-            "the App Secret of the app that issued META_ACCESS_TOKEN.",
-            details,
-        )
-    if code == 10 or (isinstance(code, int) and 200 <= code <= 299):
-        return ProviderFailure(
-            FailureClass.PERMISSION,
-            "graph_permission_denied",
-            f"The access token may not read this lead ({label}). Grant the "
-            "leads_retrieval permission to the token and allow this app in the "
-            "Page's Leads Access Manager (Page settings > Leads access).",
-            details,
-        )
-    if code in _THROTTLE_CODES:
-        return ProviderFailure(
-            FailureClass.THROTTLED,
-            "graph_rate_limited",
-            f"Meta is throttling Graph calls ({label}). Nothing to do: the lead "
-            "is retried automatically with backoff.",
-            details,
-        )
-    if code == 100:
-        return ProviderFailure(
-            FailureClass.NOT_FOUND,
-            "graph_unknown_lead",
-            f"The Graph API does not know this lead id ({label}). Expected for "
-            "the App Dashboard's test button; for a real lead, check that "
-            "META_ACCESS_TOKEN is a token of the Page that owns the form.",
-            details,
-        )
-    if code in (1, 2) or status >= 500:
-        return ProviderFailure(
-            FailureClass.TRANSIENT,
-            "graph_unavailable",
-            f"The Graph API had a temporary error ({label}). Retried automatically.",
-            details,
-        )
-    return ProviderFailure(
-        FailureClass.TRANSIENT,
-        "graph_error",
-        f"The Graph API refused the lead fetch ({label}). Retried automatically; "
-        "if it persists, look the code up in Meta's error reference.",
-        details,
-    )
+        entry = APPSECRET_PROOF
+    elif isinstance(code, int) and code in BY_CODE:
+        entry = BY_CODE[code]
+    else:
+        entry = UNAVAILABLE if status >= 500 else OTHER
+    failure_class, failure_code, message = entry
+    return ProviderFailure(failure_class, failure_code, message.format(label=label), details)
