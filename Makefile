@@ -33,7 +33,7 @@ $(NPM_STAMP): package.json package-lock.json
 install: $(DEPS_STAMP) $(NPM_STAMP) ## Install the Python venv (.venv) and the pinned Supabase CLI
 
 dev: install ## Run everything locally: functions at http://127.0.0.1:8080/functions/v1/<name> (STACK=supabase uses `supabase start`)
-	$(PY) -m tools.dev $(if $(STACK),--stack $(STACK))
+	$(PY) -m tools.stack.dev $(if $(STACK),--stack $(STACK))
 
 test: install ## Run the test suite (starts its own throwaway stack)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -61,24 +61,24 @@ soak: install ## Load-and-fault run: 10,000 deliveries, SIGKILL, Postgres restar
 soak-calls: install ## The call path under people, faults and 3 simulated days; fails on any broken call rule (SOAK_ARGS=...; docs/RELIABILITY.md)
 	$(PY) -m tools.soak.calls $(SOAK_ARGS)
 
-send-test-event: install ## Post a signed test event: PROVIDER=meta (default; LEADGEN_ID=...), calendly or elevenlabs; URL=..., ARGS="..." (python -m tools.send_event PROVIDER --help)
-	$(PY) -m tools.send_event $(or $(PROVIDER),meta) $(if $(URL),--url $(URL)) $(if $(LEADGEN_ID),--leadgen-id $(LEADGEN_ID)) $(ARGS)
+send-test-event: install ## Post a signed test event: PROVIDER=meta (default; LEADGEN_ID=...), calendly or elevenlabs; URL=..., ARGS="..." (python -m tools.ops.send_event PROVIDER --help)
+	$(PY) -m tools.ops.send_event $(or $(PROVIDER),meta) $(if $(URL),--url $(URL)) $(if $(LEADGEN_ID),--leadgen-id $(LEADGEN_ID)) $(ARGS)
 
 logs: install ## Latest integration_logs rows (PROVIDER=meta STATUS=error LIMIT=50), or one lead's trail (LEAD=id)
-	$(PY) -m tools.logs $(if $(LEAD),--lead $(LEAD)) $(if $(PROVIDER),--provider $(PROVIDER)) $(if $(STATUS),--status $(STATUS)) $(if $(LIMIT),--limit $(LIMIT))
+	$(PY) -m tools.ops.logs $(if $(LEAD),--lead $(LEAD)) $(if $(PROVIDER),--provider $(PROVIDER)) $(if $(STATUS),--status $(STATUS)) $(if $(LIMIT),--limit $(LIMIT))
 
 sweep: install ## Run meta_webhook's sweep now, as the scheduler does (URL=... to target another)
-	$(PY) -m tools.sweep $(if $(URL),--url $(URL))
+	$(PY) -m tools.ops.sweep $(if $(URL),--url $(URL))
 
 retry: install ## Fetch every pending lead now (after fixing a token or permission; `make doctor` says when)
-	$(PY) -m tools.sweep --retry-pending $(if $(URL),--url $(URL))
+	$(PY) -m tools.ops.sweep --retry-pending $(if $(URL),--url $(URL))
 
 doctor: install ## Check configuration, database, migrations and the Meta token
-	$(PY) -m tools.doctor
+	$(PY) -m tools.ops.doctor
 
 calendly-subscribe: install ## Subscribe calendly_webhook to Calendly, key stored in supabase/.env (URL=... [SCOPE=organization|user] [RECREATE=1])
 	@test -n "$(URL)" || { echo "usage: make calendly-subscribe URL=<functions base>/calendly_webhook [SCOPE=organization|user] [RECREATE=1]" >&2; exit 2; }
-	$(PY) -m tools.calendly_subscribe --url "$(URL)" $(if $(SCOPE),--scope $(SCOPE)) $(if $(RECREATE),--recreate)
+	$(PY) -m tools.ops.calendly_subscribe --url "$(URL)" $(if $(SCOPE),--scope $(SCOPE)) $(if $(RECREATE),--recreate)
 
 build: install ## Build every function's bundle: build/functions/<name>/ (its folder, lib/, bytecode, requirements pinned from requirements.lock)
 	$(PY) -m tools.build.bundle

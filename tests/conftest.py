@@ -15,9 +15,9 @@ import psycopg
 import pytest
 
 import tools
-from tools import stack as local_stack
-from tools.fake_api import FakeClient
-from tools.samples import meta_headers
+from tools.fakes.fake_api import FakeClient
+from tools.fakes.samples import meta_headers
+from tools.stack import local as local_stack
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CALENDLY_KEYS = ("calendly-test-signing-key-new", "calendly-test-signing-key-old")
@@ -33,7 +33,7 @@ def dead_database_api(tmp_path: Path) -> Iterator[str]:
     port = local_stack.free_port()
     dead = f"postgresql://authenticator:x@127.0.0.1:{local_stack.free_port()}/postgres"
     process = local_stack.spawn(
-        "tools.rest_standin",
+        "tools.stack.rest_standin",
         "--port",
         str(port),
         "--db-url",
@@ -60,7 +60,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_stack.Stac
 
 @dataclass
 class Functions:
-    """The functions served over HTTP by tools.serve, with helpers to call them."""
+    """The functions served over HTTP by tools.stack.serve, with helpers to call them."""
 
     base: str
     env: dict[str, str]
@@ -94,14 +94,14 @@ class Functions:
 def serve_functions(env: dict[str, str], log: Path, port: int | None = None) -> Functions:
     port = port or local_stack.free_port()
     process = local_stack.spawn(
-        "tools.serve",
+        "tools.stack.serve",
         "--port",
         str(port),
         log=log,
         env={**env, "PYTHONPATH": tools.PYTHONPATH},
     )
     base = f"http://127.0.0.1:{port}"
-    local_stack.wait_until(local_stack.http_ok(f"{base}/health"), what="tools.serve")
+    local_stack.wait_until(local_stack.http_ok(f"{base}/health"), what="tools.stack.serve")
     return Functions(base, env, process)
 
 
@@ -115,7 +115,7 @@ ELEVENLABS = {
 
 @pytest.fixture(scope="session")
 def elevenlabs_url(stack: local_stack.Stack) -> str:
-    """The stack's ElevenLabs fake (tools/elevenlabs_fake.py)."""
+    """The stack's ElevenLabs fake (tools/fakes/elevenlabs_fake.py)."""
     return stack.env["ELEVENLABS_API_URL"]
 
 

@@ -13,7 +13,6 @@ import pytest
 
 from lib.signatures import CALENDLY_HEADER, verify_calendly
 from place_call.settings import PlaceCallSettings
-from tools import stack as local_stack
 from tools.bench.cold import ColdStarts
 from tools.bench.cpu import Window
 from tools.bench.load import calendly_deliveries, place_call_requests, write_requests
@@ -22,6 +21,7 @@ from tools.bench.roundtrips import RpcCounter
 from tools.bench.serve import HELLO, META
 from tools.bench.speed import SpeedToLead, percentile
 from tools.bench.steady import FUNCTION, Steady
+from tools.stack import local as local_stack
 
 
 def test_percentile_is_nearest_rank() -> None:

@@ -21,16 +21,20 @@ import pytest
 
 from tests.test_deploy import EXAMPLE
 from tools import ROOT
-from tools import stack as local_stack
 from tools.build import bundle, lock
 from tools.build.functions import imports
-from tools.calendly_samples import calendly_headers, calendly_invitee_event
-from tools.calendly_samples import encode as calendly_encode
 from tools.deploy import plan
 from tools.deploy.settings import Settings
-from tools.elevenlabs_samples import encode as elevenlabs_encode
-from tools.elevenlabs_samples import new_conversation_id, post_call_transcription, signed_headers
-from tools.samples import leadgen_delivery, meta_headers, new_leadgen_id
+from tools.fakes.calendly_samples import calendly_headers, calendly_invitee_event
+from tools.fakes.calendly_samples import encode as calendly_encode
+from tools.fakes.elevenlabs_samples import encode as elevenlabs_encode
+from tools.fakes.elevenlabs_samples import (
+    new_conversation_id,
+    post_call_transcription,
+    signed_headers,
+)
+from tools.fakes.samples import leadgen_delivery, meta_headers, new_leadgen_id
+from tools.stack import local as local_stack
 
 LEAD_ID = "7b0d3c4e-2f1a-4c5d-9e8f-0a1b2c3d4e5f"
 # What a bundle may hold besides the copies of its function's folder and of lib/.

@@ -1,6 +1,6 @@
-"""`make calendly-subscribe` (tools/calendly_subscribe.py) against the Calendly API fake served on
-loopback, the Calendly API client (calendly_api) against Calendly's recorded answers, and the
-fake's shapes against the same recordings (tests/fixtures/calendly)."""
+"""`make calendly-subscribe` (tools/ops/calendly_subscribe.py) against the Calendly API fake
+served on loopback, the Calendly API client (calendly_api) against Calendly's recorded answers,
+and the fake's shapes against the same recordings (tests/fixtures/calendly)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ import pytest
 
 import tools
 from lib.errors import FailureClass, ProviderFailure
-from tools import calendly_api, calendly_errors, calendly_fake, calendly_subscribe, envfile
-from tools import stack as local_stack
-from tools.fake_api import FakeClient
+from tools.fakes import calendly_fake
+from tools.fakes.fake_api import FakeClient
+from tools.ops import calendly_api, calendly_errors, calendly_subscribe
+from tools.stack import envfile
+from tools.stack import local as local_stack
 
 from .conftest import FIXTURES
 
@@ -453,7 +455,7 @@ def test_subscribe_runs_as_a_module(fake: CalendlyFake, env_file: Path) -> None:
         "CALENDLY_API_URL": fake.base,
         "PYTHONPATH": tools.PYTHONPATH,
     }
-    command = [sys.executable, "-m", "tools.calendly_subscribe", "--url", URL]
+    command = [sys.executable, "-m", "tools.ops.calendly_subscribe", "--url", URL]
     result = subprocess.run(
         [*command, "--env-file", str(env_file)],
         env=environment,

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 
 from lib.signatures import sign_calendly
-from tools.fake_api import FakeClient
-from tools.samples import leadgen_delivery, new_leadgen_id
+from tools.fakes.fake_api import FakeClient
+from tools.fakes.samples import leadgen_delivery, new_leadgen_id
 
 from .conftest import CALENDLY_KEYS, FIXTURES, Functions, GraphFake
 
@@ -469,7 +469,7 @@ def test_lead_trail_shows_receipt_fetch_booking_and_meeting_in_order(
     booked = post(functions, invitee_event(email=email)).json()
     lead_id = booked["lead_id"]
     result = subprocess.run(
-        [sys.executable, "-m", "tools.logs", "--lead", lead_id[:8]],
+        [sys.executable, "-m", "tools.ops.logs", "--lead", lead_id[:8]],
         env={**os.environ, "DATABASE_URL": functions.env["DATABASE_URL"]},
         capture_output=True,
         text=True,

@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tools import elevenlabs_samples as samples
-from tools.fake_api import FakeClient
+from tools.fakes import elevenlabs_samples as samples
+from tools.fakes.fake_api import FakeClient
 
 from .conftest import Functions
 from .test_call_reconcile import GIVE_UP_MINUTES, age, sweep

@@ -15,9 +15,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from tools import elevenlabs_samples as samples
-from tools.fake_api import FakeClient
-from tools.samples import leadgen_delivery, new_leadgen_id
+from tools.fakes import elevenlabs_samples as samples
+from tools.fakes.fake_api import FakeClient
+from tools.fakes.samples import leadgen_delivery, new_leadgen_id
 
 from .conftest import Functions, GraphFake
 from .test_calendly_webhook_e2e import invitee_event

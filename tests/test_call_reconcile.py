@@ -1,6 +1,6 @@
 """The polling fallback for a post-call webhook that never came (place_call's sweep, SQL
 ``call_claim_unreported`` / ``call_record_polled``): end to end over real HTTP, the real database,
-ElevenLabs faked at its HTTP boundary (tools/elevenlabs_fake.py: a conversation's reads are
+ElevenLabs faked at its HTTP boundary (tools/fakes/elevenlabs_fake.py: a conversation's reads are
 filed under its path). Calls are made old by moving their timestamps back, never by sleeping."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import pytest
 from lib.errors import FailureClass, ProviderFailure
 from place_call.elevenlabs_api import ElevenLabsClient
 from place_call.elevenlabs_events import from_conversation, parse
-from tools import elevenlabs_fake
-from tools import elevenlabs_samples as samples
-from tools import stack as local_stack
-from tools.fake_api import FakeClient, Request
+from tools.fakes import elevenlabs_fake
+from tools.fakes import elevenlabs_samples as samples
+from tools.fakes.fake_api import FakeClient, Request
+from tools.stack import local as local_stack
 
 from .conftest import FIXTURES, Functions
 from .test_place_call_e2e import calls, lead, place, placed_conversation, queued_lead, webhook

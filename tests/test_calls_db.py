@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tools import stack as local_stack
+from tools.stack import local as local_stack
 
 Conn = psycopg.Connection[Any]
 ANY_HOUR = {"hours_start": "00:00", "hours_end": "24:00"}

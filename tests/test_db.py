@@ -14,9 +14,9 @@ import pytest
 
 from lib.db import Database
 from lib.errors import DatabaseError, DatabaseUnavailable, FailureClass
-from tools import stack as local_stack
-from tools.rest_standin import http_status
-from tools.samples import new_leadgen_id
+from tools.fakes.samples import new_leadgen_id
+from tools.stack import local as local_stack
+from tools.stack.rest_standin import http_status
 
 Conn = psycopg.Connection[Any]
 
@@ -419,7 +419,7 @@ def test_rls_client_roles_cannot_read_or_call(db: Conn, role: str) -> None:
 def test_standin_refuses_other_keys_with_postgrest_error(
     stack: local_stack.Stack, key: str, code: str
 ) -> None:
-    from tools import jwt
+    from tools.stack import jwt
 
     token = (
         stack.env["SUPABASE_ANON_KEY"]

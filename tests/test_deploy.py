@@ -20,13 +20,13 @@ import pytest
 
 import tools
 from tools import ROOT
-from tools import stack as local_stack
 from tools.build import bundle, functions
 from tools.deploy.cli import main
 from tools.deploy.plan import Masker
 from tools.deploy.preflight import key_problem
 from tools.deploy.settings import SUPABASE_CLI, Paths, Settings
-from tools.jwt import encode
+from tools.stack import local as local_stack
+from tools.stack.jwt import encode
 
 PROJECT, REGION, REF = "acme-leads", "europe-west1", "abcdefghijklmnopqrst"
 BASE = f"https://{REGION}-{PROJECT}.cloudfunctions.net"

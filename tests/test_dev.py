@@ -28,9 +28,9 @@ import pytest
 
 import tools
 from lib.signatures import sign_meta
-from tools import envfile
-from tools import stack as local_stack
-from tools.samples import leadgen_delivery, new_leadgen_id
+from tools.fakes.samples import leadgen_delivery, new_leadgen_id
+from tools.stack import envfile
+from tools.stack import local as local_stack
 
 URL_KEYS = ("DATABASE_URL", "SUPABASE_URL", "META_GRAPH_URL")
 
@@ -244,10 +244,10 @@ def test_dev_serves_handshake_delivery_and_sweep_on_recorded_ports(dev: DevRun) 
 
 
 def run_tool(dev: DevRun, module: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m tools.<module>`` as an operator runs it beside `make dev` (its settings come
+    """``python -m tools.ops.<module>`` as an operator runs it beside `make dev` (its settings come
     from .local/dev.env, here the test's state dir)."""
     return subprocess.run(
-        [sys.executable, "-m", f"tools.{module}", *args],
+        [sys.executable, "-m", f"tools.ops.{module}", *args],
         env={**os.environ, **dev.env(), "PORT": str(dev.port), "PYTHONPATH": tools.PYTHONPATH},
         cwd=local_stack.ROOT,
         capture_output=True,
@@ -293,7 +293,7 @@ def test_dev_lead_flows_from_meta_to_a_call_and_its_outcome_in_the_trail(dev: De
 
 def test_dev_second_run_on_the_same_state_dir_refused_first_untouched(dev: DevRun) -> None:
     second = subprocess.Popen(
-        [sys.executable, "-m", "tools.dev", "--state-dir", str(dev.state_dir)],
+        [sys.executable, "-m", "tools.stack.dev", "--state-dir", str(dev.state_dir)],
         cwd=local_stack.ROOT,
         env={**os.environ, "PORT": str(local_stack.free_port())},
         stdout=subprocess.PIPE,

@@ -1,6 +1,7 @@
 """The ElevenLabs client (place_call/elevenlabs_api.py): every answer class through
-httpx.MockTransport, then against the local fake (tools/elevenlabs_fake.py) over real HTTP; and
-the post-call webhook builders (tools/elevenlabs_samples.py) against the docs' samples."""
+httpx.MockTransport, then against the local fake (tools/fakes/elevenlabs_fake.py) over real
+HTTP; and the post-call webhook builders (tools/fakes/elevenlabs_samples.py) against the docs'
+samples."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ from lib.settings import reload_settings
 from lib.signatures import verify_elevenlabs
 from place_call.elevenlabs_api import ElevenLabsClient, OutboundCall, get_elevenlabs
 from tests.conftest import FIXTURES
-from tools import elevenlabs_samples
-from tools import stack as local_stack
-from tools.fake_api import FakeClient
+from tools.fakes import elevenlabs_samples
+from tools.fakes.fake_api import FakeClient
+from tools.stack import local as local_stack
 
 BASE = "https://api.elevenlabs.test"
 KEY = "sk_test_elevenlabs_key"
@@ -467,7 +468,9 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElevenLabsFake]:
         "ELEVENLABS_PHONE_NUMBER_ID": NUMBER_ID,
     }
     log: Path = tmp_path_factory.mktemp("elevenlabs") / "fake.log"
-    process = local_stack.spawn("tools.elevenlabs_fake", "--port", str(port), env=env, log=log)
+    process = local_stack.spawn(
+        "tools.fakes.elevenlabs_fake", "--port", str(port), env=env, log=log
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         local_stack.wait_until(local_stack.http_ok(f"{base}/health"), what="the ElevenLabs fake")

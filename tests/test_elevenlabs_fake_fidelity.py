@@ -20,8 +20,8 @@ from elevenlabs.types import (
     TwilioOutboundCallResponse,
 )
 
-from tools import elevenlabs_samples as samples
-from tools.fake_api import FakeClient
+from tools.fakes import elevenlabs_samples as samples
+from tools.fakes.fake_api import FakeClient
 
 from .conftest import ELEVENLABS
 

@@ -1,4 +1,4 @@
-"""The fakes' shared base (tools/fake_api.py), through the Graph fake of the test stack."""
+"""The fakes' shared base (tools/fakes/fake_api.py), through the Graph fake of the test stack."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import hmac
 
 import httpx
 
-from tools import stack as local_stack
-from tools.samples import new_leadgen_id
+from tools.fakes.samples import new_leadgen_id
+from tools.stack import local as local_stack
 
 from .conftest import GraphFake
 

@@ -21,9 +21,9 @@ import pytest
 
 import tools
 from tools import FUNCTION_DIRS, ROOT
-from tools import stack as local_stack
 from tools.build import bundle
-from tools.samples import leadgen_delivery, meta_headers, new_leadgen_id
+from tools.fakes.samples import leadgen_delivery, meta_headers, new_leadgen_id
+from tools.stack import local as local_stack
 
 SOURCES = ("lib", "functions", "tools", "tests")
 _CHANGES_A_LIST = {"append", "insert", "extend", "remove", "pop", "clear", "__setitem__"}

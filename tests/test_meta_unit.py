@@ -13,7 +13,7 @@ from lib.phone import to_e164
 from meta_webhook.graph_errors import classify_graph_error
 from meta_webhook.lead_mapping import map_lead
 from meta_webhook.meta_events import parse_delivery, verify_subscription
-from tools.samples import batch_delivery, leadgen_delivery
+from tools.fakes.samples import batch_delivery, leadgen_delivery
 
 from .conftest import FIXTURES, fixture_bytes
 

@@ -17,9 +17,9 @@ import psycopg
 import pytest
 
 from lib.signatures import sign_meta
-from tools import stack as local_stack
-from tools.fake_api import FakeClient
-from tools.samples import batch_delivery, leadgen_delivery, meta_headers, new_leadgen_id
+from tools.fakes.fake_api import FakeClient
+from tools.fakes.samples import batch_delivery, leadgen_delivery, meta_headers, new_leadgen_id
+from tools.stack import local as local_stack
 
 from .conftest import FIXTURES, Functions, GraphFake, fixture_bytes, serve_functions
 

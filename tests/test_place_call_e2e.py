@@ -1,5 +1,5 @@
 """place_call end to end: functions-framework over real HTTP, the real database, ElevenLabs faked
-at its HTTP boundary (tools/elevenlabs_fake.py: calls filed under their to_number)."""
+at its HTTP boundary (tools/fakes/elevenlabs_fake.py: calls filed under their to_number)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ import pytest
 
 from lib.errors import ConfigError
 from place_call.settings import PlaceCallSettings
-from tools import elevenlabs_samples as samples
-from tools.fake_api import FakeClient
-from tools.samples import leadgen_delivery, new_leadgen_id
+from tools.fakes import elevenlabs_samples as samples
+from tools.fakes.fake_api import FakeClient
+from tools.fakes.samples import leadgen_delivery, new_leadgen_id
 
 from .conftest import ELEVENLABS, Functions, GraphFake
 

@@ -13,7 +13,7 @@ import pytest
 
 from lib.settings import reload_settings
 from lib.signatures import sign_elevenlabs
-from tools.stack import ROOT
+from tools.stack.local import ROOT
 
 SECRET = "wsec_unit_test"
 

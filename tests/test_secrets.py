@@ -15,9 +15,9 @@ from psycopg import sql
 from lib.db import Database
 from lib.signatures import sign_meta
 from tests.test_dev import DevRun, dev, dev_cleanup
-from tools import stack as local_stack
-from tools.fake_api import FakeClient
-from tools.samples import leadgen_delivery, new_leadgen_id
+from tools.fakes.fake_api import FakeClient
+from tools.fakes.samples import leadgen_delivery, new_leadgen_id
+from tools.stack import local as local_stack
 
 __all__ = ["dev", "dev_cleanup"]  # fixtures, shared with test_dev.py
 
@@ -110,7 +110,7 @@ def test_no_secret_in_any_log_file_or_table_row(dev: DevRun) -> None:
     ],
 )
 def test_serve_access_log_keeps_query_names_not_values(line: str) -> None:
-    from tools.serve import redact_query
+    from tools.stack.serve import redact_query
 
     redacted = redact_query(line.format(t="s3cret-token"))
     assert "s3cret-token" not in redacted

@@ -11,9 +11,10 @@ from lib.errors import ConfigError
 from lib.settings import Private, Settings, get_settings, reload_settings
 from meta_webhook.settings import MetaWebhookSettings
 from place_call.settings import PlaceCallSettings
-from tools import ROOT, envfile
+from tools import ROOT
 from tools.build.functions import function_names, settings_class
 from tools.settings import Operator, declarations, everything
+from tools.stack import envfile
 
 EXAMPLE = ROOT / "supabase" / ".env.example"
 

@@ -14,9 +14,9 @@ import pytest
 
 from lib.db import Database
 from lib.errors import DatabaseError
-from tools import jwt
-from tools import stack as local_stack
-from tools.samples import new_leadgen_id
+from tools.fakes.samples import new_leadgen_id
+from tools.stack import jwt
+from tools.stack import local as local_stack
 
 Conn = psycopg.Connection[Any]
 

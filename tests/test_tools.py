@@ -25,9 +25,11 @@ from tests.test_elevenlabs_client import AGENT_ID as ELEVENLABS_AGENT
 from tests.test_elevenlabs_client import KEY as ELEVENLABS_KEY
 from tests.test_elevenlabs_client import NUMBER_ID as ELEVENLABS_NUMBER_ID
 from tests.test_elevenlabs_client import ElevenLabsFake
-from tools import calendly_fake, calendly_subscribe, doctor, envfile, graph_fake, send_event
-from tools import stack as local_stack
-from tools.samples import new_leadgen_id
+from tools.fakes import calendly_fake, graph_fake
+from tools.fakes.samples import new_leadgen_id
+from tools.ops import calendly_subscribe, doctor, send_event
+from tools.stack import envfile
+from tools.stack import local as local_stack
 
 # What the Graph fake answers for debug_token and subscribed_apps until a test changes it.
 DEFAULT_TOKEN = graph_fake.GraphFake(None, None).token_info
@@ -35,9 +37,9 @@ DAY = 86_400
 
 
 def run_tool(module: str, *args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    """``python -m tools.<module> args`` with ``env`` over this process's environment."""
+    """``python -m tools.ops.<module> args`` with ``env`` over this process's environment."""
     return subprocess.run(
-        [sys.executable, "-m", f"tools.{module}", *args],
+        [sys.executable, "-m", f"tools.ops.{module}", *args],
         env={**os.environ, **env, "PYTHONPATH": tools.PYTHONPATH},
         cwd=local_stack.ROOT,
         capture_output=True,
@@ -860,7 +862,9 @@ def elevenlabs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Elev
         "ELEVENLABS_PHONE_NUMBER_ID": ELEVENLABS_NUMBER_ID,
     }
     log = tmp_path_factory.mktemp("elevenlabs") / "fake.log"
-    process = local_stack.spawn("tools.elevenlabs_fake", "--port", str(port), env=env, log=log)
+    process = local_stack.spawn(
+        "tools.fakes.elevenlabs_fake", "--port", str(port), env=env, log=log
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         local_stack.wait_until(local_stack.http_ok(f"{base}/health"), what="the ElevenLabs fake")
@@ -1200,7 +1204,7 @@ def test_doctor_elevenlabs_connected_test_stack_exits_0(
 
 
 def test_logs_table_escapes_control_characters() -> None:
-    from tools.logs import table
+    from tools.ops.logs import table
 
     row = {"created_at": None, "message": "evil \x1b[2J\x1b]0;owned\x07 \x9b done"}
     text = table([row], ["created_at", "message"])

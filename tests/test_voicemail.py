@@ -11,7 +11,7 @@ import pytest
 
 from place_call import voicemail
 from place_call.elevenlabs_events import parse
-from tools import elevenlabs_samples as samples
+from tools.fakes import elevenlabs_samples as samples
 
 from .conftest import FIXTURES
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from tools import ROOT
-from tools import stack as local_stack
 from tools.bench import cold, memory, report, speed, steady
 from tools.bench.load import (
     LoadError,
@@ -43,6 +42,7 @@ from tools.bench.serve import (
     build_bundles,
     server_env,
 )
+from tools.stack import local as local_stack
 
 # Leadgen id ranges, one per purpose, so that no id is ever sent twice in a run.
 COLD_IDS = 3_000_000_000_000_000

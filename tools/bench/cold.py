@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.bench.serve import Probes, first_200, served
-from tools.stack import free_port
+from tools.stack.local import free_port
 
 
 @dataclass

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lib.signatures import CALENDLY_HEADER, META_HEADER
-from tools.calendly_samples import calendly_headers, calendly_invitee_event, encode
-from tools.samples import leadgen_delivery, meta_headers
+from tools.fakes.calendly_samples import calendly_headers, calendly_invitee_event, encode
+from tools.fakes.samples import leadgen_delivery, meta_headers
 
 # The summary of a run as one JSON line (done() hook), and the thread bookkeeping it needs.
 WRK_SUMMARY = r"""

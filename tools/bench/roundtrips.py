@@ -96,7 +96,7 @@ class RoundTrips:
 
 
 class RpcCounter:
-    """Superuser readings of the stack's database (the throwaway cluster of tools/stack.py)."""
+    """Superuser readings of the stack's database (tools/stack/local.py's throwaway cluster)."""
 
     def __init__(self, database_url: str) -> None:
         self.conn = psycopg.connect(database_url, autocommit=True)

@@ -31,9 +31,9 @@ from urllib.parse import urlencode
 
 from tools import ROOT
 from tools.build import bundle
-from tools.calendly_samples import calendly_headers, calendly_invitee_event, encode
-from tools.samples import leadgen_delivery, meta_headers
-from tools.stack import free_port
+from tools.fakes.calendly_samples import calendly_headers, calendly_invitee_event, encode
+from tools.fakes.samples import leadgen_delivery, meta_headers
+from tools.stack.local import free_port
 
 HELLO = "hello"
 META = "meta_webhook"

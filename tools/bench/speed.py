@@ -36,8 +36,8 @@ import httpx
 
 from tools.bench.roundtrips import RpcCounter
 from tools.bench.serve import HELLO, META, PLACE_CALL, Probes, serve_ready
-from tools.fake_api import FakeClient
-from tools.samples import leadgen_delivery, meta_headers
+from tools.fakes.fake_api import FakeClient
+from tools.fakes.samples import leadgen_delivery, meta_headers
 
 SENDERS = 64  # sender threads: enough that a slow answer never delays the schedule
 WARM_LEADS = 5  # leads sent one by one before the measured ones (connections, caches)

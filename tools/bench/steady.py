@@ -20,7 +20,7 @@ from tools.bench.cpu import CpuMeter, Window
 from tools.bench.load import Load, Requests, Wrk
 from tools.bench.roundtrips import RoundTrips, RpcCounter, between
 from tools.bench.serve import HELLO, Probes, serve_ready
-from tools.stack import Stack
+from tools.stack.local import Stack
 
 FUNCTION = "function (gunicorn)"
 
@@ -68,9 +68,9 @@ class Steady:
 def stack_roots(stack: Stack) -> dict[str, int]:
     """The root pid of each stack process worth naming in the CPU table."""
     labels = {
-        "tools.rest_standin": "PostgREST stand-in",
-        "tools.graph_fake": "Graph fake",
-        "tools.elevenlabs_fake": "ElevenLabs fake",
+        "tools.stack.rest_standin": "PostgREST stand-in",
+        "tools.fakes.graph_fake": "Graph fake",
+        "tools.fakes.elevenlabs_fake": "ElevenLabs fake",
     }
     roots = {}
     for process in stack.processes:

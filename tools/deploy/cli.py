@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tools import ROOT, envfile
+from tools import ROOT
 from tools.build import bundle
 from tools.deploy import plan as deployment
 from tools.deploy import preflight
@@ -33,6 +33,7 @@ from tools.deploy.settings import (
     load_env,
 )
 from tools.settings import everything
+from tools.stack import envfile
 
 _TRUE = {"1", "true", "yes", "on"}
 

@@ -20,8 +20,9 @@ from pydantic_core import PydanticCustomError
 
 from lib.errors import ConfigError
 from lib.settings import Declared, Secret
-from tools import ROOT, envfile
+from tools import ROOT
 from tools.build.lock import RUNTIME
+from tools.stack import envfile
 
 
 def _pattern(expression: str, example: str) -> AfterValidator:

@@ -1,6 +1,6 @@
 """`make soak`: a bounded load-and-fault run of meta_webhook on the local embedded stack.
 
-It starts the embedded stack (tools/stack.py: real Postgres with the migrations applied by the
+It starts the embedded stack (tools/stack/local.py: real Postgres with the migrations applied by the
 Supabase CLI, the PostgREST stand-in, the Graph fake), serves meta_webhook as production does
 (functions-framework and gunicorn, from the bundle ``tools.bundle`` builds, nothing of the
 repository on ``sys.path``), and then:

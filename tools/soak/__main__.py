@@ -17,7 +17,7 @@ from lib.db import Database
 from tools.soak import scaling
 from tools.soak.report import render
 from tools.soak.run import Settings, say, served_stack, soak
-from tools.stack import StackError
+from tools.stack.local import StackError
 
 DEFAULTS = Settings()
 HELP = {

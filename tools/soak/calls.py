@@ -36,11 +36,11 @@ import psycopg
 import tools
 from lib.phone import time_zones
 from lib.signatures import sign_calendly
-from tools import elevenlabs_samples as samples
-from tools import stack as local_stack
-from tools.calendly_samples import calendly_invitee_event
-from tools.fake_api import FakeClient
+from tools.fakes import elevenlabs_samples as samples
+from tools.fakes.calendly_samples import calendly_invitee_event
+from tools.fakes.fake_api import FakeClient
 from tools.soak.calls_checks import Call, Facts, run_checks, utc
+from tools.stack import local as local_stack
 
 OUTBOUND = "/v1/convai/twilio/outbound-call"
 CONVERSATION = "/v1/convai/conversations/"
@@ -155,7 +155,7 @@ class Soak:
             }
             port = local_stack.free_port()
             served = local_stack.spawn(
-                "tools.serve",
+                "tools.stack.serve",
                 "--port",
                 str(port),
                 env={**env, "PYTHONPATH": tools.PYTHONPATH},

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools.fake_api import FakeClient
+from tools.fakes.fake_api import FakeClient
 from tools.soak.load import Progress
 from tools.soak.server import FunctionServer
-from tools.stack import Postgres
+from tools.stack.local import Postgres
 
 # Graph's error for a service outage (docs/PROVIDERS.md, section 1.7: code 2, "API
 # Service", retry): meta_webhook classes it transient and retries it after its backoff.

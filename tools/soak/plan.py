@@ -7,7 +7,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from tools.samples import leadgen_delivery, meta_headers, new_leadgen_id
+from tools.fakes.samples import leadgen_delivery, meta_headers, new_leadgen_id
 
 ADJACENT = "adjacent"  # sent right after the first delivery of its id: both in flight at once
 LATER = "later"  # sent later in the run, after the first delivery was answered (mostly)

@@ -13,9 +13,8 @@ from typing import Any
 
 import psycopg
 
-from tools import stack as local_stack
 from tools.build.bundle import build
-from tools.fake_api import FakeClient
+from tools.fakes.fake_api import FakeClient
 from tools.soak import report
 from tools.soak.checks import Check, gather, run_checks
 from tools.soak.drain import Drain, Sweeper, drain
@@ -23,6 +22,7 @@ from tools.soak.faults import Fault, FaultSchedule, graph_faults, kill_function,
 from tools.soak.load import Load, Outcome
 from tools.soak.plan import plan_deliveries, unique_ids
 from tools.soak.server import FunctionServer, function_env
+from tools.stack import local as local_stack
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import httpx
 import psycopg
 
 from lib.db import Database
-from tools.samples import FORM_ID, PAGE_ID, leadgen_delivery, meta_headers, new_leadgen_id
+from tools.fakes.samples import FORM_ID, PAGE_ID, leadgen_delivery, meta_headers, new_leadgen_id
 
 SIZES = (1_000, 3_000, 5_000, 10_000)
 CLAIM_LIMIT = 20  # meta_webhook's INLINE_FETCH_LIMIT

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from tools.stack import StackError
+from tools.stack.local import StackError
 
 # What the function process keeps of this process's environment: enough to run Python; the
 # settings come from the stack only, and PYTHONPATH (`make` exports the repository) is dropped.

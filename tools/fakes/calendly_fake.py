@@ -11,8 +11,8 @@ URL in the same organization (409 "Hook with this url already exists", whatever 
 first), requires ``user`` for the user scope, and pages lists by ``count`` with a ``next_page``
 URL. Requests are filed under their operation, ``"<METHOD> <path>"`` (``POST
 /webhook_subscriptions``), so a test scripts one operation's answers and reads the order of the
-calls. Besides the control routes every fake has (tools/fake_api.py: requests, scripts, faults),
-tests use (never deployed):
+calls. Besides the control routes every fake has (tools/fakes/fake_api.py: requests, scripts,
+faults), tests use (never deployed):
 
 - ``GET /_fake/subscriptions``: every subscription, each with the ``signing_key`` it was created
   with (Calendly never shows it again; a test compares it with the stored one);
@@ -22,7 +22,7 @@ tests use (never deployed):
 - ``PUT /_fake/plan`` ``{"webhooks": false, "message": …}``: a plan without webhooks, so creating
   a subscription answers 403 "Please upgrade your Calendly account to Professional".
 
-    CALENDLY_API_TOKEN=… python -m tools.calendly_fake --port 54331
+    CALENDLY_API_TOKEN=… python -m tools.fakes.calendly_fake --port 54331
 
 Without CALENDLY_API_TOKEN any bearer token is accepted (a missing one is still a 401).
 """
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from tools.fake_api import Answer, FakeApi, Request, serve
+from tools.fakes.fake_api import Answer, FakeApi, Request, serve
 
 EVENTS = (
     "invitee.created",
@@ -270,11 +270,11 @@ class CalendlyFake(FakeApi):
 @contextmanager
 def served(*, token: str | None, log: Path) -> Iterator[str]:
     """A fake on a free loopback port, for the tests: its base URL while the block runs."""
-    from tools import stack
+    from tools.stack import local as stack
 
     port = stack.free_port()
     process = stack.spawn(
-        "tools.calendly_fake",
+        "tools.fakes.calendly_fake",
         "--port",
         str(port),
         env={"CALENDLY_API_TOKEN": token or ""},

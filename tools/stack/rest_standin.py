@@ -22,15 +22,15 @@ the part of Supabase's API gateway in front of it that turns an API key into a r
   ``details``, ``hint``) with the status of PostgREST's SQLSTATE table
   (https://docs.postgrest.org/en/v12/references/errors.html);
 - records every RPC it serves, filed under the function's name, readable as the fakes' are
-  (tools/fake_api.py: ``GET /_fake/requests[?key=meta_ingest]``, ``DELETE`` to forget), so tests
-  count the database round trips a delivery costs (by the ``traceparent`` lib/db.py forwards).
+  (tools/fakes/fake_api.py: ``GET /_fake/requests[?key=meta_ingest]``, ``DELETE`` to forget), so
+  tests count the database round trips a delivery costs (by the ``traceparent`` lib/db.py forwards).
   Of the headers only ``traceparent`` is recorded (the others hold the key).
 
 A development and test tool: never deployed.
 
     STANDIN_DB_URL=postgresql://authenticator:...@.../postgres JWT_SECRET=... \
     SUPABASE_SECRET_KEY=sb_secret_... SUPABASE_PUBLISHABLE_KEY=sb_publishable_... \
-    python -m tools.rest_standin --port 54321
+    python -m tools.stack.rest_standin --port 54321
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from urllib.parse import parse_qsl
 
 import asyncpg
 
-from tools import jwt
-from tools.fake_api import Request, RequestLog
+from tools.fakes.fake_api import Request, RequestLog
+from tools.stack import jwt
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

@@ -13,7 +13,8 @@ Shapes follow ElevenLabs' OpenAPI (docs/PROVIDERS.md section 3; tests/fixtures/e
 - ``GET /v1/convai/phone-numbers/{phone_number_id}``: the number +17863212663 on Twilio;
 - ``GET /v1/convai/conversations/{conversation_id}``: for a conversation the fake started (or a
   test set), a GetConversationResponseModel: the shape of a ``post_call_transcription``'s
-  ``data`` (elevenlabs_post_call_transcription_2025.json, built by tools/elevenlabs_samples.py),
+  ``data`` (elevenlabs_post_call_transcription_2025.json, built by
+  tools/fakes/elevenlabs_samples.py),
   ``status`` ``done`` and an answered call by default, the lead id and number the call was
   placed with;
 - an unknown agent, phone number or conversation is a 404 ``{"detail": {"status":
@@ -24,10 +25,10 @@ Outbound calls are filed under their ``to_number`` (a test counts the calls to o
 scripts a 5xx, a 422, a ``success: false`` or a ``delay`` for it); other requests under their
 path (``/v1/convai/conversations/conv_…``: a test counts the reads of one conversation, or
 scripts a 401 or a 5xx for them). The calls and conversations kept are the last
-:data:`~tools.fake_api.LOG_LIMIT`, so a long `make dev` does not grow without bound.
+:data:`~tools.fakes.fake_api.LOG_LIMIT`, so a long `make dev` does not grow without bound.
 
-Besides the control routes every fake has (tools/fake_api.py: requests, scripts, faults), tests
-use (never deployed):
+Besides the control routes every fake has (tools/fakes/fake_api.py: requests, scripts, faults),
+tests use (never deployed):
 
 - ``GET /_fake/calls[?to_number=…]``: the calls the fake started, oldest first, each
   ``{"to_number", "telephony", "conversation_id", "call_sid", "body", "at"}`` (the body as
@@ -43,7 +44,7 @@ use (never deployed):
   the agent has the voicemail_detection tool (``null``: nowhere);
 - ``PUT /_fake/phone_number`` ``{"phone_number": …, "provider": …, "label": …}``.
 
-    ELEVENLABS_API_KEY=… python -m tools.elevenlabs_fake --port 54332
+    ELEVENLABS_API_KEY=… python -m tools.fakes.elevenlabs_fake --port 54332
 
 The key, agent id and phone-number id it expects come from ELEVENLABS_API_KEY,
 ELEVENLABS_AGENT_ID and ELEVENLABS_PHONE_NUMBER_ID; unset, any is accepted.
@@ -62,8 +63,8 @@ import uuid
 from collections import OrderedDict, deque
 from typing import Any
 
-from tools import elevenlabs_samples as samples
-from tools.fake_api import LOG_LIMIT, Answer, FakeApi, Request, serve
+from tools.fakes import elevenlabs_samples as samples
+from tools.fakes.fake_api import LOG_LIMIT, Answer, FakeApi, Request, serve
 
 OUTBOUND_PATHS = {
     "/v1/convai/twilio/outbound-call": "twilio",

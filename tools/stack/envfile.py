@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRETS_FILE = ROOT / "supabase" / ".env"
 DEV_ENV_FILE = ROOT / ".local" / "dev.env"
 

@@ -1,7 +1,7 @@
 """`make logs`: the latest integration_logs rows, newest first; or one lead's whole trail.
 
-    python -m tools.logs [--provider P] [--status S] [--limit N] [--json]
-    python -m tools.logs --lead LEAD_ID [--json]
+    python -m tools.ops.logs [--provider P] [--status S] [--limit N] [--json]
+    python -m tools.ops.logs --lead LEAD_ID [--json]
 
 With ``--lead`` (a lead id, or its first 8 or more characters as the table shows them) it prints
 the ``lead_trail`` view for that lead, oldest first: its receipt, fetch, calls and meetings.
@@ -9,7 +9,8 @@ the ``lead_trail`` view for that lead, oldest first: its receipt, fetch, calls a
 Prints an aligned table (created_at in UTC, provider, event, status, error_code, external_id, the
 first 8 characters of lead_id, message), or one JSON object per row with ``--json`` (full lead_id,
 plus id, details and duration_ms). Reads DATABASE_URL directly with psycopg, from
-:func:`tools.envfile.project_env` (the environment wins over supabase/.env and .local/dev.env).
+:func:`tools.stack.envfile.project_env` (the environment wins over supabase/.env and
+.local/dev.env).
 Exits 2 with a one-line error when DATABASE_URL is not set or the database cannot be read.
 """
 
@@ -27,7 +28,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
-from tools.envfile import project_env
+from tools.stack.envfile import project_env
 
 STATUSES = ("ok", "error", "rejected", "ignored", "duplicate")  # integration_logs_status_known
 COLUMNS = (
@@ -180,7 +181,7 @@ def _positive(text: str) -> int:
 
 def parser() -> argparse.ArgumentParser:
     result = argparse.ArgumentParser(
-        prog="python -m tools.logs", description=__doc__.splitlines()[0]
+        prog="python -m tools.ops.logs", description=__doc__.splitlines()[0]
     )
     result.add_argument("--provider", help="only this provider (meta, calendly, elevenlabs ...)")
     result.add_argument("--status", choices=STATUSES, help="only this status")

@@ -2,11 +2,12 @@
 CALENDLY_API_TOKEN is set, the Calendly token and subscription; when ELEVENLABS_API_KEY is set,
 the key, credits, agent, phone number, webhook secret, and whether post-call webhooks arrive.
 
-    python -m tools.doctor
+    python -m tools.ops.doctor
 
 Prints one line per check, ``ok``, ``warn``, ``FAIL`` or ``skip`` (not checked: something it
 needs is missing or failed above) and exits 1 when any check FAILs, else 0. Settings come from
-:func:`tools.envfile.project_env` (the environment wins over supabase/.env and .local/dev.env).
+:func:`tools.stack.envfile.project_env` (the environment wins over supabase/.env and
+.local/dev.env).
 
 Each check is a function of a :class:`Context` returning a :class:`Result` ``(status, message)``;
 :data:`CHECKS` lists them in order, so tests can call one at a time.
@@ -30,9 +31,9 @@ from lib.db import Database
 from lib.errors import AppError, ConfigError, FailureClass, ProviderFailure
 from meta_webhook.graph_api import GraphClient
 from place_call.elevenlabs_api import ElevenLabsClient
-from tools import calendly_subscribe
-from tools.envfile import ROOT, project_env
+from tools.ops import calendly_subscribe
 from tools.settings import Operator, everything
+from tools.stack.envfile import ROOT, project_env
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "FAIL", "skip"
 

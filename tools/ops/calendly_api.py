@@ -19,7 +19,7 @@ import httpx
 
 from lib.errors import FailureClass, ProviderFailure
 from lib.outbound import Api, request_json
-from tools.calendly_errors import (
+from tools.ops.calendly_errors import (
     classify_calendly_error,
     malformed,
 )

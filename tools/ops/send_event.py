@@ -3,19 +3,20 @@ Testing Tool (https://developers.facebook.com/tools/lead-ads-testing).
 
 One subcommand per provider; each builds a :class:`SignedRequest` and :func:`send` posts it::
 
-    python -m tools.send_event meta [--url URL] [--leadgen-id ID] [--page-id ID] [--form-id ID]
+    python -m tools.ops.send_event meta [--url URL] [--leadgen-id ID] [--page-id ID] [--form-id ID]
                                     [--secret S] [--numeric-ids]
-    python -m tools.send_event calendly [--url URL] [--event created|canceled] [--email E]
+    python -m tools.ops.send_event calendly [--url URL] [--event created|canceled] [--email E]
                                         [--phone P] [--lead-id ID] [--invitee-uri URI]
                                         [--rescheduled [--other-invitee URI]] [--secret S]
-    python -m tools.send_event elevenlabs [--url URL]
+    python -m tools.ops.send_event elevenlabs [--url URL]
                                           [--type transcription|initiation-failure|audio]
                                           [--conversation-id ID] [--lead-id ID] [--voicemail]
                                           [--failure-reason busy|no-answer|unknown] [--secret S]
 
 It prints what it sent, the HTTP status and the response body, and exits 0 on a 2xx answer, 1 on
 any other answer, 2 when it cannot send (no secret configured, URL unreachable). Settings come from
-:func:`tools.envfile.project_env` (the environment wins over supabase/.env and .local/dev.env).
+:func:`tools.stack.envfile.project_env` (the environment wins over supabase/.env and
+.local/dev.env).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from tools import calendly_samples, elevenlabs_samples, samples
-from tools.envfile import project_env
+from tools.fakes import calendly_samples, elevenlabs_samples, samples
+from tools.stack.envfile import project_env
 
 # The ids the Graph fake's default lead uses; any id works against the fake.
 DEFAULT_PAGE_ID = samples.PAGE_ID
@@ -294,7 +295,7 @@ def send(request: SignedRequest, *, http_client: httpx.Client | None = None) -> 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="python -m tools.send_event",
+        prog="python -m tools.ops.send_event",
         description="Post a correctly signed test delivery, like Meta's Lead Ads Testing Tool.",
     )
     subcommands = root.add_subparsers(dest="provider", required=True, metavar="PROVIDER")

@@ -8,7 +8,7 @@ SIGTERM, or SIGHUP: the terminal closed) stops everything it started. After an u
 (``kill -9``) the next run stops the Postgres left running and takes the ports ``dev.env``
 records again.
 
-    python -m tools.dev [--stack embedded|supabase] [--state-dir .local] [--sweep-every 60]
+    python -m tools.stack.dev [--stack embedded|supabase] [--state-dir .local] [--sweep-every 60]
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from urllib.parse import urlsplit
 import httpx
 
 import tools
-from tools import envfile, stack
+from tools.stack import envfile
+from tools.stack import local as stack
 
 ROOT = envfile.ROOT
 
@@ -64,7 +65,7 @@ def supabase_stack(
             env[name] = status[key]
     graph_port = stack.free_port(54329)
     graph = stack.spawn(
-        "tools.graph_fake",
+        "tools.fakes.graph_fake",
         "--port",
         str(graph_port),
         env={**env, **environ},
@@ -186,7 +187,7 @@ def main() -> None:
         envfile.write(env_file, dev_env)
 
         server = stack.spawn(
-            "tools.serve",
+            "tools.stack.serve",
             "--port",
             str(port),
             env={**env, "PYTHONPATH": tools.PYTHONPATH},

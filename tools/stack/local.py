@@ -5,7 +5,8 @@
 - the Supabase roles (``anon``, ``authenticated``, ``service_role``, ``authenticator``), their
   limits and default privileges as Supabase creates them (nothing granted on new objects);
 - ``supabase/migrations`` applied by the pinned Supabase CLI (``supabase db push --db-url``);
-- the PostgREST RPC stand-in (tools/rest_standin.py) and the Graph API fake (tools/graph_fake.py).
+- the PostgREST RPC stand-in (tools/stack/rest_standin.py) and the Graph API fake
+  (tools/fakes/graph_fake.py).
 
 ``start()`` returns a :class:`Stack` whose ``env`` holds SUPABASE_URL, the API keys (the legacy
 JWTs SUPABASE_SERVICE_ROLE_KEY and SUPABASE_ANON_KEY, and the opaque SUPABASE_SECRET_KEY and
@@ -29,9 +30,9 @@ from pathlib import Path
 
 import httpx
 
-from tools import jwt
+from tools.stack import jwt
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SUPABASE_CLI = ROOT / "node_modules" / ".bin" / "supabase"
 AUTHENTICATOR_PASSWORD = "authenticator-local"  # loopback-only throwaway database
 
@@ -360,7 +361,7 @@ def start(
         )
         stack.processes.append(
             spawn(
-                "tools.rest_standin",
+                "tools.stack.rest_standin",
                 "--port",
                 str(rest_port),
                 # Keys and passwords go in the environment, not on a command line `ps` shows.
@@ -370,12 +371,16 @@ def start(
         )
         stack.processes.append(
             spawn(
-                "tools.graph_fake", "--port", str(graph_port), env=env, log=state_dir / "graph.log"
+                "tools.fakes.graph_fake",
+                "--port",
+                str(graph_port),
+                env=env,
+                log=state_dir / "graph.log",
             )
         )
         stack.processes.append(
             spawn(
-                "tools.elevenlabs_fake",
+                "tools.fakes.elevenlabs_fake",
                 "--port",
                 str(elevenlabs_port),
                 env=env,

@@ -1,11 +1,11 @@
 """`make retry` (and `make sweep`): call meta_webhook's private sweep, as the scheduler does.
 
-    python -m tools.sweep [--retry-pending] [--url URL]
+    python -m tools.ops.sweep [--retry-pending] [--url URL]
 
 ``--retry-pending`` first makes every fetch_pending lead due now: run it after fixing
 META_ACCESS_TOKEN or a permission (`make doctor` says when). Prints the sweep's answer; exits 0
 on a 2xx answer, 1 on another answer, 2 when it cannot call (no INTERNAL_TOKEN, unreachable).
-Settings come from :func:`tools.envfile.project_env`.
+Settings come from :func:`tools.stack.envfile.project_env`.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from collections.abc import Mapping, Sequence
 
 import httpx
 
-from tools.envfile import project_env
-from tools.send_event import functions_url
+from tools.ops.send_event import functions_url
+from tools.stack.envfile import project_env
 
 TIMEOUT_SECONDS = 120.0  # a sweep works up to SWEEP_TIME_BUDGET_SECONDS
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.sweep", description=__doc__.split("\n")[0]
+        prog="python -m tools.ops.sweep", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--retry-pending", action="store_true", help="make every pending lead due first"

@@ -8,14 +8,14 @@ Shapes follow Meta's documentation (docs/PROVIDERS.md section 1): a lead node
 It checks ``access_token`` and ``appsecret_proof`` as Graph does when "Require App Secret" is on.
 Any lead id it was not told about answers a plausible lead, so a signed test event flows end to
 end with no account. Requests are filed under their node (the lead id). Besides the control
-routes every fake has (tools/fake_api.py: requests, scripts), tests use (never deployed):
+routes every fake has (tools/fakes/fake_api.py: requests, scripts), tests use (never deployed):
 
 - ``PUT /_fake/leads/{leadgen_id}`` ``{"lead": {...}, "responses": [...]}``: the lead it answers
   for that id, after the scripted responses, if any;
 - ``PUT /_fake/token`` ``{"is_valid", "expires_at", "scopes", "subscribed_fields"}``: what
   debug_token and subscribed_apps answer.
 
-    python -m tools.graph_fake --port 54329
+    python -m tools.fakes.graph_fake --port 54329
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import re
 import time
 from typing import Any
 
-from tools.fake_api import Answer, FakeApi, Request, serve
+from tools.fakes.fake_api import Answer, FakeApi, Request, serve
 
 _VERSIONED = re.compile(r"^/(v\d+\.\d+)/(.+)$")
 

@@ -5,7 +5,7 @@ Functions uses) from ``functions/<name>/main.py``; ``GET /health`` answers 200 o
 The access log keeps each request's method, path, query parameter names and status, never a
 query value: Meta's handshake sends the verify token in ``hub.verify_token``.
 
-    python -m tools.serve --port 8080
+    python -m tools.stack.serve --port 8080
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
 
 

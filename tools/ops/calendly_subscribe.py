@@ -2,7 +2,7 @@
 calendly_webhook function to Calendly's invitee events, with a signing key stored where the
 function reads it, and bring back a subscription Calendly disabled.
 
-    python -m tools.calendly_subscribe --url URL [--scope organization|user] [--recreate]
+    python -m tools.ops.calendly_subscribe --url URL [--scope organization|user] [--recreate]
                                        [--env-file supabase/.env]
 
 It finds the token's user and organization (``GET /users/me``), then the subscriptions for URL
@@ -69,9 +69,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from lib.errors import FailureClass, ProviderFailure
-from tools import envfile
-from tools.calendly_api import CalendlyClient
-from tools.calendly_errors import SUBSCRIPTION_EXISTS
+from tools.ops.calendly_api import CalendlyClient
+from tools.ops.calendly_errors import SUBSCRIPTION_EXISTS
+from tools.stack import envfile
 
 EVENTS = (
     "invitee.created",
@@ -337,7 +337,7 @@ def webhook_url(text: str) -> str:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="python -m tools.calendly_subscribe",
+        prog="python -m tools.ops.calendly_subscribe",
         description="Subscribe calendly_webhook to Calendly's invitee events (see the module "
         "docstring for how a disabled subscription is re-created).",
     )
