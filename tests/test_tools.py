@@ -28,6 +28,11 @@ from tests.test_elevenlabs_client import ElevenLabsFake
 from tools.fakes import calendly_fake, graph_fake
 from tools.fakes.samples import new_leadgen_id
 from tools.ops import calendly_subscribe, doctor, send_event
+from tools.ops.doctor import calendly as doctor_calendly
+from tools.ops.doctor import core as doctor_core
+from tools.ops.doctor import elevenlabs as doctor_elevenlabs
+from tools.ops.doctor import meta as doctor_meta
+from tools.ops.doctor import project as doctor_project
 from tools.stack import envfile
 from tools.stack import local as local_stack
 
@@ -374,10 +379,10 @@ def test_doctor_expiry_within_30_days_warns(stack: local_stack.Stack, token: Gra
     now = time.time()
     token.set_token(expires_at=int(now) + 20 * DAY)
 
-    with doctor.Context(stack.env, now=now) as ctx:
-        result = doctor.check_token_expiry(ctx)
+    with doctor_core.Context(stack.env, now=now) as ctx:
+        result = doctor_meta.check_token_expiry(ctx)
 
-    assert result.status == doctor.WARN
+    assert result.status == doctor_core.WARN
     assert "(in 20 days)" in result.message
 
 
@@ -385,10 +390,10 @@ def test_doctor_expired_token_fails(stack: local_stack.Stack, token: GraphFake) 
     now = time.time()
     token.set_token(expires_at=int(now) - DAY)
 
-    with doctor.Context(stack.env, now=now) as ctx:
-        result = doctor.check_token_expiry(ctx)
+    with doctor_core.Context(stack.env, now=now) as ctx:
+        result = doctor_meta.check_token_expiry(ctx)
 
-    assert result.status == doctor.FAIL
+    assert result.status == doctor_core.FAIL
     assert "the token expired on" in result.message
 
 
@@ -405,14 +410,16 @@ def example_settings() -> list[str]:
 def test_doctor_missing_variables_lists_all_exits_1() -> None:
     # Empty values in the environment win over .local/dev.env and supabase/.env: every setting
     # is blanked, so whatever a developer's `make dev` left in .local/dev.env is not read.
-    blank = dict.fromkeys([*example_settings(), *doctor.REQUIRED, "DATABASE_URL"], "")
+    blank = dict.fromkeys([*example_settings(), *doctor_project.REQUIRED, "DATABASE_URL"], "")
 
     result = run_tool("doctor", env=blank)
 
     assert result.returncode == 1
     first, *rest = result.stdout.splitlines()
     assert first == (
-        "FAIL variables: missing " + ", ".join(doctor.REQUIRED) + " (set them in supabase/.env "
+        "FAIL variables: missing "
+        + ", ".join(doctor_project.REQUIRED)
+        + " (set them in supabase/.env "
         "or the environment; supabase/.env.example lists them all)"
     )
     assert len(rest) == len(doctor.CHECKS) - 1
@@ -422,28 +429,28 @@ def test_doctor_missing_variables_lists_all_exits_1() -> None:
 def test_doctor_some_variables_missing_lists_exactly_those(stack: local_stack.Stack) -> None:
     env = {k: v for k, v in stack.env.items() if k not in ("INTERNAL_TOKEN", "META_PAGE_ID")}
 
-    with doctor.Context(env) as ctx:
-        result = doctor.check_variables(ctx)
-        subscription = doctor.check_page_subscription(ctx)
+    with doctor_core.Context(env) as ctx:
+        result = doctor_project.check_variables(ctx)
+        subscription = doctor_meta.check_page_subscription(ctx)
 
-    assert result.status == doctor.FAIL
+    assert result.status == doctor_core.FAIL
     assert result.message.startswith("variables: missing INTERNAL_TOKEN, META_PAGE_ID (")
     assert subscription == (
-        doctor.SKIP,
+        doctor_core.SKIP,
         "page subscription: not checked, needs META_PAGE_ID",
     )
 
 
 def test_doctor_unapplied_migration_fails(stack: local_stack.Stack, tmp_path: Path) -> None:
-    for existing in doctor.MIGRATIONS.glob("*.sql"):
+    for existing in doctor_core.MIGRATIONS.glob("*.sql"):
         (tmp_path / existing.name).write_text("")
     (tmp_path / "29991231000000_future.sql").write_text("select 1;")
 
-    with doctor.Context(stack.env, migrations_dir=tmp_path) as ctx:
-        result = doctor.check_migrations(ctx)
+    with doctor_core.Context(stack.env, migrations_dir=tmp_path) as ctx:
+        result = doctor_project.check_migrations(ctx)
 
     assert result == (
-        doctor.FAIL,
+        doctor_core.FAIL,
         "migrations: 1 not applied: 29991231000000_future.sql "
         "(`supabase db push` or `make deploy` applies them)",
     )
@@ -452,10 +459,10 @@ def test_doctor_unapplied_migration_fails(stack: local_stack.Stack, tmp_path: Pa
 def test_doctor_wrong_service_role_key_fails(stack: local_stack.Stack) -> None:
     env = {**stack.env, "SUPABASE_SERVICE_ROLE_KEY": stack.env["SUPABASE_ANON_KEY"]}
 
-    with doctor.Context(env) as ctx:
-        result = doctor.check_database_api(ctx)
+    with doctor_core.Context(env) as ctx:
+        result = doctor_project.check_database_api(ctx)
 
-    assert result.status == doctor.FAIL
+    assert result.status == doctor_core.FAIL
     assert result.message.startswith(f"database API at {stack.env['SUPABASE_URL']}: ")
     assert result.message.endswith(
         "SUPABASE_SERVICE_ROLE_KEY is not accepted: copy the service_role key from "
@@ -598,9 +605,9 @@ def test_send_event_calendly_to_served_webhook_ties_the_booking_to_the_lead(
 CALENDLY_TOKEN = "calendly-doctor-token"
 CALENDLY_URL = "https://example.test/functions/v1/calendly_webhook"
 CALENDLY_CHECKS = (
-    doctor.check_calendly_token,
-    doctor.check_calendly_subscription,
-    doctor.check_calendly_retries,
+    doctor_calendly.check_calendly_token,
+    doctor_calendly.check_calendly_subscription,
+    doctor_calendly.check_calendly_retries,
 )
 
 
@@ -631,15 +638,15 @@ def calendly(calendly_api: CalendlyFake, tmp_path: Path) -> dict[str, str]:
     return {**settings, **envfile.read(env_file)}
 
 
-def calendly_results(env: Mapping[str, str]) -> list[doctor.Result]:
-    with doctor.Context(env) as ctx:
+def calendly_results(env: Mapping[str, str]) -> list[doctor_core.Result]:
+    with doctor_core.Context(env) as ctx:
         return [check(ctx) for check in CALENDLY_CHECKS]
 
 
 def test_doctor_calendly_not_connected_skips_its_checks() -> None:
     results = calendly_results({"CALENDLY_WEBHOOK_URL": CALENDLY_URL})
 
-    assert [r.status for r in results] == [doctor.SKIP] * 3
+    assert [r.status for r in results] == [doctor_core.SKIP] * 3
     assert all("CALENDLY_API_TOKEN is not set" in r.message for r in results)
 
 
@@ -767,7 +774,7 @@ def test_doctor_calendly_problem_says_what_to_run(
     assert [
         (r.status, r.message[: len(text)]) for r, (_, text) in zip(results, expected, strict=True)
     ] == [(status, text) for status, text in expected], results
-    failed = [r.message for r in results if r.status in (doctor.FAIL, doctor.WARN)]
+    failed = [r.message for r in results if r.status in (doctor_core.FAIL, doctor_core.WARN)]
     for message in failed:
         if problem != "wrong_token":
             assert "make calendly-subscribe URL=" in message, message
@@ -845,11 +852,11 @@ def test_send_event_elevenlabs_no_secret_exits_2() -> None:
 # --- doctor: ElevenLabs ----------------------------------------------------------------------
 
 ELEVENLABS_CHECKS = (
-    doctor.check_elevenlabs_key,
-    doctor.check_elevenlabs_credits,
-    doctor.check_elevenlabs_agent,
-    doctor.check_elevenlabs_phone_number,
-    doctor.check_elevenlabs_webhook_secret,
+    doctor_elevenlabs.check_elevenlabs_key,
+    doctor_elevenlabs.check_elevenlabs_credits,
+    doctor_elevenlabs.check_elevenlabs_agent,
+    doctor_elevenlabs.check_elevenlabs_phone_number,
+    doctor_elevenlabs.check_elevenlabs_webhook_secret,
 )
 
 
@@ -893,8 +900,8 @@ def elevenlabs_env(fake: ElevenLabsFake, **changes: str) -> dict[str, str]:
     }
 
 
-def elevenlabs_results(env: Mapping[str, str]) -> list[doctor.Result]:
-    with doctor.Context(env) as ctx:
+def elevenlabs_results(env: Mapping[str, str]) -> list[doctor_core.Result]:
+    with doctor_core.Context(env) as ctx:
         return [check(ctx) for check in ELEVENLABS_CHECKS]
 
 
@@ -909,21 +916,21 @@ def test_doctor_call_outcomes_warn_when_post_call_webhooks_did_not_come(
             "%s, null, 'post_call_webhook_missing')",
             (f"conv_doctor_{uuid.uuid4().hex[:8]}",),
         )
-    with doctor.Context({**stack.env, "ELEVENLABS_API_KEY": ELEVENLABS_KEY}) as ctx:
-        result = doctor.check_call_outcomes(ctx)
+    with doctor_core.Context({**stack.env, "ELEVENLABS_API_KEY": ELEVENLABS_KEY}) as ctx:
+        result = doctor_elevenlabs.check_call_outcomes(ctx)
 
-    assert result.status == doctor.WARN
+    assert result.status == doctor_core.WARN
     assert result.message.startswith("ElevenLabs call outcomes: ")
     assert "got no post-call webhook" in result.message
     assert "its secret is in ELEVENLABS_WEBHOOK_SECRET" in result.message
 
 
 def test_doctor_call_outcomes_skipped_without_elevenlabs(stack: local_stack.Stack) -> None:
-    with doctor.Context({**stack.env, "ELEVENLABS_API_KEY": ""}) as ctx:
-        result = doctor.check_call_outcomes(ctx)
+    with doctor_core.Context({**stack.env, "ELEVENLABS_API_KEY": ""}) as ctx:
+        result = doctor_elevenlabs.check_call_outcomes(ctx)
 
     assert result == (
-        doctor.SKIP,
+        doctor_core.SKIP,
         "ElevenLabs call outcomes: not checked, ELEVENLABS_API_KEY is not set "
         "(ElevenLabs not connected)",
     )
@@ -932,7 +939,7 @@ def test_doctor_call_outcomes_skipped_without_elevenlabs(stack: local_stack.Stac
 def test_doctor_elevenlabs_not_connected_skips_each_check() -> None:
     results = elevenlabs_results({"ELEVENLABS_AGENT_ID": ELEVENLABS_AGENT})
 
-    assert [r.status for r in results] == [doctor.SKIP] * len(ELEVENLABS_CHECKS)
+    assert [r.status for r in results] == [doctor_core.SKIP] * len(ELEVENLABS_CHECKS)
     assert all(
         r.message.endswith(
             ": not checked, ELEVENLABS_API_KEY is not set (ElevenLabs not connected)"
@@ -945,15 +952,21 @@ def test_doctor_elevenlabs_fake_every_check_ok(elevenlabs: ElevenLabsFake) -> No
     results = elevenlabs_results(elevenlabs_env(elevenlabs))
 
     assert results == [
-        (doctor.OK, "ElevenLabs API key: works (plan creator, status active)"),
-        (doctor.OK, "ElevenLabs credits: 99,000 left of 100,000; the plan renews on 2025-01-31"),
+        (doctor_core.OK, "ElevenLabs API key: works (plan creator, status active)"),
         (
-            doctor.OK,
+            doctor_core.OK,
+            "ElevenLabs credits: 99,000 left of 100,000; the plan renews on 2025-01-31",
+        ),
+        (
+            doctor_core.OK,
             f"ElevenLabs agent: Laura ({ELEVENLABS_AGENT}) exists, with voicemail_detection",
         ),
-        (doctor.OK, f"ElevenLabs phone number: {ELEVENLABS_NUMBER_ID} is +17863212663 (twilio)"),
         (
-            doctor.OK,
+            doctor_core.OK,
+            f"ElevenLabs phone number: {ELEVENLABS_NUMBER_ID} is +17863212663 (twilio)",
+        ),
+        (
+            doctor_core.OK,
             "ElevenLabs webhook secret: set (1 secret; post-call webhooks to place_call/webhook "
             "are verified with it)",
         ),
@@ -964,11 +977,11 @@ def test_doctor_elevenlabs_wrong_key_fails_once_skips_the_rest(elevenlabs: Eleve
     results = elevenlabs_results(elevenlabs_env(elevenlabs, ELEVENLABS_API_KEY="sk_wrong"))
 
     assert [r.status for r in results] == [
-        doctor.FAIL,
-        doctor.SKIP,
-        doctor.SKIP,
-        doctor.SKIP,
-        doctor.OK,
+        doctor_core.FAIL,
+        doctor_core.SKIP,
+        doctor_core.SKIP,
+        doctor_core.SKIP,
+        doctor_core.OK,
     ]
     assert "ELEVENLABS_API_KEY is invalid or revoked: create an API key in ElevenLabs" in (
         results[0].message
@@ -993,11 +1006,11 @@ def test_doctor_elevenlabs_key_without_user_read_warns(elevenlabs: ElevenLabsFak
 
     key, credits, agent, *_ = elevenlabs_results(elevenlabs_env(elevenlabs))
 
-    assert key.status == doctor.WARN
+    assert key.status == doctor_core.WARN
     assert "missing the permission user_read" in key.message
     assert key.message.endswith("give the key User: Read in ElevenLabs > Developers > API Keys")
-    assert credits.status == doctor.SKIP
-    assert agent.status == doctor.OK
+    assert credits.status == doctor_core.SKIP
+    assert agent.status == doctor_core.OK
 
 
 @pytest.mark.parametrize(
@@ -1006,36 +1019,36 @@ def test_doctor_elevenlabs_key_without_user_read_warns(elevenlabs: ElevenLabsFak
         (
             95_000,
             None,
-            doctor.WARN,
+            doctor_core.WARN,
             "5,000 left of 100,000; the plan renews on 2025-01-31, under ELEVENLABS_MIN_CREDITS "
             "(10,000); top up in ElevenLabs > Subscription before calls start failing",
         ),
-        (95_000, "1000", doctor.OK, "5,000 left of 100,000; the plan renews on 2025-01-31"),
+        (95_000, "1000", doctor_core.OK, "5,000 left of 100,000; the plan renews on 2025-01-31"),
         (
             100_000,
             None,
-            doctor.FAIL,
+            doctor_core.FAIL,
             "none left (0 left of 100,000; the plan renews on 2025-01-31): every call fails until "
             "you top up in ElevenLabs > Subscription (or raise the plan)",
         ),
-        (1_000, "plenty", doctor.WARN, "ELEVENLABS_MIN_CREDITS is not a whole number"),
+        (1_000, "plenty", doctor_core.WARN, "ELEVENLABS_MIN_CREDITS is not a whole number"),
         (
             100_000,
             {"can_extend_character_limit": True, "max_credit_limit_extension": 50_000},
-            doctor.OK,
+            doctor_core.OK,
             "0 left of 100,000; the plan renews on 2025-01-31, and 50,000 more of usage-based "
             "billing",
         ),
         (
             120_000,
             {"can_extend_character_limit": True, "max_credit_limit_extension": "unlimited"},
-            doctor.OK,
+            doctor_core.OK,
             "usage-based billing goes on past the plan",
         ),
         (
             100_000,
             {"can_extend_character_limit": False, "max_credit_limit_extension": 50_000},
-            doctor.FAIL,
+            doctor_core.FAIL,
             "none left",
         ),
     ],
@@ -1061,24 +1074,24 @@ def test_doctor_elevenlabs_credits_against_minimum(
     elevenlabs.put("subscription", {"character_count": used, "character_limit": 100_000, **plan})
     env = elevenlabs_env(elevenlabs, **({"ELEVENLABS_MIN_CREDITS": minimum} if minimum else {}))
 
-    with doctor.Context(env) as ctx:
-        result = doctor.check_elevenlabs_credits(ctx)
+    with doctor_core.Context(env) as ctx:
+        result = doctor_elevenlabs.check_elevenlabs_credits(ctx)
 
     assert result.status == status
     assert text in result.message
 
 
-@pytest.mark.parametrize(("mode", "status"), [("tool", doctor.OK), (None, doctor.FAIL)])
+@pytest.mark.parametrize(("mode", "status"), [("tool", doctor_core.OK), (None, doctor_core.FAIL)])
 def test_doctor_elevenlabs_agent_voicemail_detection(
     elevenlabs: ElevenLabsFake, mode: str | None, status: str
 ) -> None:
     elevenlabs.put("agent", {"voicemail_detection": mode})
 
-    with doctor.Context(elevenlabs_env(elevenlabs)) as ctx:
-        result = doctor.check_elevenlabs_agent(ctx)
+    with doctor_core.Context(elevenlabs_env(elevenlabs)) as ctx:
+        result = doctor_elevenlabs.check_elevenlabs_agent(ctx)
 
     assert result.status == status
-    if status == doctor.FAIL:
+    if status == doctor_core.FAIL:
         assert result.message == (
             f"ElevenLabs agent: Laura ({ELEVENLABS_AGENT}) does not have voicemail_detection, so "
             "a call that reaches a voicemail talks to the greeting and counts as answered; "
@@ -1097,10 +1110,10 @@ def test_doctor_elevenlabs_agent_voicemail_detection(
 def test_doctor_elevenlabs_agent_id_problem_fails(
     elevenlabs: ElevenLabsFake, changes: dict[str, str], text: str
 ) -> None:
-    with doctor.Context(elevenlabs_env(elevenlabs, **changes)) as ctx:
-        result = doctor.check_elevenlabs_agent(ctx)
+    with doctor_core.Context(elevenlabs_env(elevenlabs, **changes)) as ctx:
+        result = doctor_elevenlabs.check_elevenlabs_agent(ctx)
 
-    assert result.status == doctor.FAIL
+    assert result.status == doctor_core.FAIL
     assert text in result.message
 
 
@@ -1110,34 +1123,34 @@ def test_doctor_elevenlabs_agent_id_problem_fails(
         (
             {"phone_number": "+13055550100"},
             {},
-            doctor.WARN,
+            doctor_core.WARN,
             f"{ELEVENLABS_NUMBER_ID} is +13055550100, not +17863212663: leads see +13055550100 "
             "calling. Set ELEVENLABS_PHONE_NUMBER_ID to the id of +17863212663",
         ),
         (
             {"phone_number": "+13055550100"},
             {"ELEVENLABS_PHONE_NUMBER": "+13055550100"},
-            doctor.OK,
+            doctor_core.OK,
             "is +13055550100 (twilio)",
         ),
-        ({"supports_outbound": False}, {}, doctor.FAIL, "cannot place outbound calls"),
+        ({"supports_outbound": False}, {}, doctor_core.FAIL, "cannot place outbound calls"),
         (
             {},
             {"ELEVENLABS_TELEPHONY": "sip_trunk"},
-            doctor.FAIL,
+            doctor_core.FAIL,
             "is a twilio number but ELEVENLABS_TELEPHONY is sip_trunk; set "
             "ELEVENLABS_TELEPHONY=twilio",
         ),
         (
             {},
             {"ELEVENLABS_PHONE_NUMBER_ID": "phnum_other"},
-            doctor.FAIL,
+            doctor_core.FAIL,
             "check ELEVENLABS_PHONE_NUMBER_ID",
         ),
         (
             {},
             {"ELEVENLABS_PHONE_NUMBER_ID": ""},
-            doctor.FAIL,
+            doctor_core.FAIL,
             "ELEVENLABS_PHONE_NUMBER_ID is not set, so no call can be placed; copy the id of "
             "+17863212663 from ElevenLabs > Phone Numbers",
         ),
@@ -1154,8 +1167,8 @@ def test_doctor_elevenlabs_phone_number(
     if number:
         elevenlabs.put("phone_number", number)
 
-    with doctor.Context(elevenlabs_env(elevenlabs, **changes)) as ctx:
-        result = doctor.check_elevenlabs_phone_number(ctx)
+    with doctor_core.Context(elevenlabs_env(elevenlabs, **changes)) as ctx:
+        result = doctor_elevenlabs.check_elevenlabs_phone_number(ctx)
 
     assert result.status == status
     assert text in result.message
@@ -1167,18 +1180,18 @@ def test_doctor_elevenlabs_phone_number_of_another_provider_fails(
 ) -> None:
     elevenlabs.put("phone_number", {"provider": provider})
 
-    with doctor.Context(elevenlabs_env(elevenlabs)) as ctx:
-        result = doctor.check_elevenlabs_phone_number(ctx)
+    with doctor_core.Context(elevenlabs_env(elevenlabs)) as ctx:
+        result = doctor_elevenlabs.check_elevenlabs_phone_number(ctx)
 
-    assert result.status == doctor.FAIL
+    assert result.status == doctor_core.FAIL
     assert "Twilio or SIP trunk" in result.message
 
 
 def test_doctor_elevenlabs_webhook_secret_unset_fails(elevenlabs: ElevenLabsFake) -> None:
-    with doctor.Context(elevenlabs_env(elevenlabs, ELEVENLABS_WEBHOOK_SECRET="")) as ctx:
-        result = doctor.check_elevenlabs_webhook_secret(ctx)
+    with doctor_core.Context(elevenlabs_env(elevenlabs, ELEVENLABS_WEBHOOK_SECRET="")) as ctx:
+        result = doctor_elevenlabs.check_elevenlabs_webhook_secret(ctx)
 
-    assert result.status == doctor.FAIL
+    assert result.status == doctor_core.FAIL
     assert "ELEVENLABS_WEBHOOK_SECRET is not set, so every post-call webhook is refused" in (
         result.message
     )

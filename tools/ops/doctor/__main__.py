@@ -1,0 +1,5 @@
+import sys
+
+from tools.ops.doctor import main
+
+sys.exit(main())

@@ -1,0 +1,313 @@
+"""ElevenLabs' checks, when ELEVENLABS_API_KEY is set: the key, the credits, the agent (voicemail
+detection), the phone number, the webhook secret, and whether post-call webhooks arrive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from lib.errors import AppError, ConfigError, FailureClass, ProviderFailure
+from place_call.elevenlabs_api import ElevenLabsClient
+from tools.ops.doctor.core import FAIL, OK, SKIP, WARN, Check, Context, Result, skipped
+from tools.settings import Operator
+
+_ELEVENLABS_UNSET = "ELEVENLABS_API_KEY is not set (ElevenLabs not connected)"
+# ELEVENLABS_MIN_CREDITS: fewer credits left than this is a warning.
+DEFAULT_MIN_CREDITS: int = Operator.model_fields["elevenlabs_min_credits"].default
+DEFAULT_AGENT_NUMBER = "+17863212663"  # ELEVENLABS_PHONE_NUMBER: the number leads see calling
+_AGENT_TOOLS = "ElevenLabs > Agents > the agent > Tools > System tools"
+_WEBHOOK_SETUP = (
+    "in ElevenLabs > Agents > Settings > Post-call webhook, create a webhook (HMAC) to "
+    "<functions base>/place_call/webhook with the transcript and call initiation failure "
+    "events, and set its secret"
+)
+
+
+def _elevenlabs(ctx: Context, what: str) -> ElevenLabsClient | Result:
+    """The client for ELEVENLABS_API_KEY, or the line to print instead (skip when unset)."""
+    if ctx.missing("ELEVENLABS_API_KEY"):
+        return Result(SKIP, f"{what}: not checked, {_ELEVENLABS_UNSET}")
+    config = ctx.config
+    try:
+        return ElevenLabsClient(
+            base_url=config.elevenlabs_api_url,
+            api_key=ctx.value("ELEVENLABS_API_KEY"),
+            timeout=config.http_timeout_seconds,
+            telephony=config.elevenlabs_telephony,
+            http_client=ctx.http,
+        )
+    except ConfigError:
+        return Result(
+            FAIL,
+            f"{what}: ELEVENLABS_TELEPHONY is {config.elevenlabs_telephony!r}, not twilio or "
+            "sip_trunk (the provider of the number in ElevenLabs > Phone Numbers)",
+        )
+
+
+def _elevenlabs_read(
+    ctx: Context, what: str, read: Callable[[ElevenLabsClient], dict[str, Any]]
+) -> dict[str, Any] | Result:
+    """``read(client)``'s answer, or the line to print: skip when the key is unset or refused
+    (the key check says so), FAIL with the failure's message otherwise."""
+    client = _elevenlabs(ctx, what)
+    if isinstance(client, Result):
+        return client
+    try:
+        return read(client)
+    except ProviderFailure as err:
+        if err.failure_class == FailureClass.AUTH:
+            return Result(SKIP, f"{what}: not checked, the ElevenLabs API key does not work")
+        return Result(FAIL, f"{what}: {err.message}")
+
+
+def check_elevenlabs_key(ctx: Context) -> Result:
+    """ELEVENLABS_API_KEY works: ``GET /v1/user/subscription`` answers."""
+    what = "ElevenLabs API key"
+    client = _elevenlabs(ctx, what)
+    if isinstance(client, Result):
+        return client
+    try:
+        plan = client.subscription()
+    except ProviderFailure as err:
+        if err.failure_class == FailureClass.PERMISSION:
+            return Result(
+                WARN,
+                f"{what}: accepted, but it may not read the subscription, so credits cannot be "
+                f"checked ({err.details.get('elevenlabs_message') or err.message}); give the key "
+                "User: Read in ElevenLabs > Developers > API Keys",
+            )
+        return Result(FAIL, f"{what}: {err.message}")
+    return Result(
+        OK, f"{what}: works (plan {plan.get('tier', '?')}, status {plan.get('status', '?')})"
+    )
+
+
+def _min_credits(ctx: Context) -> int | None:
+    raw = ctx.value("ELEVENLABS_MIN_CREDITS")
+    if not raw:
+        return DEFAULT_MIN_CREDITS
+    try:
+        return int(raw.replace("_", "").replace(",", ""))
+    except ValueError:
+        return None
+
+
+def check_elevenlabs_credits(ctx: Context) -> Result:
+    """Credits left (``character_limit - character_count``): FAIL at none, warn under
+    ELEVENLABS_MIN_CREDITS (default 10,000)."""
+    what = "ElevenLabs credits"
+    client = _elevenlabs(ctx, what)
+    if isinstance(client, Result):
+        return client
+    try:
+        plan = client.subscription()
+    except ProviderFailure:
+        return Result(SKIP, f"{what}: not checked, the subscription could not be read (above)")
+    used, limit = plan.get("character_count"), plan.get("character_limit")
+    if not (isinstance(used, int) and isinstance(limit, int)):
+        return Result(
+            WARN,
+            f"{what}: the subscription has no character_count and character_limit; check "
+            "the balance in ElevenLabs > Subscription",
+        )
+    left = limit - used
+    reset = plan.get("next_character_count_reset_unix")
+    resets = (
+        f"; the plan renews on {datetime.fromtimestamp(reset, UTC):%Y-%m-%d}"
+        if isinstance(reset, int) and reset > 0
+        else ""
+    )
+    counts = f"{max(left, 0):,} left of {limit:,}{resets}"
+    # Usage-based billing: a workspace that may go past its plan's credits goes on calling
+    # (can_extend_character_limit with max_credit_limit_extension, an int or "unlimited").
+    extension = plan.get("max_credit_limit_extension")
+    if plan.get("can_extend_character_limit") is True:
+        if extension == "unlimited":
+            return Result(OK, f"{what}: {counts}; usage-based billing goes on past the plan")
+        if isinstance(extension, int) and not isinstance(extension, bool) and extension > 0:
+            left += extension
+            counts += f", and {extension:,} more of usage-based billing"
+    if left <= 0:
+        return Result(
+            FAIL,
+            f"{what}: none left ({counts}): every call fails until you top up in "
+            "ElevenLabs > Subscription (or raise the plan)",
+        )
+    minimum = _min_credits(ctx)
+    if minimum is None:
+        return Result(
+            WARN,
+            f"{what}: {counts}; ELEVENLABS_MIN_CREDITS is not a whole number, so the balance is "
+            "not compared with it",
+        )
+    if left < minimum:
+        return Result(
+            WARN,
+            f"{what}: {counts}, under ELEVENLABS_MIN_CREDITS ({minimum:,}); top up in "
+            "ElevenLabs > Subscription before calls start failing",
+        )
+    return Result(OK, f"{what}: {counts}")
+
+
+def has_voicemail_detection(agent: dict[str, Any]) -> bool:
+    """The agent has the voicemail_detection system tool: in ``prompt.built_in_tools`` or as a
+    ``{type: system, name: voicemail_detection}`` entry of ``prompt.tools``."""
+    conversation = agent.get("conversation_config")
+    settings = conversation.get("agent") if isinstance(conversation, dict) else None
+    prompt = settings.get("prompt") if isinstance(settings, dict) else None
+    if not isinstance(prompt, dict):
+        return False
+    built_in = prompt.get("built_in_tools")
+    if isinstance(built_in, dict) and isinstance(built_in.get("voicemail_detection"), dict):
+        return True
+    tools = prompt.get("tools")
+    return any(
+        isinstance(tool, dict)
+        and tool.get("type") == "system"
+        and "voicemail_detection"
+        in (tool.get("name"), (tool.get("params") or {}).get("system_tool_type"))
+        for tool in (tools if isinstance(tools, list) else [])
+    )
+
+
+def check_elevenlabs_agent(ctx: Context) -> Result:
+    """ELEVENLABS_AGENT_ID is an agent of the account, with voicemail_detection enabled."""
+    what = "ElevenLabs agent"
+    if not ctx.missing("ELEVENLABS_API_KEY") and ctx.missing("ELEVENLABS_AGENT_ID"):
+        return Result(
+            FAIL,
+            f"{what}: ELEVENLABS_AGENT_ID is not set, so no call can be placed; copy the "
+            "agent's id (agent_…) from ElevenLabs > Agents",
+        )
+    agent_id = ctx.value("ELEVENLABS_AGENT_ID")
+    agent = _elevenlabs_read(ctx, what, lambda client: client.agent(agent_id))
+    if isinstance(agent, Result):
+        return agent
+    name = f"{agent.get('name') or '?'} ({agent_id})"
+    if not has_voicemail_detection(agent):
+        return Result(
+            FAIL,
+            f"{what}: {name} does not have voicemail_detection, so a call that reaches a "
+            "voicemail talks to the greeting and counts as answered; enable Voicemail "
+            f"detection in {_AGENT_TOOLS}",
+        )
+    return Result(OK, f"{what}: {name} exists, with voicemail_detection")
+
+
+def check_elevenlabs_phone_number(ctx: Context) -> Result:
+    """ELEVENLABS_PHONE_NUMBER_ID exists, can call out, is on ELEVENLABS_TELEPHONY, and is the
+    expected number (ELEVENLABS_PHONE_NUMBER, default +17863212663; a warning otherwise)."""
+    what = "ElevenLabs phone number"
+    if not ctx.missing("ELEVENLABS_API_KEY") and ctx.missing("ELEVENLABS_PHONE_NUMBER_ID"):
+        return Result(
+            FAIL,
+            f"{what}: ELEVENLABS_PHONE_NUMBER_ID is not set, so no call can be placed; copy the "
+            f"id of {ctx.value('ELEVENLABS_PHONE_NUMBER') or DEFAULT_AGENT_NUMBER} from "
+            "ElevenLabs > Phone Numbers",
+        )
+    number_id = ctx.value("ELEVENLABS_PHONE_NUMBER_ID")
+    number = _elevenlabs_read(ctx, what, lambda client: client.phone_number(number_id))
+    if isinstance(number, Result):
+        return number
+    actual = str(number.get("phone_number") or "?")
+    provider = number.get("provider")
+    telephony = ctx.config.elevenlabs_telephony
+    if number.get("supports_outbound") is False:
+        return Result(
+            FAIL,
+            f"{what}: {actual} ({number_id}) cannot place outbound calls; enable outbound in "
+            "ElevenLabs > Phone Numbers (Twilio: a number of the account; SIP: the trunk's "
+            "outbound settings)",
+        )
+    if provider not in ("twilio", "sip_trunk"):
+        return Result(
+            FAIL,
+            f"{what}: {actual} ({number_id}) is a {provider or 'unknown'} number, but place_call "
+            "calls through ElevenLabs' Twilio or SIP trunk outbound call only; use a Twilio or "
+            "SIP trunk number (ElevenLabs > Phone Numbers)",
+        )
+    if provider != telephony:
+        return Result(
+            FAIL,
+            f"{what}: {actual} ({number_id}) is a {provider} number but ELEVENLABS_TELEPHONY is "
+            f"{telephony}; set ELEVENLABS_TELEPHONY={provider}",
+        )
+    expected = ctx.value("ELEVENLABS_PHONE_NUMBER") or DEFAULT_AGENT_NUMBER
+    if actual != expected:
+        return Result(
+            WARN,
+            f"{what}: {number_id} is {actual}, not {expected}: leads see {actual} calling. Set "
+            f"ELEVENLABS_PHONE_NUMBER_ID to the id of {expected} (ElevenLabs > Phone Numbers), "
+            f"or ELEVENLABS_PHONE_NUMBER={actual} if the number changed",
+        )
+    return Result(OK, f"{what}: {number_id} is {actual} ({provider or '?'})")
+
+
+def check_elevenlabs_webhook_secret(ctx: Context) -> Result:
+    """ELEVENLABS_WEBHOOK_SECRET is set: without it every post-call webhook is refused."""
+    what = "ElevenLabs webhook secret"
+    if ctx.missing("ELEVENLABS_API_KEY"):
+        return Result(SKIP, f"{what}: not checked, {_ELEVENLABS_UNSET}")
+    if ctx.missing("ELEVENLABS_WEBHOOK_SECRET"):
+        return Result(
+            FAIL,
+            f"{what}: ELEVENLABS_WEBHOOK_SECRET is not set, so every post-call webhook is "
+            "refused and no call outcome (voicemail, busy, no answer) is recorded; "
+            + _WEBHOOK_SETUP,
+        )
+    count = len([s for s in ctx.value("ELEVENLABS_WEBHOOK_SECRET").split(",") if s.strip()])
+    return Result(
+        OK,
+        f"{what}: set ({count} secret{'s' if count != 1 else ''}; post-call webhooks to "
+        "place_call/webhook are verified with it)",
+    )
+
+
+def check_call_outcomes(ctx: Context) -> Result:
+    """Post-call webhooks arrive: no call of the last 24 h needed its outcome read from the
+    conversation API (place_call's sweep does that when a webhook never comes)."""
+    what = "ElevenLabs call outcomes"
+    if ctx.missing("ELEVENLABS_API_KEY"):
+        return Result(SKIP, f"{what}: not checked, {_ELEVENLABS_UNSET}")
+    missing = ctx.missing("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
+    if missing:
+        return skipped(what, missing)
+    database = ctx.database()
+    after = ctx.config.call_reconcile_after_minutes
+    try:
+        summary = database.rpc("call_outcome_summary", {"p_after_minutes": after})
+    except AppError as err:
+        return Result(SKIP, f"{what}: not checked ({err.message})")
+    reconciled, waiting = int(summary.get("reconciled") or 0), int(summary.get("waiting") or 0)
+    if reconciled:
+        last = str(summary.get("last_reconciled_at"))[:16].replace("T", " ")
+        return Result(
+            WARN,
+            f"{what}: {reconciled} call(s) of the last 24 h got no post-call webhook (the last "
+            f"at {last} UTC); their outcome was read from the conversation API instead, later. "
+            "In ElevenLabs > Agents > Settings > Post-call webhook, check that the webhook (HMAC) "
+            "goes to <functions base>/place_call/webhook with the transcript and call initiation "
+            "failure events, and that its secret is in ELEVENLABS_WEBHOOK_SECRET; place_call's "
+            "log shows the deliveries it refused",
+        )
+    return Result(
+        OK,
+        f"{what}: every call of the last 24 h got its post-call webhook"
+        + (
+            f"; {waiting} placed over {after} min ago still on the line or being read"
+            if waiting
+            else ""
+        ),
+    )
+
+
+# This provider's checks, in the order they run.
+CHECKS: tuple[Check, ...] = (
+    check_elevenlabs_key,
+    check_elevenlabs_credits,
+    check_elevenlabs_agent,
+    check_elevenlabs_phone_number,
+    check_elevenlabs_webhook_secret,
+    check_call_outcomes,
+)

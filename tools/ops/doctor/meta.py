@@ -1,0 +1,188 @@
+"""Meta's checks: the access token (valid, not expiring, leads_retrieval), the Page's leadgen
+subscription, and leads waiting on the token."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from lib.errors import AppError, ProviderFailure
+from tools.ops.doctor.core import FAIL, OK, SKIP, WARN, Check, Context, Result, skipped
+
+LEADS_SCOPE = "leads_retrieval"
+FAIL_DAYS = 7  # a token expiring this soon (or already expired) is a failure
+WARN_DAYS = 30
+DAY = 86_400
+
+
+_TOKEN_NEEDS = ("META_ACCESS_TOKEN", "META_APP_SECRET")
+
+
+def check_token_valid(ctx: Context) -> Result:
+    """Graph debug_token says META_ACCESS_TOKEN is valid."""
+    missing = ctx.missing(*_TOKEN_NEEDS)
+    if missing:
+        return skipped("Meta token", missing)
+    try:
+        info = ctx.token_info()
+    except ProviderFailure as err:
+        return Result(FAIL, f"Meta token: debug_token failed: {err.message}")
+    if not info.get("is_valid"):
+        # debug_token explains an invalid token in data.error.message.
+        error = info.get("error")
+        reason = f" ({error.get('message')})" if isinstance(error, dict) else ""
+        return Result(
+            FAIL,
+            f"Meta token: debug_token says META_ACCESS_TOKEN is not valid{reason}; "
+            "generate a new long-lived Page access token",
+        )
+    return Result(
+        OK,
+        f"Meta token: valid ({info.get('type', 'token')} token of app "
+        f"{info.get('application') or info.get('app_id', '?')})",
+    )
+
+
+def _valid_token_info(ctx: Context, what: str) -> dict[str, Any] | Result:
+    """debug_token's data, or the skip line when the token check above did not pass."""
+    missing = ctx.missing(*_TOKEN_NEEDS)
+    if missing:
+        return skipped(what, missing)
+    try:
+        info = ctx.token_info()
+    except ProviderFailure:
+        return Result(SKIP, f"{what}: not checked, debug_token failed")
+    if not info.get("is_valid"):
+        return Result(SKIP, f"{what}: not checked, the token is not valid")
+    return info
+
+
+def _expiry(label: str, timestamp: int, now: float) -> tuple[str, str] | None:
+    """(status, text) for an expiry ``timestamp`` (0: never), None when far enough away."""
+    if not timestamp:
+        return None
+    when = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    left = timestamp - now
+    if left <= 0:
+        return FAIL, f"{label} expired on {when}"
+    days = left / DAY
+    text = (
+        f"{label} expires on {when} (in {days:.0f} days)"
+        if days >= 1
+        else (f"{label} expires on {when} (in {left / 3600:.0f} hours)")
+    )
+    if days < FAIL_DAYS:
+        return FAIL, text
+    if days < WARN_DAYS:
+        return WARN, text
+    return None
+
+
+def check_token_expiry(ctx: Context) -> Result:
+    """FAIL when the token (or its data access) expires within 7 days, warn within 30."""
+    info = _valid_token_info(ctx, "Meta token expiry")
+    if isinstance(info, Result):
+        return info
+    findings = [
+        found
+        for found in (
+            _expiry("the token", int(info.get("expires_at") or 0), ctx.now),
+            _expiry("its data access", int(info.get("data_access_expires_at") or 0), ctx.now),
+        )
+        if found is not None
+    ]
+    if not findings:
+        expires = int(info.get("expires_at") or 0)
+        when = (
+            "never expires"
+            if not expires
+            else (f"expires on {datetime.fromtimestamp(expires, UTC):%Y-%m-%d}")
+        )
+        return Result(OK, f"Meta token expiry: {when}")
+    status = FAIL if any(found[0] == FAIL for found in findings) else WARN
+    return Result(
+        status,
+        f"Meta token expiry: {'; '.join(text for _, text in findings)}; "
+        "renew META_ACCESS_TOKEN with a long-lived Page access token",
+    )
+
+
+def check_token_scopes(ctx: Context) -> Result:
+    """The token has the leads_retrieval permission."""
+    info = _valid_token_info(ctx, "Meta token scopes")
+    if isinstance(info, Result):
+        return info
+    scopes = [str(scope) for scope in info.get("scopes") or []]
+    if LEADS_SCOPE not in scopes:
+        return Result(
+            FAIL,
+            f"Meta token scopes: {LEADS_SCOPE} is missing (has: "
+            f"{', '.join(scopes) or 'none'}); leads cannot be fetched. Grant it "
+            "when generating the token",
+        )
+    return Result(OK, f"Meta token scopes: {LEADS_SCOPE} granted")
+
+
+def check_page_subscription(ctx: Context) -> Result:
+    """META_PAGE_ID's subscribed_apps lists an app subscribed to the leadgen field."""
+    missing = ctx.missing("META_PAGE_ID", *_TOKEN_NEEDS)
+    if missing:
+        return skipped("page subscription", missing)
+    page_id = ctx.value("META_PAGE_ID")
+    try:
+        apps = ctx.graph().get(f"{page_id}/subscribed_apps").get("data") or []
+    except ProviderFailure as err:
+        return Result(FAIL, f"page {page_id} subscription: subscribed_apps failed: {err.message}")
+    leadgen = [app for app in apps if "leadgen" in (app.get("subscribed_fields") or [])]
+    if not leadgen:
+        names = ", ".join(str(app.get("name") or app.get("id")) for app in apps) or "none"
+        return Result(
+            FAIL,
+            f"page {page_id} subscription: no app is subscribed to leadgen "
+            f"(subscribed apps: {names}); POST /{page_id}/subscribed_apps"
+            "?subscribed_fields=leadgen with the Page access token",
+        )
+    names = ", ".join(str(app.get("name") or app.get("id")) for app in leadgen)
+    return Result(OK, f"page {page_id} subscription: subscribed to leadgen ({names})")
+
+
+def check_pending_leads(ctx: Context) -> Result:
+    """Leads that failed on the token or a permission wait for their backoff; once the token
+    checks above pass, `make retry` fetches them now."""
+    missing = ctx.missing("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
+    if missing:
+        return skipped("pending leads", missing)
+    database = ctx.database()
+    try:
+        summary = database.rpc("meta_pending_summary", {})
+    except AppError as err:
+        return Result(SKIP, f"pending leads: not checked ({err.message})")
+    waiting = int(summary.get("credentials") or 0)
+    pending = int(summary.get("pending") or 0)
+    if not waiting:
+        return Result(OK, f"pending leads: {pending} waiting for a Graph fetch, none on a token")
+    token_ok = all(check(ctx).status == OK for check in (check_token_valid, check_token_scopes))
+    if token_ok:
+        return Result(
+            WARN,
+            f"pending leads: {waiting} failed on the token or a permission and wait for their "
+            "next retry (up to an hour); the token works now: run `make retry` to fetch them now",
+        )
+    return Result(
+        WARN,
+        f"pending leads: {waiting} wait for a working token; fix the token (above), then run "
+        "`make retry`",
+    )
+
+
+# --- Calendly: skipped when CALENDLY_API_TOKEN is unset (a Meta-only deployment) -------------
+
+
+# This provider's checks, in the order they run.
+CHECKS: tuple[Check, ...] = (
+    check_token_valid,
+    check_token_expiry,
+    check_token_scopes,
+    check_page_subscription,
+    check_pending_leads,
+)

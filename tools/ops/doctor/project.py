@@ -1,0 +1,127 @@
+"""The project's own checks: the variables, the database API and the migrations."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import psycopg
+
+from lib.errors import AppError, ConfigError
+from tools.ops.doctor.core import FAIL, OK, SKIP, WARN, Check, Context, Result, skipped
+from tools.settings import everything
+
+REQUIRED = (
+    "SUPABASE_URL",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "META_APP_SECRET",
+    "META_VERIFY_TOKEN",
+    "META_ACCESS_TOKEN",
+    "INTERNAL_TOKEN",
+    "META_PAGE_ID",
+)
+_MIGRATION_NAME = re.compile(r"^([0-9]+)_.*\.sql$")
+
+
+def check_variables(ctx: Context) -> Result:
+    """Every required variable is set (all missing names at once) and the numbers parse."""
+    missing = ctx.missing(*REQUIRED)
+    problems = [f"missing {', '.join(missing)}"] if missing else []
+    try:
+        everything().load(ctx.env)
+    except ConfigError as err:
+        problems.append("invalid " + ", ".join(f"{n} ({why})" for n, why in err.invalid.items()))
+    if problems:
+        return Result(
+            FAIL,
+            f"variables: {'; '.join(problems)} (set them in supabase/.env or "
+            "the environment; supabase/.env.example lists them all)",
+        )
+    return Result(OK, f"variables: all {len(REQUIRED)} required variables are set")
+
+
+def check_database_api(ctx: Context) -> Result:
+    """The API answers RPC meta_claim_due(p_limit => 0): migrations applied, key accepted."""
+    missing = ctx.missing("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
+    if missing:
+        return skipped("database API", missing)
+    url = ctx.value("SUPABASE_URL")
+    try:
+        answer = ctx.database().rpc("meta_claim_due", {"p_limit": 0})
+    except AppError as err:
+        return Result(FAIL, f"database API at {url}: {err.message}{_db_hint(err)}")
+    remaining = answer.get("remaining") if isinstance(answer, dict) else None
+    if remaining is None:
+        return Result(
+            FAIL,
+            f"database API at {url}: meta_claim_due answered {answer!r}, not "
+            "{claimed, remaining}; is SUPABASE_URL the project's API URL?",
+        )
+    return Result(
+        OK,
+        f"database API at {url}: meta_claim_due answered ({remaining} leads due for a Graph fetch)",
+    )
+
+
+def _db_hint(err: AppError) -> str:
+    code = str(err.details.get("db_code") or "")
+    if code.startswith("PGRST3") or code == "42501":
+        return (
+            " SUPABASE_SERVICE_ROLE_KEY is not accepted: copy the service_role key from "
+            "Project Settings > API."
+        )
+    if code == "PGRST202":
+        return " The function is missing: apply supabase/migrations (`supabase db push`)."
+    return ""
+
+
+def migration_versions(directory: Path) -> dict[str, str]:
+    """version -> file name of each ``<version>_<name>.sql`` (other names the Supabase CLI skips
+    too)."""
+    found = (_MIGRATION_NAME.match(path.name) for path in sorted(directory.glob("*.sql")))
+    return {match.group(1): match.group(0) for match in found if match}
+
+
+def check_migrations(ctx: Context) -> Result:
+    """Every file in supabase/migrations is in supabase_migrations.schema_migrations."""
+    database_url = ctx.value("DATABASE_URL")
+    if not database_url:
+        return Result(
+            SKIP,
+            "migrations: not compared, DATABASE_URL is not set (the database "
+            "API check above still proves meta_claim_due exists)",
+        )
+    files = migration_versions(ctx.migrations_dir)
+    try:
+        with psycopg.connect(database_url, connect_timeout=5) as conn:
+            rows = conn.execute("select version from supabase_migrations.schema_migrations")
+            applied = {str(version) for (version,) in rows}
+    except psycopg.errors.UndefinedTable:
+        applied = set()
+    except psycopg.Error as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return Result(FAIL, f"migrations: cannot read DATABASE_URL's database: {reason}")
+    unapplied = [name for version, name in files.items() if version not in applied]
+    if unapplied:
+        return Result(
+            FAIL,
+            f"migrations: {len(unapplied)} not applied: {', '.join(unapplied)} "
+            "(`supabase db push` or `make deploy` applies them)",
+        )
+    unknown = sorted(applied - set(files))
+    if unknown:
+        return Result(
+            WARN,
+            f"migrations: all {len(files)} applied, but the database also has "
+            f"{', '.join(unknown)}, which supabase/migrations does not: is this "
+            "checkout behind?",
+        )
+    return Result(OK, f"migrations: all {len(files)} in supabase/migrations are applied")
+
+
+# This provider's checks, in the order they run.
+CHECKS: tuple[Check, ...] = (
+    check_variables,
+    check_database_api,
+    check_migrations,
+)
