@@ -3,10 +3,14 @@ PostgREST stand-in, the Graph fake) and the functions served over real HTTP, per
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +19,21 @@ import psycopg
 import pytest
 
 import tools
+from lib.signatures import sign_calendly
+from tools.fakes import elevenlabs_samples as samples
 from tools.fakes.fake_api import FakeClient
 from tools.fakes.samples import meta_headers
 from tools.stack import local as local_stack
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CALENDLY_KEYS = ("calendly-test-signing-key-new", "calendly-test-signing-key-old")
+
+# The ElevenLabs and Calendly fakes a test module starts for itself (beside the stack's own).
+ELEVENLABS_FAKE_KEY = "sk_test_elevenlabs_key"
+ELEVENLABS_FAKE_AGENT = "agent_4101kf6gqfgpfrganck3s1m0ap3v"
+ELEVENLABS_FAKE_NUMBER_ID = "phnum_0000000000000000000000001"
+CALENDLY_TOKEN = "calendly-test-token"
+Conn = psycopg.Connection[Any]
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -30,24 +43,10 @@ def fixture_bytes(name: str) -> bytes:
 @pytest.fixture
 def dead_database_api(tmp_path: Path) -> Iterator[str]:
     """The URL of a PostgREST stand-in whose database is down (a closed port)."""
-    port = local_stack.free_port()
     dead = f"postgresql://authenticator:x@127.0.0.1:{local_stack.free_port()}/postgres"
-    process = local_stack.spawn(
-        "tools.stack.rest_standin",
-        "--port",
-        str(port),
-        "--db-url",
-        dead,
-        env={},
-        log=tmp_path / "dead-rest.log",
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        local_stack.wait_until(local_stack.http_ok(f"{url}/health"), what="stand-in")
+    log = tmp_path / "dead-rest.log"
+    with local_stack.serving("tools.stack.rest_standin", "--db-url", dead, env={}, log=log) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -194,3 +193,266 @@ __all__ = [
     "fixture_bytes",
     "serve_functions",
 ]
+
+
+# --- the provider fakes a test module starts for itself ----------------------------------
+
+
+class ElevenLabsFake(FakeClient):
+    """The ElevenLabs fake's control API: outbound calls are filed under their to_number."""
+
+    def calls(self, to_number: str) -> list[dict[str, Any]]:
+        response = self.http.get("/_fake/calls", params={"to_number": to_number})
+        response.raise_for_status()
+        return list(response.json())
+
+
+@pytest.fixture(scope="module")
+def elevenlabs_fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElevenLabsFake]:
+    """An ElevenLabs fake of its own for a test module (tools/fakes/elevenlabs_fake.py), with
+    the module's own calls, scripts and plan."""
+    env = {
+        "ELEVENLABS_API_KEY": ELEVENLABS_FAKE_KEY,
+        "ELEVENLABS_AGENT_ID": ELEVENLABS_FAKE_AGENT,
+        "ELEVENLABS_PHONE_NUMBER_ID": ELEVENLABS_FAKE_NUMBER_ID,
+    }
+    log = tmp_path_factory.mktemp("elevenlabs") / "fake.log"
+    with local_stack.serving("tools.fakes.elevenlabs_fake", env=env, log=log) as base:
+        yield ElevenLabsFake(base)
+
+
+class CalendlyFake(FakeClient):
+    """The Calendly fake's control API: requests are filed under ``"<METHOD> <path>"``."""
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        response = self.http.get("/_fake/subscriptions")
+        response.raise_for_status()
+        return list(response.json())
+
+    def change(self, uri: str, **fields: Any) -> None:
+        self.put(f"subscriptions/{uri.rsplit('/', 1)[-1]}", fields)
+
+    def plan(self, **plan: Any) -> None:
+        self.put("plan", plan)
+
+    def mark(self) -> int:
+        """Where the request log is now, for :meth:`operations`."""
+        return max((int(r["seq"]) for r in self.requests()), default=0)
+
+    def operations(self, after: int = 0) -> list[str]:
+        """The provider calls received (after ``mark()``), in order, as ``"<METHOD> <path>"``."""
+        return [str(r["key"]) for r in self.requests() if int(r["seq"]) > after]
+
+
+@pytest.fixture(scope="module")
+def calendly_fake_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalendlyFake]:
+    """A Calendly API fake of its own for a test module (tools/fakes/calendly_fake.py)."""
+    log = tmp_path_factory.mktemp("calendly") / "calendly-fake.log"
+    env = {"CALENDLY_API_TOKEN": CALENDLY_TOKEN}
+    with local_stack.serving("tools.fakes.calendly_fake", env=env, log=log) as base:
+        client = CalendlyFake(base)
+        yield client
+        client.http.close()
+
+
+# --- place_call: leads, calls and requests -------------------------------------------------
+
+SECRET = ELEVENLABS["ELEVENLABS_WEBHOOK_SECRET"].split(",")[0].strip()
+
+
+@pytest.fixture(scope="module")
+def elevenlabs(elevenlabs_url: str) -> FakeClient:
+    return FakeClient(elevenlabs_url)
+
+
+def unique_phone() -> str:
+    """A New York number no other test calls (the fake files calls under their number)."""
+    return "+1646" + str(2_000_000 + uuid.uuid4().int % 8_000_000)
+
+
+def queued_lead(
+    db: Conn, *, phone: str | None = None, status: str = "call_queued", **cols: Any
+) -> str:
+    values = {
+        "source": "manual",
+        "status": status,
+        "phone": phone or unique_phone(),
+        "full_name": "Zoë Lead",
+        "next_call_at": "now()",
+        **cols,
+    }
+    names = ", ".join(values)
+    marks = ", ".join("now()" if v == "now()" else "%s" for v in values.values())
+    row = db.execute(
+        f"insert into leads ({names}) values ({marks}) returning id::text",
+        tuple(v for v in values.values() if v != "now()"),
+    ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def lead(db: Conn, lead_id: str) -> dict[str, Any]:
+    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        row = cur.execute("select * from leads where id = %s", (lead_id,)).fetchone()
+    assert row is not None
+    return row
+
+
+def calls(db: Conn, lead_id: str) -> list[dict[str, Any]]:
+    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return cur.execute(
+            "select * from calls where lead_id = %s order by attempt, created_at", (lead_id,)
+        ).fetchall()
+
+
+def place(functions: Functions, lead_id: str, token: str | None = None) -> httpx.Response:
+    return httpx.post(
+        functions.url("place_call"),
+        json={"lead_id": lead_id},
+        headers={"Authorization": f"Bearer {token or functions.env['INTERNAL_TOKEN']}"},
+        timeout=30,
+    )
+
+
+def call_sweep(functions: Functions) -> httpx.Response:
+    return httpx.post(
+        functions.url("place_call", "/sweep"),
+        headers={"Authorization": f"Bearer {functions.env['INTERNAL_TOKEN']}"},
+        timeout=60,
+    )
+
+
+def webhook(
+    functions: Functions, event: dict[str, Any], *, secret: str = SECRET, at: int | None = None
+) -> httpx.Response:
+    body = samples.encode(event)
+    return httpx.post(
+        functions.url("place_call", "/webhook"),
+        content=body,
+        headers=samples.signed_headers(body, secret, at),
+        timeout=30,
+    )
+
+
+def placed_conversation(functions: Functions, db: Conn, lead_id: str) -> str:
+    answer = place(functions, lead_id).json()
+    assert answer["decision"] == "placed", answer
+    return str(answer["conversation_id"])
+
+
+# --- calendly_webhook: signed invitee events ---------------------------------------------
+
+API = "https://api.calendly.com"
+# Meetings are tomorrow at 15:00 UTC, so they are always after the run's own log rows (a lead's
+# trail is in time order) and in the future as a real booking is.
+MEETING = (datetime.now(UTC) + timedelta(days=1)).replace(
+    hour=15, minute=0, second=0, microsecond=0
+)
+START = MEETING.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+
+
+def invitee_uri() -> str:
+    return f"{API}/scheduled_events/{uuid.uuid4()}/invitees/{uuid.uuid4()}"
+
+
+def invitee_event(
+    kind: str = "invitee.created",
+    *,
+    uri: str | None = None,
+    email: str | None = None,
+    name: str | None = "Zoë Test",
+    phone: str | None = None,
+    lead_id: str | None = None,
+    answers: list[dict[str, Any]] | None = None,
+    rescheduled: bool = False,
+    old_invitee: str | None = None,
+    new_invitee: str | None = None,
+    start: str = START,
+) -> dict[str, Any]:
+    """An invitee.created / invitee.canceled event in the current documented shape."""
+    uri = uri or invitee_uri()
+    event_uri = uri.split("/invitees/")[0]
+    payload: dict[str, Any] = {
+        "uri": uri,
+        "email": email or f"{uuid.uuid4().hex[:10]}@example.com",
+        "first_name": None,
+        "last_name": None,
+        "name": name,
+        "status": "canceled" if kind == "invitee.canceled" else "active",
+        "questions_and_answers": answers or [],
+        "timezone": "Europe/Madrid",
+        "event": event_uri,
+        "created_at": "2026-11-28T10:00:00.000000Z",
+        "updated_at": "2026-11-28T10:00:00.000000Z",
+        "tracking": {
+            "utm_campaign": "spring",
+            "utm_source": "facebook",
+            "utm_medium": None,
+            "utm_content": lead_id,
+            "utm_term": None,
+            "salesforce_uuid": None,
+        },
+        "text_reminder_number": phone,
+        "rescheduled": rescheduled,
+        "old_invitee": old_invitee,
+        "new_invitee": new_invitee,
+        "cancel_url": f"https://calendly.com/cancellations/{uuid.uuid4()}",
+        "reschedule_url": f"https://calendly.com/reschedulings/{uuid.uuid4()}",
+        "routing_form_submission": None,
+        "payment": None,
+        "no_show": None,
+        "reconfirmation": None,
+        "scheduling_method": None,
+        "invitee_scheduled_by": None,
+        "scheduled_event": {
+            "uri": event_uri,
+            "name": "Discovery call",
+            "meeting_notes_plain": None,
+            "meeting_notes_html": None,
+            "status": "active",
+            "start_time": start,
+            "end_time": start.replace("15:00", "15:30"),
+            "event_type": f"{API}/event_types/{uuid.uuid4()}",
+            "location": {"type": "outbound_call", "location": phone},
+            "invitees_counter": {"total": 1, "active": 1, "limit": 1},
+            "created_at": "2026-11-28T10:00:00.000000Z",
+            "updated_at": "2026-11-28T10:00:00.000000Z",
+            "event_memberships": [{"user": f"{API}/users/AAAA", "user_email": "host@example.com"}],
+            "event_guests": [],
+        },
+    }
+    if kind == "invitee.canceled":
+        payload["cancellation"] = {
+            "canceled_by": "Zoë Test",
+            "reason": "Something came up",
+            "canceler_type": "invitee",
+            "created_at": "2026-11-28T11:00:00.000000Z",
+        }
+    return {
+        "created_at": "2026-11-28T10:00:01.000000Z",
+        "created_by": f"{API}/users/AAAA",
+        "event": kind,
+        "payload": payload,
+    }
+
+
+def post(
+    functions: Functions,
+    event: dict[str, Any] | bytes,
+    *,
+    key: str = CALENDLY_KEYS[0],
+    at: float | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    body = event if isinstance(event, bytes) else json.dumps(event).encode()
+    signature = sign_calendly(body, secret=key, timestamp=int(at or time.time()))
+    return httpx.post(
+        functions.url("calendly_webhook"),
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "Calendly-Webhook-Signature": signature,
+            **(headers or {}),
+        },
+        timeout=30,
+    )

@@ -10,7 +10,6 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,16 @@ import pytest
 import tools
 from lib.errors import FailureClass, ProviderFailure
 from tools.fakes import calendly_fake
-from tools.fakes.fake_api import FakeClient
 from tools.ops import calendly_api, calendly_errors, calendly_subscribe
 from tools.stack import envfile
 from tools.stack import local as local_stack
 
-from .conftest import FIXTURES
+from .conftest import (
+    CALENDLY_TOKEN,
+    FIXTURES,
+    CalendlyFake,
+)
 
-TOKEN = "calendly-test-token"
 URL = "https://example.test/functions/v1/calendly_webhook"
 FOUR_EVENTS = [
     "invitee.created",
@@ -43,43 +44,11 @@ def fixture(name: str) -> Any:
     return json.loads((FIXTURES / "calendly" / name).read_text())
 
 
-class CalendlyFake(FakeClient):
-    """The Calendly fake's control API: requests are filed under ``"<METHOD> <path>"``."""
-
-    def subscriptions(self) -> list[dict[str, Any]]:
-        response = self.http.get("/_fake/subscriptions")
-        response.raise_for_status()
-        return list(response.json())
-
-    def change(self, uri: str, **fields: Any) -> None:
-        self.put(f"subscriptions/{uri.rsplit('/', 1)[-1]}", fields)
-
-    def plan(self, **plan: Any) -> None:
-        self.put("plan", plan)
-
-    def mark(self) -> int:
-        """Where the request log is now, for :meth:`operations`."""
-        return max((int(r["seq"]) for r in self.requests()), default=0)
-
-    def operations(self, after: int = 0) -> list[str]:
-        """The provider calls received (after ``mark()``), in order, as ``"<METHOD> <path>"``."""
-        return [str(r["key"]) for r in self.requests() if int(r["seq"]) > after]
-
-
-@pytest.fixture(scope="module")
-def served_fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalendlyFake]:
-    log = tmp_path_factory.mktemp("calendly") / "calendly-fake.log"
-    with calendly_fake.served(token=TOKEN, log=log) as base:
-        client = CalendlyFake(base)
-        yield client
-        client.http.close()
-
-
 @pytest.fixture
-def fake(served_fake: CalendlyFake) -> CalendlyFake:
+def fake(calendly_fake_api: CalendlyFake) -> CalendlyFake:
     """The fake, with no subscription, script or request from an earlier test."""
-    served_fake.reset()
-    return served_fake
+    calendly_fake_api.reset()
+    return calendly_fake_api
 
 
 class Run:
@@ -98,7 +67,7 @@ def subscribe(
     fake: CalendlyFake, env_file: Path, *args: str, env: dict[str, str] | None = None
 ) -> Run:
     out, err = io.StringIO(), io.StringIO()
-    settings = {"CALENDLY_API_TOKEN": TOKEN, "CALENDLY_API_URL": fake.base, **(env or {})}
+    settings = {"CALENDLY_API_TOKEN": CALENDLY_TOKEN, "CALENDLY_API_URL": fake.base, **(env or {})}
     code = calendly_subscribe.main(
         ["--url", URL, "--env-file", str(env_file), *args],
         settings,
@@ -264,7 +233,9 @@ def test_subscribe_disabled_stores_both_keys_before_anything_changes(
     assert subscribe(fake, env_file).code == 0
     old = only_subscription(fake)
     fake.change(old["uri"], state="disabled")
-    client = Recording(env_file, base_url=fake.base, token=TOKEN, timeout=5, http_client=fake.http)
+    client = Recording(
+        env_file, base_url=fake.base, token=CALENDLY_TOKEN, timeout=5, http_client=fake.http
+    )
 
     code = calendly_subscribe.Subscriber(client, env_file, io.StringIO(), io.StringIO()).run(
         url=URL, scope=None, recreate=False
@@ -346,7 +317,7 @@ def test_subscribe_create_timed_out_keeps_the_new_key_for_the_rerun(
     # It may have been created: the key it was given must not be lost.
     fake.script(CREATE, {"status": 201, "body": {}, "delay": 1.0})
     client = Recording(
-        env_file, base_url=fake.base, token=TOKEN, timeout=0.3, http_client=fake.http
+        env_file, base_url=fake.base, token=CALENDLY_TOKEN, timeout=0.3, http_client=fake.http
     )
     err = io.StringIO()
 
@@ -451,7 +422,7 @@ def test_subscribe_unreachable_api_exits_2(fake: CalendlyFake, env_file: Path) -
 def test_subscribe_runs_as_a_module(fake: CalendlyFake, env_file: Path) -> None:
     environment = {
         **os.environ,
-        "CALENDLY_API_TOKEN": TOKEN,
+        "CALENDLY_API_TOKEN": CALENDLY_TOKEN,
         "CALENDLY_API_URL": fake.base,
         "PYTHONPATH": tools.PYTHONPATH,
     }
@@ -481,13 +452,15 @@ def test_subscribe_relative_url_is_refused() -> None:
 # --- the fake answers as Calendly's recordings do ---------------------------------------------
 
 
-def api_get(fake: CalendlyFake, path: str, token: str = TOKEN, **params: Any) -> httpx.Response:
+def api_get(
+    fake: CalendlyFake, path: str, token: str = CALENDLY_TOKEN, **params: Any
+) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"}
     return fake.http.get(path, params=params, headers=headers)
 
 
 def api_create(fake: CalendlyFake, **body: Any) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
+    headers = {"Authorization": f"Bearer {CALENDLY_TOKEN}"}
     return fake.http.post("/webhook_subscriptions", json=body, headers=headers)
 
 
@@ -572,7 +545,7 @@ def test_fake_pages_with_next_page(fake: CalendlyFake) -> None:
         fake, "/webhook_subscriptions", organization=organization, scope="organization", count=2
     ).json()
     second = fake.http.get(
-        first["pagination"]["next_page"], headers={"Authorization": f"Bearer {TOKEN}"}
+        first["pagination"]["next_page"], headers={"Authorization": f"Bearer {CALENDLY_TOKEN}"}
     ).json()
 
     assert [len(first["collection"]), len(second["collection"])] == [2, 1]
@@ -593,7 +566,9 @@ def client_answering(
         return answer(request) if callable(answer) else answer
 
     http = httpx.Client(transport=httpx.MockTransport(handler))
-    return calendly_api.CalendlyClient(base_url=BASE, token=TOKEN, timeout=5, http_client=http)
+    return calendly_api.CalendlyClient(
+        base_url=BASE, token=CALENDLY_TOKEN, timeout=5, http_client=http
+    )
 
 
 def test_api_me_reads_the_user_with_the_bearer_token() -> None:
@@ -603,7 +578,7 @@ def test_api_me_reads_the_user_with_the_bearer_token() -> None:
 
     assert client.me() == recorded["resource"]
     assert seen[0].url == f"{BASE}/users/me"
-    assert seen[0].headers["Authorization"] == f"Bearer {TOKEN}"
+    assert seen[0].headers["Authorization"] == f"Bearer {CALENDLY_TOKEN}"
 
 
 def test_api_list_follows_next_page_keeping_the_query() -> None:
@@ -739,7 +714,7 @@ def test_api_error_answers_are_classified_with_calendlys_message(
     assert failure.value.failure_class is failure_class
     assert failure.value.code == code
     assert says in failure.value.message
-    assert TOKEN not in failure.value.message
+    assert CALENDLY_TOKEN not in failure.value.message
 
 
 def test_api_answer_of_another_shape_is_malformed() -> None:

@@ -11,134 +11,29 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-from lib.signatures import sign_calendly
 from tools.fakes.fake_api import FakeClient
 from tools.fakes.samples import leadgen_delivery, new_leadgen_id
 
-from .conftest import CALENDLY_KEYS, FIXTURES, Functions, GraphFake
+from .conftest import (
+    API,
+    CALENDLY_KEYS,
+    FIXTURES,
+    MEETING,
+    Functions,
+    GraphFake,
+    invitee_event,
+    invitee_uri,
+    post,
+)
 
 Conn = psycopg.Connection[Any]
-API = "https://api.calendly.com"
-# Meetings are tomorrow at 15:00 UTC, so they are always after the run's own log rows (a lead's
-# trail is in time order) and in the future as a real booking is.
-MEETING = (datetime.now(UTC) + timedelta(days=1)).replace(
-    hour=15, minute=0, second=0, microsecond=0
-)
-START = MEETING.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
-
-
-def invitee_uri() -> str:
-    return f"{API}/scheduled_events/{uuid.uuid4()}/invitees/{uuid.uuid4()}"
-
-
-def invitee_event(
-    kind: str = "invitee.created",
-    *,
-    uri: str | None = None,
-    email: str | None = None,
-    name: str | None = "Zoë Test",
-    phone: str | None = None,
-    lead_id: str | None = None,
-    answers: list[dict[str, Any]] | None = None,
-    rescheduled: bool = False,
-    old_invitee: str | None = None,
-    new_invitee: str | None = None,
-    start: str = START,
-) -> dict[str, Any]:
-    """An invitee.created / invitee.canceled event in the current documented shape."""
-    uri = uri or invitee_uri()
-    event_uri = uri.split("/invitees/")[0]
-    payload: dict[str, Any] = {
-        "uri": uri,
-        "email": email or f"{uuid.uuid4().hex[:10]}@example.com",
-        "first_name": None,
-        "last_name": None,
-        "name": name,
-        "status": "canceled" if kind == "invitee.canceled" else "active",
-        "questions_and_answers": answers or [],
-        "timezone": "Europe/Madrid",
-        "event": event_uri,
-        "created_at": "2026-11-28T10:00:00.000000Z",
-        "updated_at": "2026-11-28T10:00:00.000000Z",
-        "tracking": {
-            "utm_campaign": "spring",
-            "utm_source": "facebook",
-            "utm_medium": None,
-            "utm_content": lead_id,
-            "utm_term": None,
-            "salesforce_uuid": None,
-        },
-        "text_reminder_number": phone,
-        "rescheduled": rescheduled,
-        "old_invitee": old_invitee,
-        "new_invitee": new_invitee,
-        "cancel_url": f"https://calendly.com/cancellations/{uuid.uuid4()}",
-        "reschedule_url": f"https://calendly.com/reschedulings/{uuid.uuid4()}",
-        "routing_form_submission": None,
-        "payment": None,
-        "no_show": None,
-        "reconfirmation": None,
-        "scheduling_method": None,
-        "invitee_scheduled_by": None,
-        "scheduled_event": {
-            "uri": event_uri,
-            "name": "Discovery call",
-            "meeting_notes_plain": None,
-            "meeting_notes_html": None,
-            "status": "active",
-            "start_time": start,
-            "end_time": start.replace("15:00", "15:30"),
-            "event_type": f"{API}/event_types/{uuid.uuid4()}",
-            "location": {"type": "outbound_call", "location": phone},
-            "invitees_counter": {"total": 1, "active": 1, "limit": 1},
-            "created_at": "2026-11-28T10:00:00.000000Z",
-            "updated_at": "2026-11-28T10:00:00.000000Z",
-            "event_memberships": [{"user": f"{API}/users/AAAA", "user_email": "host@example.com"}],
-            "event_guests": [],
-        },
-    }
-    if kind == "invitee.canceled":
-        payload["cancellation"] = {
-            "canceled_by": "Zoë Test",
-            "reason": "Something came up",
-            "canceler_type": "invitee",
-            "created_at": "2026-11-28T11:00:00.000000Z",
-        }
-    return {
-        "created_at": "2026-11-28T10:00:01.000000Z",
-        "created_by": f"{API}/users/AAAA",
-        "event": kind,
-        "payload": payload,
-    }
-
-
-def post(
-    functions: Functions,
-    event: dict[str, Any] | bytes,
-    *,
-    key: str = CALENDLY_KEYS[0],
-    at: float | None = None,
-    headers: dict[str, str] | None = None,
-) -> httpx.Response:
-    body = event if isinstance(event, bytes) else json.dumps(event).encode()
-    signature = sign_calendly(body, secret=key, timestamp=int(at or time.time()))
-    return httpx.post(
-        functions.url("calendly_webhook"),
-        content=body,
-        headers={
-            "Content-Type": "application/json",
-            "Calendly-Webhook-Signature": signature,
-            **(headers or {}),
-        },
-        timeout=30,
-    )
 
 
 def appointment(db: Conn, uri: str) -> dict[str, Any] | None:

@@ -15,9 +15,8 @@ import pytest
 from tools.fakes import elevenlabs_samples as samples
 from tools.fakes.fake_api import FakeClient
 
-from .conftest import Functions
-from .test_call_reconcile import GIVE_UP_MINUTES, age, sweep
-from .test_place_call_e2e import (
+from .conftest import (
+    Functions,
     call_sweep,
     calls,
     lead,
@@ -27,6 +26,7 @@ from .test_place_call_e2e import (
     unique_phone,
     webhook,
 )
+from .test_call_reconcile import GIVE_UP_MINUTES, age, sweep
 
 Conn = psycopg.Connection[Any]
 

@@ -19,12 +19,12 @@ from tools.fakes import elevenlabs_samples as samples
 from tools.fakes.fake_api import FakeClient
 from tools.fakes.samples import leadgen_delivery, new_leadgen_id
 
-from .conftest import Functions, GraphFake
-from .test_calendly_webhook_e2e import invitee_event
-from .test_calendly_webhook_e2e import post as post_calendly
-from .test_place_call_e2e import (
+from .conftest import (
+    Functions,
+    GraphFake,
     call_sweep,
     calls,
+    invitee_event,
     lead,
     place,
     placed_conversation,
@@ -32,6 +32,7 @@ from .test_place_call_e2e import (
     unique_phone,
     webhook,
 )
+from .conftest import post as post_calendly
 
 Conn = psycopg.Connection[Any]
 

@@ -23,8 +23,16 @@ from tools.fakes import elevenlabs_samples as samples
 from tools.fakes.fake_api import FakeClient, Request
 from tools.stack import local as local_stack
 
-from .conftest import FIXTURES, Functions
-from .test_place_call_e2e import calls, lead, place, placed_conversation, queued_lead, webhook
+from .conftest import (
+    FIXTURES,
+    Functions,
+    calls,
+    lead,
+    place,
+    placed_conversation,
+    queued_lead,
+    webhook,
+)
 
 Conn = psycopg.Connection[Any]
 AFTER_MINUTES = 15  # CALL_RECONCILE_AFTER_MINUTES' default

@@ -10,7 +10,6 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,15 +19,16 @@ from lib.errors import ConfigError, FailureClass, ProviderFailure
 from lib.settings import reload_settings
 from lib.signatures import verify_elevenlabs
 from place_call.elevenlabs_api import ElevenLabsClient, OutboundCall, get_elevenlabs
-from tests.conftest import FIXTURES
+from tests.conftest import (
+    ELEVENLABS_FAKE_AGENT,
+    ELEVENLABS_FAKE_KEY,
+    ELEVENLABS_FAKE_NUMBER_ID,
+    FIXTURES,
+    ElevenLabsFake,
+)
 from tools.fakes import elevenlabs_samples
-from tools.fakes.fake_api import FakeClient
-from tools.stack import local as local_stack
 
 BASE = "https://api.elevenlabs.test"
-KEY = "sk_test_elevenlabs_key"
-AGENT_ID = "agent_4101kf6gqfgpfrganck3s1m0ap3v"
-NUMBER_ID = "phnum_0000000000000000000000001"
 VARIABLES = {"lead_id": "5d0c1c58-4b9e-4a8e-9a55-2f1b4c3d2e1f", "lead_name": "Ana", "attempt": 1}
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -48,7 +48,7 @@ def new_number() -> str:
 def mock_client(handler: Handler, *, telephony: str = "twilio") -> ElevenLabsClient:
     return ElevenLabsClient(
         base_url=BASE + "/",
-        api_key=KEY,
+        api_key=ELEVENLABS_FAKE_KEY,
         timeout=1.0,
         telephony=telephony,
         http_client=httpx.Client(transport=httpx.MockTransport(handler)),
@@ -66,8 +66,8 @@ def answering(status: int, body: Any = None, *, text: str | None = None) -> Hand
 
 def place(client: ElevenLabsClient, to_number: str = "+12125550123") -> OutboundCall:
     return client.outbound_call(
-        agent_id=AGENT_ID,
-        phone_number_id=NUMBER_ID,
+        agent_id=ELEVENLABS_FAKE_AGENT,
+        phone_number_id=ELEVENLABS_FAKE_NUMBER_ID,
         to_number=to_number,
         dynamic_variables=VARIABLES,
     )
@@ -101,11 +101,11 @@ def test_outbound_call_twilio_sends_documented_request_reads_callsid() -> None:
     [request] = seen
     assert request.method == "POST"
     assert str(request.url) == f"{BASE}/v1/convai/twilio/outbound-call"
-    assert request.headers["xi-api-key"] == KEY
+    assert request.headers["xi-api-key"] == ELEVENLABS_FAKE_KEY
     body = json.loads(request.content)
     assert body == {
-        "agent_id": AGENT_ID,
-        "agent_phone_number_id": NUMBER_ID,
+        "agent_id": ELEVENLABS_FAKE_AGENT,
+        "agent_phone_number_id": ELEVENLABS_FAKE_NUMBER_ID,
         "to_number": "+12125550123",
         "conversation_initiation_client_data": {"dynamic_variables": VARIABLES},
     }
@@ -344,8 +344,8 @@ def test_outbound_call_connect_error_is_transient_unreachable() -> None:
 
 READS: dict[str, Callable[[ElevenLabsClient], dict[str, Any]]] = {
     "subscription": lambda client: client.subscription(),
-    "agent": lambda client: client.agent(AGENT_ID),
-    "phone_number": lambda client: client.phone_number(NUMBER_ID),
+    "agent": lambda client: client.agent(ELEVENLABS_FAKE_AGENT),
+    "phone_number": lambda client: client.phone_number(ELEVENLABS_FAKE_NUMBER_ID),
 }
 
 
@@ -359,14 +359,14 @@ def test_reads_get_documented_paths_with_key() -> None:
     client = mock_client(handler)
     assert client.subscription() == fixture("elevenlabs_user_subscription.json")
     client.agent("agent/../x")
-    client.phone_number(NUMBER_ID)
+    client.phone_number(ELEVENLABS_FAKE_NUMBER_ID)
 
     assert [(r.method, r.url.raw_path.decode()) for r in seen] == [
         ("GET", "/v1/user/subscription"),
         ("GET", "/v1/convai/agents/agent%2F..%2Fx"),
-        ("GET", f"/v1/convai/phone-numbers/{NUMBER_ID}"),
+        ("GET", f"/v1/convai/phone-numbers/{ELEVENLABS_FAKE_NUMBER_ID}"),
     ]
-    assert {r.headers["xi-api-key"] for r in seen} == {KEY}
+    assert {r.headers["xi-api-key"] for r in seen} == {ELEVENLABS_FAKE_KEY}
 
 
 @pytest.mark.parametrize(
@@ -435,7 +435,7 @@ def test_get_elevenlabs_without_key_is_config_error(monkeypatch: pytest.MonkeyPa
 
 @pytest.mark.usefixtures("fresh_config")
 def test_get_elevenlabs_from_config_cached(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ELEVENLABS_API_KEY", KEY)
+    monkeypatch.setenv("ELEVENLABS_API_KEY", ELEVENLABS_FAKE_KEY)
     monkeypatch.setenv("ELEVENLABS_API_URL", BASE)
     monkeypatch.setenv("ELEVENLABS_TELEPHONY", "sip_trunk")
 
@@ -444,44 +444,23 @@ def test_get_elevenlabs_from_config_cached(monkeypatch: pytest.MonkeyPatch) -> N
     assert client is get_elevenlabs()
     assert client._outbound_path == "/v1/convai/sip-trunk/outbound-call"
     assert client._base == BASE
-    assert client._headers["xi-api-key"] == KEY
+    assert client._headers["xi-api-key"] == ELEVENLABS_FAKE_KEY
 
 
 # --- against the local fake, over HTTP -------------------------------------------------------
 
 
-class ElevenLabsFake(FakeClient):
-    """The ElevenLabs fake's control API: outbound calls are filed under their to_number."""
-
-    def calls(self, to_number: str) -> list[dict[str, Any]]:
-        response = self.http.get("/_fake/calls", params={"to_number": to_number})
-        response.raise_for_status()
-        return list(response.json())
-
-
 @pytest.fixture(scope="module")
-def fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElevenLabsFake]:
-    port = local_stack.free_port()
-    env = {
-        "ELEVENLABS_API_KEY": KEY,
-        "ELEVENLABS_AGENT_ID": AGENT_ID,
-        "ELEVENLABS_PHONE_NUMBER_ID": NUMBER_ID,
-    }
-    log: Path = tmp_path_factory.mktemp("elevenlabs") / "fake.log"
-    process = local_stack.spawn(
-        "tools.fakes.elevenlabs_fake", "--port", str(port), env=env, log=log
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        local_stack.wait_until(local_stack.http_ok(f"{base}/health"), what="the ElevenLabs fake")
-        yield ElevenLabsFake(base)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+def fake(elevenlabs_fake: ElevenLabsFake) -> ElevenLabsFake:
+    return elevenlabs_fake
 
 
 def fake_client(
-    fake: ElevenLabsFake, *, key: str = KEY, telephony: str = "twilio", timeout: float = 5.0
+    fake: ElevenLabsFake,
+    *,
+    key: str = ELEVENLABS_FAKE_KEY,
+    telephony: str = "twilio",
+    timeout: float = 5.0,
 ) -> ElevenLabsClient:
     return ElevenLabsClient(
         base_url=fake.base,
@@ -581,7 +560,7 @@ def test_fake_unknown_agent_is_config_not_found(fake: ElevenLabsFake) -> None:
     failure = failure_of(
         lambda: client.outbound_call(
             agent_id="agent_unknown",
-            phone_number_id=NUMBER_ID,
+            phone_number_id=ELEVENLABS_FAKE_NUMBER_ID,
             to_number=new_number(),
             dynamic_variables={},
         )
@@ -594,8 +573,11 @@ def test_fake_unknown_agent_is_config_not_found(fake: ElevenLabsFake) -> None:
 def test_fake_missing_to_number_answers_documented_422(fake: ElevenLabsFake) -> None:
     response = httpx.post(
         f"{fake.base}/v1/convai/twilio/outbound-call",
-        headers={"xi-api-key": KEY},
-        json={"agent_id": AGENT_ID, "agent_phone_number_id": NUMBER_ID},
+        headers={"xi-api-key": ELEVENLABS_FAKE_KEY},
+        json={
+            "agent_id": ELEVENLABS_FAKE_AGENT,
+            "agent_phone_number_id": ELEVENLABS_FAKE_NUMBER_ID,
+        },
     )
 
     assert response.status_code == 422
@@ -615,8 +597,8 @@ def test_fake_reads_answer_documented_shapes(fake: ElevenLabsFake) -> None:
     client = fake_client(fake)
 
     subscription = client.subscription()
-    agent = client.agent(AGENT_ID)
-    number = client.phone_number(NUMBER_ID)
+    agent = client.agent(ELEVENLABS_FAKE_AGENT)
+    number = client.phone_number(ELEVENLABS_FAKE_NUMBER_ID)
 
     # The OpenAPI example's fields, and the ones the SDK's model requires since
     # (test_elevenlabs_fake_fidelity checks those).
@@ -625,7 +607,7 @@ def test_fake_reads_answer_documented_shapes(fake: ElevenLabsFake) -> None:
     assert prompt["built_in_tools"]["voicemail_detection"]["name"] == "voicemail_detection"
     assert (number["phone_number"], number["phone_number_id"], number["provider"]) == (
         "+17863212663",
-        NUMBER_ID,
+        ELEVENLABS_FAKE_NUMBER_ID,
         "twilio",
     )
     for read in (lambda: client.agent("agent_other"), lambda: client.phone_number("phnum_other")):

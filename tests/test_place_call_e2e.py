@@ -21,90 +21,22 @@ from tools.fakes import elevenlabs_samples as samples
 from tools.fakes.fake_api import FakeClient
 from tools.fakes.samples import leadgen_delivery, new_leadgen_id
 
-from .conftest import ELEVENLABS, Functions, GraphFake
+from .conftest import (
+    ELEVENLABS,
+    SECRET,
+    Functions,
+    GraphFake,
+    call_sweep,
+    calls,
+    lead,
+    place,
+    placed_conversation,
+    queued_lead,
+    unique_phone,
+    webhook,
+)
 
 Conn = psycopg.Connection[Any]
-SECRET = ELEVENLABS["ELEVENLABS_WEBHOOK_SECRET"].split(",")[0].strip()
-
-
-@pytest.fixture(scope="module")
-def elevenlabs(elevenlabs_url: str) -> FakeClient:
-    return FakeClient(elevenlabs_url)
-
-
-def unique_phone() -> str:
-    """A New York number no other test calls (the fake files calls under their number)."""
-    return "+1646" + str(2_000_000 + uuid.uuid4().int % 8_000_000)
-
-
-def queued_lead(
-    db: Conn, *, phone: str | None = None, status: str = "call_queued", **cols: Any
-) -> str:
-    values = {
-        "source": "manual",
-        "status": status,
-        "phone": phone or unique_phone(),
-        "full_name": "Zoë Lead",
-        "next_call_at": "now()",
-        **cols,
-    }
-    names = ", ".join(values)
-    marks = ", ".join("now()" if v == "now()" else "%s" for v in values.values())
-    row = db.execute(
-        f"insert into leads ({names}) values ({marks}) returning id::text",
-        tuple(v for v in values.values() if v != "now()"),
-    ).fetchone()
-    assert row is not None
-    return str(row[0])
-
-
-def lead(db: Conn, lead_id: str) -> dict[str, Any]:
-    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        row = cur.execute("select * from leads where id = %s", (lead_id,)).fetchone()
-    assert row is not None
-    return row
-
-
-def calls(db: Conn, lead_id: str) -> list[dict[str, Any]]:
-    with db.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        return cur.execute(
-            "select * from calls where lead_id = %s order by attempt, created_at", (lead_id,)
-        ).fetchall()
-
-
-def place(functions: Functions, lead_id: str, token: str | None = None) -> httpx.Response:
-    return httpx.post(
-        functions.url("place_call"),
-        json={"lead_id": lead_id},
-        headers={"Authorization": f"Bearer {token or functions.env['INTERNAL_TOKEN']}"},
-        timeout=30,
-    )
-
-
-def call_sweep(functions: Functions) -> httpx.Response:
-    return httpx.post(
-        functions.url("place_call", "/sweep"),
-        headers={"Authorization": f"Bearer {functions.env['INTERNAL_TOKEN']}"},
-        timeout=60,
-    )
-
-
-def webhook(
-    functions: Functions, event: dict[str, Any], *, secret: str = SECRET, at: int | None = None
-) -> httpx.Response:
-    body = samples.encode(event)
-    return httpx.post(
-        functions.url("place_call", "/webhook"),
-        content=body,
-        headers=samples.signed_headers(body, secret, at),
-        timeout=30,
-    )
-
-
-def placed_conversation(functions: Functions, db: Conn, lead_id: str) -> str:
-    answer = place(functions, lead_id).json()
-    assert answer["decision"] == "placed", answer
-    return str(answer["conversation_id"])
 
 
 # --- placing -------------------------------------------------------------------------------
@@ -507,7 +439,7 @@ def test_webhook_rotated_secret_accepted(functions: Functions, db: Conn) -> None
 def test_booking_drops_a_queued_call(
     functions: Functions, elevenlabs: FakeClient, db: Conn
 ) -> None:
-    from .test_calendly_webhook_e2e import invitee_event, post
+    from .conftest import invitee_event, post
 
     phone = unique_phone()
     lead_id = queued_lead(db, phone=phone, next_call_at=None)

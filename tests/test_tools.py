@@ -19,13 +19,18 @@ import pytest
 
 import tools
 from lib.signatures import verify_calendly, verify_elevenlabs, verify_meta
-from tests.conftest import FIXTURES, Functions, GraphFake
-from tests.test_calendly_subscribe import CalendlyFake
-from tests.test_elevenlabs_client import AGENT_ID as ELEVENLABS_AGENT
-from tests.test_elevenlabs_client import KEY as ELEVENLABS_KEY
-from tests.test_elevenlabs_client import NUMBER_ID as ELEVENLABS_NUMBER_ID
-from tests.test_elevenlabs_client import ElevenLabsFake
-from tools.fakes import calendly_fake, graph_fake
+from tests.conftest import (
+    CALENDLY_TOKEN,
+    FIXTURES,
+    CalendlyFake,
+    ElevenLabsFake,
+    Functions,
+    GraphFake,
+)
+from tests.conftest import ELEVENLABS_FAKE_AGENT as ELEVENLABS_AGENT
+from tests.conftest import ELEVENLABS_FAKE_KEY as ELEVENLABS_KEY
+from tests.conftest import ELEVENLABS_FAKE_NUMBER_ID as ELEVENLABS_NUMBER_ID
+from tools.fakes import graph_fake
 from tools.fakes.samples import new_leadgen_id
 from tools.ops import calendly_subscribe, doctor, send_event
 from tools.ops.doctor import calendly as doctor_calendly
@@ -602,7 +607,6 @@ def test_send_event_calendly_to_served_webhook_ties_the_booking_to_the_lead(
 
 # --- doctor: Calendly ------------------------------------------------------------------------
 
-CALENDLY_TOKEN = "calendly-doctor-token"
 CALENDLY_URL = "https://example.test/functions/v1/calendly_webhook"
 CALENDLY_CHECKS = (
     doctor_calendly.check_calendly_token,
@@ -611,28 +615,19 @@ CALENDLY_CHECKS = (
 )
 
 
-@pytest.fixture(scope="module")
-def calendly_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalendlyFake]:
-    log = tmp_path_factory.mktemp("calendly") / "calendly-fake.log"
-    with calendly_fake.served(token=CALENDLY_TOKEN, log=log) as base:
-        client = CalendlyFake(base)
-        yield client
-        client.http.close()
-
-
 @pytest.fixture
-def calendly(calendly_api: CalendlyFake, tmp_path: Path) -> dict[str, str]:
+def calendly(calendly_fake_api: CalendlyFake, tmp_path: Path) -> dict[str, str]:
     """The fake, subscribed to CALENDLY_URL by `make calendly-subscribe`'s code: the settings
     the doctor then reads (token, API URL, the stored key and URL)."""
-    calendly_api.reset()
+    calendly_fake_api.reset()
     env_file = tmp_path / ".env"
-    settings = {"CALENDLY_API_TOKEN": CALENDLY_TOKEN, "CALENDLY_API_URL": calendly_api.base}
+    settings = {"CALENDLY_API_TOKEN": CALENDLY_TOKEN, "CALENDLY_API_URL": calendly_fake_api.base}
     code = calendly_subscribe.main(
         ["--url", CALENDLY_URL, "--env-file", str(env_file)],
         settings,
         out=io.StringIO(),
         err=io.StringIO(),
-        http=calendly_api.http,
+        http=calendly_fake_api.http,
     )
     assert code == 0
     return {**settings, **envfile.read(env_file)}
@@ -747,27 +742,27 @@ SUBSCRIBE = f"`make calendly-subscribe URL={CALENDLY_URL}"
     ],
 )
 def test_doctor_calendly_problem_says_what_to_run(
-    calendly_api: CalendlyFake,
+    calendly_fake_api: CalendlyFake,
     calendly: dict[str, str],
     problem: str,
     expected: list[tuple[str, str]],
 ) -> None:
     env = dict(calendly)
-    [subscription] = calendly_api.subscriptions()
+    [subscription] = calendly_fake_api.subscriptions()
     if problem == "wrong_token":
         env["CALENDLY_API_TOKEN"] = "revoked-token"
     elif problem == "no_url":
         del env["CALENDLY_WEBHOOK_URL"]
     elif problem == "no_subscription":
-        calendly_api.reset()
+        calendly_fake_api.reset()
     elif problem == "disabled":
-        calendly_api.change(subscription["uri"], state="disabled")
+        calendly_fake_api.change(subscription["uri"], state="disabled")
     elif problem == "no_key":
         del env["CALENDLY_SIGNING_KEY"]
     elif problem == "retrying":
-        calendly_api.change(subscription["uri"], retry_started_at=hours_ago(3))
+        calendly_fake_api.change(subscription["uri"], retry_started_at=hours_ago(3))
     elif problem == "recovered":
-        calendly_api.change(subscription["uri"], retry_started_at=hours_ago(30))
+        calendly_fake_api.change(subscription["uri"], retry_started_at=hours_ago(30))
 
     results = calendly_results(env)
 
@@ -860,33 +855,12 @@ ELEVENLABS_CHECKS = (
 )
 
 
-@pytest.fixture(scope="module")
-def elevenlabs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElevenLabsFake]:
-    port = local_stack.free_port()
-    env = {
-        "ELEVENLABS_API_KEY": ELEVENLABS_KEY,
-        "ELEVENLABS_AGENT_ID": ELEVENLABS_AGENT,
-        "ELEVENLABS_PHONE_NUMBER_ID": ELEVENLABS_NUMBER_ID,
-    }
-    log = tmp_path_factory.mktemp("elevenlabs") / "fake.log"
-    process = local_stack.spawn(
-        "tools.fakes.elevenlabs_fake", "--port", str(port), env=env, log=log
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        local_stack.wait_until(local_stack.http_ok(f"{base}/health"), what="the ElevenLabs fake")
-        yield ElevenLabsFake(base)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 @pytest.fixture
-def elevenlabs(elevenlabs_server: ElevenLabsFake) -> Iterator[ElevenLabsFake]:
+def elevenlabs(elevenlabs_fake: ElevenLabsFake) -> Iterator[ElevenLabsFake]:
     """The ElevenLabs fake, its plan, agent and number restored after the test changes them."""
-    elevenlabs_server.reset()
-    yield elevenlabs_server
-    elevenlabs_server.reset()
+    elevenlabs_fake.reset()
+    yield elevenlabs_fake
+    elevenlabs_fake.reset()
 
 
 def elevenlabs_env(fake: ElevenLabsFake, **changes: str) -> dict[str, str]:

@@ -32,10 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -265,28 +262,6 @@ class CalendlyFake(FakeApi):
             self.plan = {"webhooks": True, **(data or {})}
             return Answer(200, self.plan)
         return super().control(method, what, data, query)
-
-
-@contextmanager
-def served(*, token: str | None, log: Path) -> Iterator[str]:
-    """A fake on a free loopback port, for the tests: its base URL while the block runs."""
-    from tools.stack import local as stack
-
-    port = stack.free_port()
-    process = stack.spawn(
-        "tools.fakes.calendly_fake",
-        "--port",
-        str(port),
-        env={"CALENDLY_API_TOKEN": token or ""},
-        log=log,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        stack.wait_until(stack.http_ok(f"{base}/health"), what="the Calendly API fake")
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def main() -> None:

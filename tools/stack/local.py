@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -257,6 +257,28 @@ def spawn(module: str, *args: str, env: Mapping[str, str], log: Path) -> subproc
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+
+@contextlib.contextmanager
+def serving(
+    module: str, *args: str, env: Mapping[str, str], log: Path, timeout: float = 30.0
+) -> Iterator[str]:
+    """``python -m module --port <free> args`` on loopback, its base URL once ``GET /health``
+    answers, stopped when the block ends: every local server (a fake, the stand-in) is started
+    this way."""
+    port = free_port()
+    process = spawn(module, "--port", str(port), *args, env=env, log=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(http_ok(f"{base}/health"), what=module, timeout=timeout)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @dataclass
