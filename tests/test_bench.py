@@ -18,7 +18,7 @@ from tools.bench.cpu import Window
 from tools.bench.load import calendly_deliveries, place_call_requests, write_requests
 from tools.bench.report import verdicts
 from tools.bench.roundtrips import RpcCounter
-from tools.bench.serve import HELLO, META
+from tools.bench.serve import FLOORS, HELLO, META
 from tools.bench.speed import SpeedToLead, percentile
 from tools.bench.steady import FUNCTION, Steady
 from tools.stack import local as local_stack
@@ -44,16 +44,48 @@ def test_speed_to_lead_p50_judged_against_12_times_the_bare_round_trip(
 ) -> None:
     speed = SpeedToLead(rate=10, sent=3, lead_ms=[p50, p50, 30.0], hello_ms=[2.0, 2.0, 9.0])
     found = verdicts(
-        {HELLO: steady_with(1.0), META: steady_with(5.0)},
-        {HELLO: ColdStarts([400.0]), META: ColdStarts([700.0])},
+        {HELLO: steady_with(1.0), META: steady_with(5.0), FLOORS[META]: steady_with(4.0)},
+        {
+            HELLO: ColdStarts([400.0]),
+            META: ColdStarts([700.0]),
+            FLOORS[META]: ColdStarts([600.0]),
+        },
         {},
         speed,
     )
     by_target = {v.target.split(" <=")[0]: v for v in found}
     assert by_target["speed to lead p50"].passed is passed
     assert by_target["speed to lead p99"].passed  # 30 ms <= 30 x 2 ms
-    assert by_target[f"{META}: CPU per request, bare / {META} >= 0.18x"].passed  # 0.2x
-    assert by_target[f"{META}: cold start, {META} / bare"].passed  # 1.75x
+
+
+@pytest.mark.parametrize(
+    ("function_ms", "function_cold", "cpu_passed", "cold_passed"),
+    [(5.1, 740.0, True, True), (5.3, 760.0, False, False)],
+)
+def test_each_function_judged_against_its_floor(
+    function_ms: float, function_cold: float, cpu_passed: bool, cold_passed: bool
+) -> None:
+    # CPU <= 1.3x its floor's (4 ms), cold start <= 1.25x its floor's (600 ms); the ratios to
+    # the bare hello are information only, whatever they are.
+    found = verdicts(
+        {HELLO: steady_with(0.5), META: steady_with(function_ms), FLOORS[META]: steady_with(4.0)},
+        {
+            HELLO: ColdStarts([200.0]),
+            META: ColdStarts([function_cold]),
+            FLOORS[META]: ColdStarts([600.0]),
+        },
+        {},
+        None,
+    )
+    by_target = {v.target.split(" <=")[0]: v for v in found}
+    assert by_target[f"{META}: CPU per request, {META} / its floor"].passed is cpu_passed
+    assert by_target[f"{META}: cold start, {META} / its floor"].passed is cold_passed
+    info = [v for v in found if not v.judged]
+    assert {v.target for v in info} == {
+        f"{META}: CPU per request, {META} / bare hello",
+        f"{META}: cold start, {META} / bare hello",
+    }
+    assert FLOORS[META] not in {v.target.split(":")[0] for v in found}
 
 
 def test_prepared_requests_fit_on_one_line(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import psycopg
 
-from tools.bench.serve import CALENDLY, META, PLACE_CALL
+from tools.bench.serve import CALENDLY, META, PLACE_CALL, base
 
 STANDIN_ROLE = "authenticator"
 
@@ -149,12 +149,13 @@ class RpcCounter:
             time.sleep(0.05)
 
     def units(self, name: str) -> int:
-        return self._count(FLOWS[name].done)
+        """The units done so far of ``name``'s flow (a floor's: its function's)."""
+        return self._count(FLOWS[base(name)].done)
 
     def settle(self, name: str, timeout: float = 10.0) -> int:
         """Wait until the requests still in flight when wrk stopped are done (nothing of
         ``name``'s left pending, the count unchanged for 0.1 s; bounded); its units so far."""
-        flow = FLOWS[name]
+        flow = FLOWS[base(name)]
         deadline = time.monotonic() + timeout
         previous = None
         while time.monotonic() < deadline:

@@ -42,6 +42,16 @@ PLACE_CALL = "place_call"
 # The functions judged against hello, in the order they are loaded.
 JUDGED = (META, CALENDLY, PLACE_CALL)
 HELLO_FOLDER = ROOT / "tools" / "bench_hello"
+# Each judged function's floor (tools/bench/floors): the same requests, none of our code.
+FLOORS = {name: f"floor_{name}" for name in JUDGED}
+FLOORS_FOLDER = ROOT / "tools" / "bench" / "floors"
+_BASE = {floor: name for name, floor in FLOORS.items()}
+
+
+def base(name: str) -> str:
+    """The judged function whose requests ``name`` makes (itself, or a floor's function)."""
+    return _BASE.get(name, name)
+
 
 # What a served function inherits from this process.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONDONTWRITEBYTECODE")
@@ -54,14 +64,22 @@ class ServeError(RuntimeError):
 
 
 def build_bundles(dest: Path) -> dict[str, Path]:
-    """The bundles of hello and of every judged function under ``dest``: name → folder."""
-    hello = dest / HELLO
-    shutil.copytree(HELLO_FOLDER, hello, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    """The bundles of hello, of every judged function and of each one's floor under ``dest``:
+    name → folder, in the order they are loaded (a function, then its floor)."""
+    built = {HELLO: _copy(HELLO_FOLDER, dest / HELLO)}
+    for name in JUDGED:
+        built[name] = bundle.build(name, dest / name)
+        built[FLOORS[name]] = _copy(FLOORS_FOLDER / FLOORS[name], dest / FLOORS[name])
+    return built
+
+
+def _copy(source: Path, dest: Path) -> Path:
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     # Compiled as tools/build/bundle.py compiles a function's bundle.
     compileall.compile_dir(
-        hello, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
+        dest, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
     )
-    return {HELLO: hello, **{name: bundle.build(name, dest / name) for name in JUDGED}}
+    return dest
 
 
 def server_env(settings: Mapping[str, str], *, workers: int, threads: int) -> dict[str, str]:
@@ -193,6 +211,7 @@ class Probes:
         self._queued = iter(queued)
 
     def first_request(self, name: str, port: int) -> Probe:
+        name = base(name)
         return {
             HELLO: self.hello,
             META: self.delivery,
@@ -201,6 +220,7 @@ class Probes:
         }[name](port)
 
     def ready(self, name: str, port: int) -> Probe:
+        name = base(name)
         if name == META:
             return self.handshake(port)
         if name == PLACE_CALL:
