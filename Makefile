@@ -52,7 +52,7 @@ typecheck: install ## mypy --strict on lib/ and the functions' packages, then ea
 
 check: lint typecheck test ## Format check, lint, types and tests
 
-bench: install ## Benchmark the functions against a bare one, and speed to lead (docs/PERFORMANCE.md)
+bench: install ## Benchmark each function against its floor (same requests, none of our code), and speed to lead (docs/PERFORMANCE.md)
 	$(PY) -m tools.bench $(BENCH_ARGS)
 
 soak: install ## Load-and-fault run: 10,000 deliveries, SIGKILL, Postgres restart; fails on any loss (SOAK_ARGS=...)

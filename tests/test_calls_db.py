@@ -283,22 +283,33 @@ def test_call_claim_placed_call_records_the_zones_and_local_times(db: Conn) -> N
 
 
 def test_call_rules_read_the_test_clock(db: Conn) -> None:
+    # Relative to whatever shift the run has (STACK_CLOCK_SHIFT), restored after.
+    row = db.execute(
+        "select coalesce((select shift from public.test_clock), interval '0')"
+    ).fetchone()
+    assert row is not None
+    before: timedelta = row[0]
     lead_id = queued(db, timezone="America/New_York")
     db.execute(
-        "update leads set next_call_at = now() + interval '3 hours' where id = %s", (lead_id,)
+        "update leads set next_call_at = public.clock_now() + interval '3 hours' where id = %s",
+        (lead_id,),
     )
     rules = {**RULES, **ANY_HOUR}
     assert claim(db, lead_id, rules)["decision"] == "not_due"
-    db.execute("insert into public.test_clock (shift) values (interval '4 hours')")
+    set_shift = (
+        "insert into public.test_clock (shift) values (%s) "
+        "on conflict (id) do update set shift = excluded.shift"
+    )
+    db.execute(set_shift, (before + timedelta(hours=4),))
     try:
         assert claim(db, lead_id, rules)["decision"] == "place"
         row = db.execute(
             "select requested_at - now() from calls where lead_id = %s", (lead_id,)
         ).fetchone()
         # Made moments before this statement's now(): four hours ahead of it, less that moment.
-        assert row is not None and timedelta(hours=3) < row[0] <= timedelta(hours=4)
+        assert row is not None and timedelta(hours=3) < row[0] - before <= timedelta(hours=4)
     finally:
-        db.execute("delete from public.test_clock")
+        db.execute(set_shift, (before,))
 
 
 def test_test_clock_not_writable_by_the_api_role(stack: local_stack.Stack) -> None:

@@ -215,6 +215,20 @@ class Postgres:
                 self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "fast", "-w")
 
 
+def shift_clock(db_url: str, shift: str) -> None:
+    """Move the call rules' SQL clock (``public.clock_now()``) ``shift`` ahead of now(), an
+    interval such as ``30 days``: `STACK_CLOCK_SHIFT='30 days' make test` runs the whole suite a
+    month ahead. Production has no such row (public.test_clock is empty)."""
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "insert into public.test_clock (shift) values (%s::interval) "
+            "on conflict (id) do update set shift = excluded.shift",
+            (shift,),
+        )
+
+
 def apply_migrations(db_url: str) -> None:
     """Create the Supabase roles, then ``supabase db push`` every migration (the real CLI)."""
     import psycopg
@@ -371,6 +385,8 @@ def start(
     try:
         postgres.start()
         apply_migrations(postgres.url)
+        if environ.get("STACK_CLOCK_SHIFT"):
+            shift_clock(postgres.url, environ["STACK_CLOCK_SHIFT"])
         env = local_secrets(environ)
         api_keys = local_api_keys(environ)
         rest_port = free_port(rest_port)
