@@ -285,14 +285,14 @@ def queued_lead(
         "status": status,
         "phone": phone or unique_phone(),
         "full_name": "Zoë Lead",
-        "next_call_at": "now()",
+        "next_call_at": "public.clock_now()",
         **cols,
     }
     names = ", ".join(values)
-    marks = ", ".join("now()" if v == "now()" else "%s" for v in values.values())
+    marks = ", ".join(v if v == "public.clock_now()" else "%s" for v in values.values())
     row = db.execute(
         f"insert into leads ({names}) values ({marks}) returning id::text",
-        tuple(v for v in values.values() if v != "now()"),
+        tuple(v for v in values.values() if v != "public.clock_now()"),
     ).fetchone()
     assert row is not None
     return str(row[0])

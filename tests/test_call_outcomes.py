@@ -38,7 +38,7 @@ def elevenlabs(elevenlabs_url: str) -> FakeClient:
 
 def wait(db: Conn, lead_id: str) -> timedelta:
     row = lead(db, lead_id)
-    now = db.execute("select now()").fetchone()[0]  # type: ignore[index]
+    now = db.execute("select public.clock_now()").fetchone()[0]  # type: ignore[index]
     return row["next_call_at"] - now  # type: ignore[no-any-return]
 
 
@@ -140,7 +140,7 @@ def test_late_busy_for_an_old_attempt_never_reopens_a_lead_on_another_call(
     elevenlabs.script(phone, {"status": 200, "body": {}, "delay": 1.5})
     assert place(functions, lead_id).json()["decision"] == "failed"
     # The retry wait passes (for the lead, and for its timed-out call, which may have rung).
-    db.execute("update leads set next_call_at = now() where id = %s", (lead_id,))
+    db.execute("update leads set next_call_at = public.clock_now() where id = %s", (lead_id,))
     db.execute(
         "update calls set requested_at = requested_at - interval '31 minutes' where lead_id = %s",
         (lead_id,),

@@ -135,7 +135,10 @@ def test_booking_by_email_ends_every_queued_call_of_the_person(
     phone, email = unique_phone(), unique_email()
     older = queued_lead(db, phone=phone)
     newer = queued_lead(db, phone=phone, email=email)
-    db.execute("update leads set next_call_at = now() + interval '1 hour' where id = %s", (newer,))
+    db.execute(
+        "update leads set next_call_at = public.clock_now() + interval '1 hour' where id = %s",
+        (newer,),
+    )
     booked = post_calendly(functions, invitee_event(email=email)).json()
     assert booked["lead_id"] == newer  # matched by email: the newest lead
     assert lead(db, newer)["status"] == "booked"
@@ -236,7 +239,7 @@ def add_calls(db: Conn, lead_id: str, n: int, *, counted: bool, hours_ago: float
     db.execute(
         "insert into calls (lead_id, attempt, to_number, status, outcome, counted, requested_at) "
         "select id, coalesce((select max(attempt) from calls where lead_id = %s), 0) + g, phone, "
-        "'completed', 'no_answer', %s, now() - make_interval(secs => %s) "
+        "'completed', 'no_answer', %s, public.clock_now() - make_interval(secs => %s) "
         "from leads, generate_series(1, %s) g where id = %s",
         (lead_id, counted, hours_ago * 3600, n, lead_id),
     )
@@ -263,7 +266,7 @@ def test_person_daily_cap_counts_calls_of_every_lead_that_may_have_rung(
     row = db.execute(
         "select l.next_call_at - min(c.requested_at) from leads l, calls c "
         "where l.id = %s and c.lead_id = %s and c.counted "
-        "and c.requested_at > now() - interval '24 hours' group by l.next_call_at",
+        "and c.requested_at > public.clock_now() - interval '24 hours' group by l.next_call_at",
         (third, first),
     ).fetchone()
     assert row == (timedelta(hours=24),)  # when the oldest of the last 3 is a day old
@@ -392,7 +395,10 @@ def test_booking_a_lead_without_answers_books_the_person(
     # (utm_content): their other lead, with the invitee's phone, is not called.
     phone, email = unique_phone(), unique_email()
     other = queued_lead(db, phone=phone)
-    db.execute("update leads set next_call_at = now() + interval '1 hour' where id = %s", (other,))
+    db.execute(
+        "update leads set next_call_at = public.clock_now() + interval '1 hour' where id = %s",
+        (other,),
+    )
     lid = new_leadgen_id()
     graph.script(lid, {"status": 500, "body": {"error": {"code": 2, "message": "down"}}})
     functions.post_meta(leadgen_delivery(lid))
@@ -401,7 +407,7 @@ def test_booking_a_lead_without_answers_books_the_person(
     booked = post_calendly(functions, invitee_event(lead_id=row[0], email=email, phone=phone))
     assert booked.json()["lead_status"] == "booked"
     assert lead(db, other)["status"] == "person_booked"
-    db.execute("update leads set next_call_at = now() where id = %s", (other,))
+    db.execute("update leads set next_call_at = public.clock_now() where id = %s", (other,))
     call_sweep(functions)
     assert elevenlabs.count(phone) == 0
 
@@ -413,7 +419,8 @@ def test_booking_by_email_ends_the_calls_of_the_invitees_other_phone(
     email, first_phone, other_phone = unique_email(), unique_phone(), unique_phone()
     by_email = queued_lead(db, phone=first_phone, email=email)
     db.execute(
-        "update leads set next_call_at = now() + interval '1 hour' where id = %s", (by_email,)
+        "update leads set next_call_at = public.clock_now() + interval '1 hour' where id = %s",
+        (by_email,),
     )
     by_phone = queued_lead(db, phone=other_phone)
     booked = post_calendly(functions, invitee_event(email=email, phone=other_phone))

@@ -91,7 +91,7 @@ def logs(db: Conn, lead_id: str, event: str) -> list[dict[str, Any]]:
 
 def wait_after(db: Conn, lead_id: str) -> timedelta:
     row = lead(db, lead_id)
-    now = db.execute("select now()").fetchone()[0]  # type: ignore[index]
+    now = db.execute("select public.clock_now()").fetchone()[0]  # type: ignore[index]
     return row["next_call_at"] - now  # type: ignore[no-any-return]
 
 
@@ -215,7 +215,7 @@ def test_reconcile_call_in_progress_left_and_read_again_later(
     sweep(functions)  # within the wait: not read again
     assert elevenlabs.count(path(conversation_id)) == 1
     elevenlabs.put(f"conversations/{conversation_id}", {"status": "done"})
-    db.execute("update calls set reconcile_at = now() where id = %s", (call["id"],))
+    db.execute("update calls set reconcile_at = public.clock_now() where id = %s", (call["id"],))
     sweep(functions)
     assert elevenlabs.count(path(conversation_id)) == 2
     (call,) = calls(db, lead_id)
@@ -251,7 +251,7 @@ def test_reconcile_unknown_only_after_the_give_up_limit_then_next_attempt(
     assert "unknown" in reconciled["message"] and "make doctor" in reconciled["message"]
     assert "Next attempt" in reconciled["message"]
     # The next attempt, under the usual rules, once it is due.
-    db.execute("update leads set next_call_at = now() where id = %s", (lead_id,))
+    db.execute("update leads set next_call_at = public.clock_now() where id = %s", (lead_id,))
     answer = place(functions, lead_id).json()
     assert (answer["decision"], answer["attempt"]) == ("placed", 2)
 
@@ -291,7 +291,7 @@ def test_reconcile_provider_error_leaves_the_call_for_later_with_a_log_row(
     assert row["details"]["codes"][error_code] >= 1
     assert "read again at a later sweep" in row["message"]
     # Later, with the API back, it is read again and recorded.
-    db.execute("update calls set reconcile_at = now() where id = %s", (call["id"],))
+    db.execute("update calls set reconcile_at = public.clock_now() where id = %s", (call["id"],))
     sweep(functions)
     assert elevenlabs.count(path(conversation_id)) == 2
     assert calls(db, lead_id)[0]["outcome"] == "answered"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -34,7 +35,7 @@ def queued(db: Conn, *, timezone: str | None = None) -> str:
     phone = "+1646" + str(2_000_000 + uuid.uuid4().int % 8_000_000)
     row = db.execute(
         "insert into leads (source, status, phone, timezone, next_call_at) "
-        "values ('manual', 'call_queued', %s, %s, now()) returning id::text",
+        "values ('manual', 'call_queued', %s, %s, public.clock_now()) returning id::text",
         (phone, timezone),
     ).fetchone()
     assert row is not None
@@ -75,9 +76,12 @@ def test_call_claim_waits_for_a_concurrent_claim_and_never_places_twice(
     )
 
 
-def outside_hours_zone() -> str:
-    """An Etc/GMT zone whose local time now is outside 09:00-20:00 (Etc signs are inverted)."""
-    now = datetime.now(UTC)
+def outside_hours_zone(db: Conn) -> str:
+    """An Etc/GMT zone whose local time is outside 09:00-20:00 by the call rules' clock
+    (public.clock_now(); Etc signs are inverted)."""
+    row = db.execute("select public.clock_now()").fetchone()
+    assert row is not None
+    now: datetime = row[0]
     for offset in range(-12, 15):
         if not 9 <= (now + timedelta(hours=offset)).hour < 20:
             return f"Etc/GMT{-offset:+d}" if offset else "UTC"
@@ -85,7 +89,7 @@ def outside_hours_zone() -> str:
 
 
 def test_call_claim_outside_hours_schedules_the_next_window(db: Conn) -> None:
-    zone = outside_hours_zone()
+    zone = outside_hours_zone(db)
     lead_id = queued(db, timezone=zone)
     answer = claim(db, lead_id)
     assert (answer["decision"], answer["timezones"]) == ("outside_hours", [zone])
@@ -96,7 +100,7 @@ def test_call_claim_outside_hours_schedules_the_next_window(db: Conn) -> None:
     ).fetchone()
     assert next_call is not None
     assert str(next_call[1]) == "09:00:00" and next_call[2] == "call_queued"
-    assert next_call[0] > db.execute("select now()").fetchone()[0]  # type: ignore[index]
+    assert next_call[0] > db.execute("select public.clock_now()").fetchone()[0]  # type: ignore[index]
 
 
 def test_call_claim_unknown_time_zone_falls_back_to_the_default(db: Conn) -> None:
@@ -119,7 +123,7 @@ def test_call_retry_at_by_outcome(
     db: Conn, outcome: str, attempts: int, minutes: int | None
 ) -> None:
     row = db.execute(
-        "select extract(epoch from call_retry_at(%s, %s, %s) - now())",
+        "select extract(epoch from call_retry_at(%s, %s, %s) - public.clock_now())",
         (outcome, attempts, json.dumps(RULES)),
     ).fetchone()
     assert row is not None
@@ -213,10 +217,13 @@ def test_call_window_toll_free_number_zones(db: Conn, at: str, next_at: str | No
 
 
 def madrid_hours(db: Conn) -> dict[str, str]:
-    """Calling hours in which exactly one of Madrid and the Canaries (an hour behind) is now,
+    """Calling hours in which exactly one of Madrid and the Canaries (an hour behind) is now (by
+    the call rules' clock),
     whatever the date and the summer time: opening at Madrid's current hour (the Canaries still
     closed), or, at 23:xx in Madrid, closing at it (the Canaries still open)."""
-    row = db.execute("select extract(hour from now() at time zone 'Europe/Madrid')").fetchone()
+    row = db.execute(
+        "select extract(hour from public.clock_now() at time zone 'Europe/Madrid')"
+    ).fetchone()
     hour = int(row[0])  # type: ignore[index]
     if hour == 23:
         return {"hours_start": "21:00", "hours_end": "23:00"}
@@ -236,7 +243,7 @@ def test_call_claim_spanish_mobile_waits_until_both_zones_are_within_hours(db: C
     assert sorted(answer["timezones"]) == ["Atlantic/Canary", "Europe/Madrid"]
     row = db.execute(
         "select (next_call_at at time zone 'Atlantic/Canary')::time, "
-        "(next_call_at at time zone 'Europe/Madrid')::time, next_call_at > now() "
+        "(next_call_at at time zone 'Europe/Madrid')::time, next_call_at > public.clock_now() "
         "from leads where id = %s",
         (lead_id,),
     ).fetchone()
@@ -289,6 +296,9 @@ def test_call_rules_read_the_test_clock(db: Conn) -> None:
     ).fetchone()
     assert row is not None
     before: timedelta = row[0]
+    if os.environ.get("STACK_CLOCK_SHIFT"):  # the run's shift is the one asked for
+        asked = db.execute("select %s::interval", (os.environ["STACK_CLOCK_SHIFT"],)).fetchone()
+        assert asked is not None and before == asked[0]
     lead_id = queued(db, timezone="America/New_York")
     db.execute(
         "update leads set next_call_at = public.clock_now() + interval '3 hours' where id = %s",
@@ -324,7 +334,8 @@ def test_call_claim_decisions_carry_their_reason(db: Conn) -> None:
     assert claim(db, str(uuid.uuid4()))["reason"] == "no such lead"
     lead_id = queued(db)
     db.execute(
-        "update leads set next_call_at = now() + interval '1 hour' where id = %s", (lead_id,)
+        "update leads set next_call_at = public.clock_now() + interval '1 hour' where id = %s",
+        (lead_id,),
     )
     assert claim(db, lead_id, {**RULES, **ANY_HOUR})["reason"] == (
         "the lead's next call is not due yet"

@@ -192,7 +192,7 @@ def test_elevenlabs_errors_recorded_and_the_next_attempt_planned(
     assert row["status"] == "call_queued"
     assert row["call_attempts"] == (1 if counted else 0)
     assert row["next_call_at"] is not None
-    wait = row["next_call_at"] - db.execute("select now()").fetchone()[0]  # type: ignore[index]
+    wait = row["next_call_at"] - db.execute("select public.clock_now()").fetchone()[0]  # type: ignore[index]
     assert timedelta(minutes=29) < wait <= timedelta(minutes=30)  # CALL_WAIT_FAILED_MINUTES
     # Not called again before the wait, not even by the sweep.
     call_sweep(functions)
@@ -242,7 +242,7 @@ def test_sweep_recovers_a_claim_whose_answer_was_never_recorded(
     lead_id = queued_lead(db, status="calling", call_attempts=1, next_call_at=None)
     db.execute(
         "insert into calls (lead_id, attempt, to_number, requested_at) "
-        "select id, 1, phone, now() - interval '3 minutes' from leads where id = %s",
+        "select id, 1, phone, public.clock_now() - interval '3 minutes' from leads where id = %s",
         (lead_id,),
     )
     call_sweep(functions)
@@ -331,7 +331,7 @@ def test_webhook_voicemail_detected_schedules_the_next_attempt(
     answer = webhook(functions, event).json()
     assert (answer["outcome"], answer["lead_status"]) == ("voicemail", "call_queued")
     row = lead(db, lead_id)
-    wait = row["next_call_at"] - db.execute("select now()").fetchone()[0]  # type: ignore[index]
+    wait = row["next_call_at"] - db.execute("select public.clock_now()").fetchone()[0]  # type: ignore[index]
     assert timedelta(minutes=119) < wait <= timedelta(minutes=120)
 
 
@@ -377,7 +377,7 @@ def test_webhook_initiation_failure_recorded_with_its_wait(
     event = samples.call_initiation_failure(conversation, failure_reason=reason, lead_id=lead_id)
     assert webhook(functions, event).json()["outcome"] == outcome
     row = lead(db, lead_id)
-    wait = row["next_call_at"] - db.execute("select now()").fetchone()[0]  # type: ignore[index]
+    wait = row["next_call_at"] - db.execute("select public.clock_now()").fetchone()[0]  # type: ignore[index]
     assert timedelta(minutes=wait_minutes - 1) < wait <= timedelta(minutes=wait_minutes)
 
 
@@ -444,7 +444,8 @@ def test_booking_drops_a_queued_call(
     phone = unique_phone()
     lead_id = queued_lead(db, phone=phone, next_call_at=None)
     db.execute(
-        "update leads set next_call_at = now() + interval '1 minute' where id = %s", (lead_id,)
+        "update leads set next_call_at = public.clock_now() + interval '1 minute' where id = %s",
+        (lead_id,),
     )
     assert post(functions, invitee_event(lead_id=lead_id)).json()["lead_status"] == "booked"
     row = lead(db, lead_id)
@@ -459,7 +460,7 @@ OUTAGE = {"status": 503, "body": {"detail": {"status": "service_unavailable", "m
 
 
 def make_due(db: Conn, lead_id: str) -> None:
-    db.execute("update leads set next_call_at = now() where id = %s", (lead_id,))
+    db.execute("update leads set next_call_at = public.clock_now() where id = %s", (lead_id,))
 
 
 @pytest.mark.parametrize("path", ["place", "sweep"])
@@ -524,7 +525,10 @@ def test_sweep_a_lead_whose_claim_fails_costs_only_itself(
     unclaimable: Callable[[str], None],
 ) -> None:
     bad = queued_lead(db)
-    db.execute("update leads set next_call_at = now() - interval '1 hour' where id = %s", (bad,))
+    db.execute(
+        "update leads set next_call_at = public.clock_now() - interval '1 hour' where id = %s",
+        (bad,),
+    )
     unclaimable(bad)
     phones = [unique_phone() for _ in range(3)]
     good = [queued_lead(db, phone=phone) for phone in phones]
@@ -536,7 +540,7 @@ def test_sweep_a_lead_whose_claim_fails_costs_only_itself(
     assert calls(db, bad) == []
     row = lead(db, bad)
     assert row["status"] == "call_queued"
-    wait = row["next_call_at"] - db.execute("select now()").fetchone()[0]  # type: ignore[index]
+    wait = row["next_call_at"] - db.execute("select public.clock_now()").fetchone()[0]  # type: ignore[index]
     assert timedelta(minutes=29) < wait <= timedelta(minutes=30)  # behind the queue
     (failed,) = db.execute(
         "select error_code, message, details->>'sqlstate' from integration_logs "
