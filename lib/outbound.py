@@ -93,22 +93,29 @@ def request_json(
     malformed: Callable[[], ProviderFailure] | None = None,
     idempotent: bool = True,
     client: httpx.Client | None = None,
+    success: tuple[int, ...] | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Send one request (:func:`call`) and read its answer: a 2xx JSON object (``{}`` for a
-    204). Any other status raises ``classify(status, body)`` (body: the JSON, else None); a 2xx
-    that is not a JSON object raises ``malformed()`` (default: ``classify`` too)."""
+    """Send one request (:func:`call`) and read its answer: a JSON object of a ``success``
+    status (default: any 2xx; ``{}`` for a 204). Any other status raises ``classify(status,
+    body)`` (body: the JSON, else None); a success that is not a JSON object raises
+    ``malformed()`` (default: ``classify`` too)."""
     response = call(
         api, method, url, timeout=timeout, idempotent=idempotent, client=client, **kwargs
     )
-    if response.status_code == 204:
+    status = response.status_code
+    if not (status in success if success is not None else 200 <= status < 300):
+        raise classify(status, None if status == 204 else _json(response))
+    if status == 204:
         return {}
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not 200 <= response.status_code < 300:
-        raise classify(response.status_code, body)
+    body = _json(response)
     if not isinstance(body, dict):
-        raise malformed() if malformed else classify(response.status_code, body)
+        raise malformed() if malformed else classify(status, body)
     return body
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

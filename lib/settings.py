@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Self, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lib.errors import ConfigError
@@ -47,13 +54,21 @@ def _url(value: str) -> str:
 
 
 def _time_zone(value: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("must be an IANA time zone name, like America/New_York") from None
+        # Postgres, which applies the zone, reads a name in any case; a runtime without a time
+        # zone database cannot check it at all.
+        known = {zone.lower() for zone in available_timezones()}
+        if known and value.lower() not in known:
+            raise ValueError("must be an IANA time zone name, like America/New_York") from None
     return value
+
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
 
 
 # A secret: never in repr or logs; several comma-separated values while one is rotated.
@@ -61,7 +76,8 @@ Secret = SecretStr
 ClockTime = Annotated[str, AfterValidator(_clock)]
 Url = Annotated[str, AfterValidator(_url)]
 TimeZone = Annotated[str, AfterValidator(_time_zone)]
-Region = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]  # ISO 3166-1 alpha-2
+# ISO 3166-1 alpha-2, in any case (lib.phone reads it upper-cased, as it always did).
+Region = Annotated[str, BeforeValidator(_upper), Field(pattern=r"^[A-Z]{2}$")]
 Seconds = Annotated[float, Field(gt=0)]
 Count = Annotated[int, Field(ge=1)]
 Minutes = Annotated[int, Field(ge=0)]
@@ -191,8 +207,10 @@ def _config_error(err: ValidationError) -> ConfigError:
     for problem in err.errors(include_input=False, include_url=False):
         names = problem.get("ctx", {}).get("names") or [str(part) for part in problem["loc"][:1]]
         reason = problem["msg"].removeprefix("Value error, ")
+        if not reason[:2].isupper():  # "Input should be …", not "GCF_MAX_INSTANCES must …"
+            reason = reason[:1].lower() + reason[1:]
         for name in names:
-            invalid.setdefault(name.upper(), reason[:1].lower() + reason[1:])
+            invalid.setdefault(name.upper(), reason)
     return ConfigError([], invalid=invalid)
 
 

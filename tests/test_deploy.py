@@ -447,6 +447,14 @@ def test_deploy_preflight_checks_settings(deploy: Deployer) -> None:
     assert "short-token-123" not in run.output
 
 
+def test_deploy_names_instances_wrong_only_together(deploy: Deployer) -> None:
+    deploy.link()
+    run = deploy("--dry-run", env={**EXAMPLE, "GCF_MIN_INSTANCES": "30"})
+    assert "Traceback" not in run.output
+    assert "meta_webhook: GCF_MIN_INSTANCES: GCF_MAX_INSTANCES must be at least" in run.output
+    assert "--min-instances=0" in run.deploys()["meta_webhook"]  # the defaults, meanwhile
+
+
 def test_deploy_names_a_non_numeric_timeout_before_anything_runs(deploy: Deployer) -> None:
     # It was a traceback: the sweeps' SQL turned the timeout into milliseconds first.
     deploy.link()

@@ -427,3 +427,24 @@ def test_map_lead_keeps_every_time_zone_of_the_number(
     node = {"field_data": [{"name": "phone_number", "values": [raw]}]}
     lead, _ = map_lead(node, default_region="US")
     assert (lead["timezones"], lead["timezone"]) == (zones, single)
+
+
+@pytest.mark.parametrize(("status", "body"), [(204, b""), (201, b'{"id": "1"}')])
+def test_graph_answer_other_than_200_is_classified(status: int, body: bytes) -> None:
+    import httpx
+
+    from meta_webhook.graph_api import GraphClient
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, content=body))
+    graph = GraphClient(
+        base_url="https://graph.example",
+        version="v25.0",
+        access_token="t",
+        app_secret="s",
+        timeout=1,
+        http_client=httpx.Client(transport=transport),
+    )
+    with pytest.raises(ProviderFailure) as caught:
+        graph.fetch_lead("123")
+    assert caught.value.code == "graph_unavailable"
+    assert caught.value.details["http_status"] == status

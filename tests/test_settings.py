@@ -163,3 +163,13 @@ def test_env_example_shows_each_default_as_declared() -> None:
     ]
     assert differ == []
     assert Operator.load({"ELEVENLABS_MIN_CREDITS": "10000"}).elevenlabs_min_credits == 10_000
+
+
+def test_values_read_as_they_always_were() -> None:
+    # Case and spelling the code read before the declarations stay accepted.
+    assert MetaWebhookSettings.load({"DEFAULT_PHONE_REGION": " us "}).default_phone_region == "US"
+    for telephony, read in (("SIP-Trunk", "sip_trunk"), ("Twilio", "twilio")):
+        settings = PlaceCallSettings.load({"ELEVENLABS_TELEPHONY": telephony})
+        assert settings.elevenlabs_telephony == read
+    zone = PlaceCallSettings.load({"CALL_DEFAULT_TIMEZONE": "america/new_york"})
+    assert zone.call_default_timezone == "america/new_york"  # Postgres reads any case

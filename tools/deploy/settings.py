@@ -55,7 +55,7 @@ class CloudFunction(Declared):
             raise PydanticCustomError(
                 "instances",
                 "GCF_MAX_INSTANCES must be at least GCF_MIN_INSTANCES",
-                {"names": ["GCF_MAX_INSTANCES"]},
+                {"names": ["GCF_MIN_INSTANCES", "GCF_MAX_INSTANCES"]},
             )
         return self
 
@@ -148,7 +148,10 @@ class Settings:
             return CloudFunction.load(values), {}
         except ConfigError as err:
             valid = {name: value for name, value in values.items() if name not in err.invalid}
-            return CloudFunction.load(valid), err.invalid
+            try:
+                return CloudFunction.load(valid), err.invalid
+            except ConfigError:  # only together are they wrong: every default
+                return CloudFunction.load({}), err.invalid
 
     def setting(self, name: str, function: str) -> str:
         """One Cloud Functions setting of ``function`` (its default when it is invalid: the

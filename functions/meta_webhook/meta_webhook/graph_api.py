@@ -59,6 +59,7 @@ class GraphClient:
             timeout=self._timeout,
             classify=classify_graph_error,
             client=self._http,
+            success=(200,),  # as Meta answers a node; any other status is classified
         )
         if "error" in body:
             raise classify_graph_error(200, body)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import model_validator
+from pydantic import BeforeValidator, model_validator
 from pydantic_core import PydanticCustomError
 
 from lib.settings import ClockTime, Count, Minutes, Private, Seconds, Secret, TimeZone, get_settings
+
+
+def _telephony(value: object) -> object:
+    return value.strip().lower().replace("-", "_") if isinstance(value, str) else value
 
 
 class PlaceCallSettings(Private):
@@ -18,8 +22,11 @@ class PlaceCallSettings(Private):
     # The post-call webhook's HMAC secret (several, comma-separated, while one is rotated).
     elevenlabs_webhook_secret: Secret | None = None
     elevenlabs_api_url: str = "https://api.elevenlabs.io"
-    # twilio (POST /v1/convai/twilio/outbound-call) or sip_trunk (/v1/convai/sip-trunk/…).
-    elevenlabs_telephony: Literal["twilio", "sip_trunk"] = "twilio"
+    # twilio (POST /v1/convai/twilio/outbound-call) or sip_trunk (/v1/convai/sip-trunk/…), in
+    # any case, sip-trunk too.
+    elevenlabs_telephony: Annotated[Literal["twilio", "sip_trunk"], BeforeValidator(_telephony)] = (
+        "twilio"
+    )
     # ElevenLabs' own SDK refuses post-call webhooks older than 30 minutes.
     elevenlabs_tolerance_seconds: Seconds = 1800.0
     # The call rules (p_rules of the SQL functions): attempts per lead; calling hours in the

@@ -61,7 +61,11 @@ class Context:
         try:
             return declared.load(self.env)
         except ConfigError as err:
-            return declared.load({k: v for k, v in self.env.items() if k not in err.invalid})
+            valid = {k: v for k, v in self.env.items() if k not in err.invalid}
+            try:
+                return declared.load(valid)
+            except ConfigError:  # only together are they wrong: every default
+                return declared.load({})
 
     def database(self) -> Database:
         """The database API of SUPABASE_URL with SUPABASE_SERVICE_ROLE_KEY, on the shared client."""
