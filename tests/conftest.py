@@ -20,6 +20,7 @@ import pytest
 
 import tools
 from lib.signatures import sign_calendly
+from place_call.settings import PlaceCallSettings
 from tools.fakes import elevenlabs_samples as samples
 from tools.fakes.fake_api import FakeClient
 from tools.fakes.samples import meta_headers
@@ -462,4 +463,41 @@ def post(
             **(headers or {}),
         },
         timeout=30,
+    )
+
+
+# --- the call rules in SQL ---------------------------------------------------------------
+
+# p_rules as place_call sends them with its defaults (the one home of those numbers).
+RULES = PlaceCallSettings.load({}).call_rules()
+ANY_HOUR = {"hours_start": "00:00", "hours_end": "24:00"}
+GIVE_UP_MINUTES = PlaceCallSettings.load({}).call_reconcile_give_up_minutes
+
+
+def claim(conn: Conn, lead_id: str, rules: dict[str, Any] = RULES) -> dict[str, Any]:
+    row = conn.execute("select public.call_claim(%s, %s)", (lead_id, json.dumps(rules))).fetchone()
+    assert row is not None
+    return dict(row[0])
+
+
+def sweep_calls(functions: Functions) -> httpx.Response:
+    """place_call's sweep (due calls, then the reconcile of calls without a webhook), 200."""
+    response = httpx.post(
+        functions.url("place_call", "/sweep"),
+        headers={"Authorization": f"Bearer {functions.env['INTERNAL_TOKEN']}"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+def age(db: Conn, conversation_id: str, minutes: float) -> None:
+    """Move the call's clock ``minutes`` back: it started (and was last claimed) that long
+    earlier."""
+    db.execute(
+        "update calls set requested_at = requested_at - make_interval(mins => %(m)s), "
+        "started_at = started_at - make_interval(mins => %(m)s), "
+        "reconcile_at = reconcile_at - make_interval(mins => %(m)s) "
+        "where conversation_id = %(c)s",
+        {"m": minutes, "c": conversation_id},
     )

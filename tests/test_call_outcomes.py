@@ -16,17 +16,20 @@ from tools.fakes import elevenlabs_samples as samples
 from tools.fakes.fake_api import FakeClient
 
 from .conftest import (
+    GIVE_UP_MINUTES,
+    RULES,
     Functions,
+    age,
     call_sweep,
     calls,
     lead,
     place,
     placed_conversation,
     queued_lead,
+    sweep_calls,
     unique_phone,
     webhook,
 )
-from .test_call_reconcile import GIVE_UP_MINUTES, age, sweep
 
 Conn = psycopg.Connection[Any]
 
@@ -116,7 +119,7 @@ def test_real_webhook_replaces_a_reconcile_give_up(
     conversation = placed_conversation(functions, db, lead_id)
     elevenlabs.put(f"conversations/{conversation}", {"known": False})
     age(db, conversation, GIVE_UP_MINUTES + 10)
-    sweep(functions)
+    sweep_calls(functions)
     (call,) = calls(db, lead_id)
     assert call["outcome"] == "unknown"
     assert lead(db, lead_id)["status"] == "call_queued"
@@ -217,8 +220,6 @@ def test_initiation_failure_before_call_started_is_parked_then_applied(
 
     import json
 
-    from .test_calls_db import RULES
-
     db.execute(
         "select public.call_started(%s, %s, %s)",
         (
@@ -277,7 +278,7 @@ def test_webhook_without_transcript_undecided_leaves_the_lead_uncalled(
     # Once the conversation is done, the sweep's reading records it.
     elevenlabs.put(f"conversations/{conversation}", {"status": "done"})
     age(db, conversation, 16)
-    sweep(functions)
+    sweep_calls(functions)
     assert calls(db, lead_id)[0]["outcome"] == "answered"
 
 

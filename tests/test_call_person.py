@@ -20,10 +20,13 @@ from tools.fakes.fake_api import FakeClient
 from tools.fakes.samples import leadgen_delivery, new_leadgen_id
 
 from .conftest import (
+    ANY_HOUR,
+    RULES,
     Functions,
     GraphFake,
     call_sweep,
     calls,
+    claim,
     invitee_event,
     lead,
     place,
@@ -294,7 +297,6 @@ def test_rules_carry_the_person_settings() -> None:
 def test_claim_waits_for_a_concurrent_claim_of_the_same_person(stack: Any, db: Conn) -> None:
     # Two leads of one person claimed in two transactions: the second waits on the person's lock
     # until the first commits, then sees its call and places none.
-    from .test_calls_db import ANY_HOUR, RULES, claim
 
     phone = unique_phone()
     first, second = queued_lead(db, phone=phone), queued_lead(db, phone=phone)

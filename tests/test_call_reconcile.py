@@ -25,18 +25,20 @@ from tools.stack import local as local_stack
 
 from .conftest import (
     FIXTURES,
+    GIVE_UP_MINUTES,
     Functions,
+    age,
     calls,
     lead,
     place,
     placed_conversation,
     queued_lead,
+    sweep_calls,
     webhook,
 )
 
 Conn = psycopg.Connection[Any]
 AFTER_MINUTES = 15  # CALL_RECONCILE_AFTER_MINUTES' default
-GIVE_UP_MINUTES = 360  # CALL_RECONCILE_GIVE_UP_MINUTES' default
 
 
 @pytest.fixture(scope="module")
@@ -47,28 +49,6 @@ def elevenlabs(elevenlabs_url: str) -> FakeClient:
 def path(conversation_id: str) -> str:
     """What the fake files a conversation's reads under."""
     return f"/v1/convai/conversations/{conversation_id}"
-
-
-def sweep(functions: Functions) -> httpx.Response:
-    response = httpx.post(
-        functions.url("place_call", "/sweep"),
-        headers={"Authorization": f"Bearer {functions.env['INTERNAL_TOKEN']}"},
-        timeout=60,
-    )
-    assert response.status_code == 200, response.text
-    return response
-
-
-def age(db: Conn, conversation_id: str, minutes: float) -> None:
-    """Move the call's clock ``minutes`` back: it started (and was last claimed) that long
-    earlier."""
-    db.execute(
-        "update calls set requested_at = requested_at - make_interval(mins => %(m)s), "
-        "started_at = started_at - make_interval(mins => %(m)s), "
-        "reconcile_at = reconcile_at - make_interval(mins => %(m)s) "
-        "where conversation_id = %(c)s",
-        {"m": minutes, "c": conversation_id},
-    )
 
 
 def late_call(
@@ -102,7 +82,7 @@ def test_reconcile_late_call_recorded_as_the_webhook_would(
     functions: Functions, elevenlabs: FakeClient, db: Conn
 ) -> None:
     lead_id, conversation_id = late_call(functions, db)
-    answer = sweep(functions).json()
+    answer = sweep_calls(functions).json()
     assert answer["reconciled"] >= 1 and {"still_running", "unknown"} <= answer.keys()
     assert elevenlabs.count(path(conversation_id)) == 1
     (read,) = elevenlabs.requests(path(conversation_id))
@@ -131,7 +111,7 @@ def test_reconcile_young_call_not_read(
     functions: Functions, elevenlabs: FakeClient, db: Conn
 ) -> None:
     lead_id, conversation_id = late_call(functions, db, minutes=AFTER_MINUTES - 1)
-    sweep(functions)
+    sweep_calls(functions)
     assert elevenlabs.count(path(conversation_id)) == 0
     (call,) = calls(db, lead_id)
     assert (call["status"], call["outcome"]) == ("initiated", None)
@@ -140,7 +120,7 @@ def test_reconcile_young_call_not_read(
 
 def test_reconcile_then_the_webhook_is_a_duplicate(functions: Functions, db: Conn) -> None:
     lead_id, conversation_id = late_call(functions, db)
-    sweep(functions)
+    sweep_calls(functions)
     (before,) = calls(db, lead_id)
     lead_before = lead(db, lead_id)
     event = samples.post_call_transcription(
@@ -161,7 +141,7 @@ def test_reconcile_after_the_webhook_does_nothing(
     (before,) = calls(db, lead_id)
     age(db, conversation_id, AFTER_MINUTES + 1)
     (aged,) = calls(db, lead_id)
-    sweep(functions)
+    sweep_calls(functions)
     assert elevenlabs.count(path(conversation_id)) == 0
     assert calls(db, lead_id) == [aged] and aged["outcome"] == before["outcome"] == "answered"
     assert logs(db, lead_id, "call.reconciled") == []
@@ -207,16 +187,16 @@ def test_reconcile_call_in_progress_left_and_read_again_later(
     conversation_id = placed_conversation(functions, db, lead_id)
     elevenlabs.put(f"conversations/{conversation_id}", {"status": "in-progress"})
     age(db, conversation_id, AFTER_MINUTES + 1)
-    sweep(functions)
+    sweep_calls(functions)
     assert elevenlabs.count(path(conversation_id)) == 1
     (call,) = calls(db, lead_id)
     assert (call["status"], call["outcome"], call["reconcile_checks"]) == ("initiated", None, 1)
     assert lead(db, lead_id)["status"] == "calling"
-    sweep(functions)  # within the wait: not read again
+    sweep_calls(functions)  # within the wait: not read again
     assert elevenlabs.count(path(conversation_id)) == 1
     elevenlabs.put(f"conversations/{conversation_id}", {"status": "done"})
     db.execute("update calls set reconcile_at = public.clock_now() where id = %s", (call["id"],))
-    sweep(functions)
+    sweep_calls(functions)
     assert elevenlabs.count(path(conversation_id)) == 2
     (call,) = calls(db, lead_id)
     assert (call["status"], call["outcome"]) == ("completed", "answered")
@@ -233,14 +213,14 @@ def test_reconcile_unknown_only_after_the_give_up_limit_then_next_attempt(
     conversation_id = placed_conversation(functions, db, lead_id)
     elevenlabs.put(f"conversations/{conversation_id}", conversation)
     age(db, conversation_id, GIVE_UP_MINUTES - 10)
-    sweep(functions)
+    sweep_calls(functions)
     assert elevenlabs.count(path(conversation_id)) == 1
     (call,) = calls(db, lead_id)
     assert (call["status"], call["outcome"]) == ("initiated", None)
     assert lead(db, lead_id)["status"] == "calling"
 
     age(db, conversation_id, 70)  # past the limit, and past the wait before the next read
-    sweep(functions)
+    sweep_calls(functions)
     assert elevenlabs.count(path(conversation_id)) == 2
     (call,) = calls(db, lead_id)
     assert (call["status"], call["outcome"]) == ("completed", "unknown")
@@ -277,7 +257,7 @@ def test_reconcile_provider_error_leaves_the_call_for_later_with_a_log_row(
 ) -> None:
     lead_id, conversation_id = late_call(functions, db)
     elevenlabs.script(path(conversation_id), answer)
-    sweep(functions)
+    sweep_calls(functions)
     (call,) = calls(db, lead_id)
     assert (call["status"], call["outcome"]) == ("initiated", None)
     assert lead(db, lead_id)["status"] == "calling"
@@ -292,7 +272,7 @@ def test_reconcile_provider_error_leaves_the_call_for_later_with_a_log_row(
     assert "read again at a later sweep" in row["message"]
     # Later, with the API back, it is read again and recorded.
     db.execute("update calls set reconcile_at = public.clock_now() where id = %s", (call["id"],))
-    sweep(functions)
+    sweep_calls(functions)
     assert elevenlabs.count(path(conversation_id)) == 2
     assert calls(db, lead_id)[0]["outcome"] == "answered"
 
@@ -302,7 +282,7 @@ def test_reconcile_two_sweeps_racing_read_each_call_once(
 ) -> None:
     late = [late_call(functions, db) for _ in range(4)]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        answers = list(pool.map(lambda _: sweep(functions), range(4)))
+        answers = list(pool.map(lambda _: sweep_calls(functions), range(4)))
     assert {a.status_code for a in answers} == {200}
     assert [elevenlabs.count(path(conversation)) for _, conversation in late] == [1, 1, 1, 1]
     for lead_id, _ in late:
@@ -348,7 +328,7 @@ def test_reconcile_voicemail_conversation_recorded_as_voicemail(
 ) -> None:
     lead_id, conversation_id = late_call(functions, db)
     elevenlabs.put(f"conversations/{conversation_id}", {"voicemail_tool": True})
-    sweep(functions)
+    sweep_calls(functions)
     (call,) = calls(db, lead_id)
     assert (call["outcome"], call["voicemail_missed"]) == ("voicemail", False)
     assert lead(db, lead_id)["status"] == "call_queued"
@@ -364,7 +344,7 @@ def test_reconcile_voicemail_the_agent_missed_is_flagged(
         samples.turn("user", "Deje su mensaje después del tono.", 2),
     ]
     elevenlabs.put(f"conversations/{conversation_id}", {"transcript": transcript})
-    sweep(functions)
+    sweep_calls(functions)
     (call,) = calls(db, lead_id)
     assert (call["outcome"], call["voicemail_missed"], call["error_code"]) == (
         "voicemail",

@@ -14,17 +14,9 @@ import pytest
 
 from tools.stack import local as local_stack
 
+from .conftest import ANY_HOUR, RULES, claim
+
 Conn = psycopg.Connection[Any]
-ANY_HOUR = {"hours_start": "00:00", "hours_end": "24:00"}
-RULES = {
-    "max_attempts": 3,
-    "hours_start": "09:00",
-    "hours_end": "20:00",
-    "default_timezone": "America/New_York",
-    "person_cooldown_hours": 24,
-    "max_per_person_per_day": 3,
-    "wait_minutes": {"voicemail": 120, "no_answer": 60, "busy": 15, "failed": 30},
-}
 # Fixed days for call_window, a pure function of the instant it is given (no clock is read):
 # a winter and a summer day (summer time in Madrid and New York), and the night the issue saw a
 # Spanish mobile called at 02:58 Madrid time.
@@ -40,12 +32,6 @@ def queued(db: Conn, *, timezone: str | None = None) -> str:
     ).fetchone()
     assert row is not None
     return str(row[0])
-
-
-def claim(conn: Conn, lead_id: str, rules: dict[str, Any] = RULES) -> dict[str, Any]:
-    row = conn.execute("select public.call_claim(%s, %s)", (lead_id, json.dumps(rules))).fetchone()
-    assert row is not None
-    return dict(row[0])
 
 
 def test_call_claim_waits_for_a_concurrent_claim_and_never_places_twice(
