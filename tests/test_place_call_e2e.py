@@ -58,6 +58,12 @@ def test_place_calls_the_lead_through_elevenlabs(
     assert sent["to_number"] == phone
     variables = sent["conversation_initiation_client_data"]["dynamic_variables"]
     assert (variables["lead_id"], variables["lead_name"]) == (lead_id, "Zoë Lead")
+    # The disclosure the agent says first: an AI assistant, the call may be recorded.
+    assert variables["business_name"] == ""
+    assert variables["disclosure"] == (
+        "soy una asistente de inteligencia artificial de nuestra empresa y esta llamada puede "
+        "ser grabada."
+    )
     assert sent["conversation_initiation_client_data"]["user_id"] == lead_id
     (call,) = calls(db, lead_id)
     assert (call["status"], call["conversation_id"]) == ("initiated", answer["conversation_id"])

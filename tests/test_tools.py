@@ -850,6 +850,7 @@ ELEVENLABS_CHECKS = (
     doctor_elevenlabs.check_elevenlabs_key,
     doctor_elevenlabs.check_elevenlabs_credits,
     doctor_elevenlabs.check_elevenlabs_agent,
+    doctor_elevenlabs.check_elevenlabs_disclosure,
     doctor_elevenlabs.check_elevenlabs_phone_number,
     doctor_elevenlabs.check_elevenlabs_webhook_secret,
 )
@@ -937,6 +938,11 @@ def test_doctor_elevenlabs_fake_every_check_ok(elevenlabs: ElevenLabsFake) -> No
         ),
         (
             doctor_core.OK,
+            "ElevenLabs disclosure: the first message says the caller is an AI assistant and "
+            "that the call may be recorded (es)",
+        ),
+        (
+            doctor_core.OK,
             f"ElevenLabs phone number: {ELEVENLABS_NUMBER_ID} is +17863212663 (twilio)",
         ),
         (
@@ -952,6 +958,7 @@ def test_doctor_elevenlabs_wrong_key_fails_once_skips_the_rest(elevenlabs: Eleve
 
     assert [r.status for r in results] == [
         doctor_core.FAIL,
+        doctor_core.SKIP,
         doctor_core.SKIP,
         doctor_core.SKIP,
         doctor_core.SKIP,
@@ -1071,6 +1078,47 @@ def test_doctor_elevenlabs_agent_voicemail_detection(
             "a call that reaches a voicemail talks to the greeting and counts as answered; "
             "enable Voicemail detection in ElevenLabs > Agents > the agent > Tools > System tools"
         )
+
+
+@pytest.mark.parametrize(
+    ("agent", "settings", "status", "text"),
+    [
+        ({}, {}, doctor_core.OK, "says the caller is an AI assistant and that the call may be"),
+        (
+            {"first_message": "Hola {{lead_name}}, soy Laura. ¿Tienes un minuto?"},
+            {},
+            doctor_core.WARN,
+            "does not say that the caller is an AI assistant and that the call may be recorded",
+        ),
+        (
+            {},
+            {"CALL_DISCLOSURE": "soy Laura, una asistente virtual de {business}."},
+            doctor_core.WARN,
+            "does not say that the call may be recorded (es)",
+        ),
+        (
+            {"first_message": "Hi, I'm Laura, an AI assistant; this call may be recorded.",
+             "language": "en"},
+            {},
+            doctor_core.OK,
+            "(en)",
+        ),
+        ({"language": "de"}, {}, doctor_core.WARN, "the agent speaks 'de', which this check"),
+    ],
+    ids=["disclosure_variable", "no_disclosure", "not_recorded", "english", "unknown_language"],
+)  # fmt: skip
+def test_doctor_elevenlabs_disclosure(
+    elevenlabs: ElevenLabsFake,
+    agent: dict[str, str],
+    settings: dict[str, str],
+    status: str,
+    text: str,
+) -> None:
+    if agent:
+        elevenlabs.put("agent", agent)
+    with doctor_core.Context({**elevenlabs_env(elevenlabs), **settings}) as ctx:
+        result = doctor_elevenlabs.check_elevenlabs_disclosure(ctx)
+    assert (result.status, text in result.message) == (status, True), result.message
 
 
 @pytest.mark.parametrize(

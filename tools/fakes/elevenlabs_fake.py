@@ -193,7 +193,18 @@ def system_tool(name: str) -> dict[str, Any]:
     }
 
 
-def agent(agent_id: str, *, name: str, voicemail_detection: str | None) -> dict[str, Any]:
+# The disclosure (CALL_DISCLOSURE) comes as a dynamic variable, as the README advises.
+FIRST_MESSAGE = "Hola {{lead_name}}, soy Laura, {{disclosure}} ¿Tienes un minuto?"
+
+
+def agent(
+    agent_id: str,
+    *,
+    name: str,
+    voicemail_detection: str | None,
+    first_message: str = FIRST_MESSAGE,
+    language: str = "es",
+) -> dict[str, Any]:
     """``GET /v1/convai/agents/{agent_id}``: the parts of GetAgentResponseModel a caller reads,
     with voicemail_detection in ``built_in_tools``, in ``tools``, or nowhere."""
     built_in: dict[str, Any] = {
@@ -213,8 +224,8 @@ def agent(agent_id: str, *, name: str, voicemail_detection: str | None) -> dict[
         "name": name,
         "conversation_config": {
             "agent": {
-                "first_message": "Hola {{lead_name}}, soy Laura. ¿Tienes un minuto?",
-                "language": "es",
+                "first_message": first_message,
+                "language": language,
                 "dynamic_variables": {"dynamic_variable_placeholders": {}},
                 "prompt": {
                     "prompt": "You call leads who just asked about our offer.",
@@ -418,7 +429,11 @@ class ElevenLabsFake(FakeApi):
             if settings.get("voicemail_detection", "built_in") not in VOICEMAIL_MODES:
                 return Answer(400, {"error": f"voicemail_detection is one of {VOICEMAIL_MODES}"})
             self.agent_settings.update(
-                {k: v for k, v in settings.items() if k in ("name", "voicemail_detection")}
+                {
+                    k: v
+                    for k, v in settings.items()
+                    if k in ("name", "voicemail_detection", "first_message", "language")
+                }
             )
             return Answer(200, self.agent_settings)
         if what == "phone_number" and method == "PUT":

@@ -35,6 +35,8 @@ def dial(
                 "lead_name": claim.get("full_name") or "",
                 "first_name": _first_name(claim.get("full_name")),
                 "attempt": claim["attempt"],
+                "business_name": config.call_business_name,
+                "disclosure": config.disclosure,
             },
             user_id=claim["lead_id"],
         )

@@ -54,10 +54,25 @@ class PlaceCallSettings(Private):
     call_reconcile_after_minutes: Count = 15
     call_reconcile_give_up_minutes: Count = 360
     call_reconcile_batch_size: Count = 20
+    # Who the agent calls for, and what it must say first (the agent reads both as dynamic
+    # variables, {{business_name}} and {{disclosure}}): that the caller is an AI assistant and
+    # that the call may be recorded (FCC 24-17, EU AI Act art. 50, ElevenLabs' terms). {business}
+    # in CALL_DISCLOSURE is CALL_BUSINESS_NAME. `make doctor` checks the agent says it.
+    call_business_name: str = ""
+    call_disclosure: str = (
+        "soy una asistente de inteligencia artificial de {business} y esta llamada puede ser "
+        "grabada."
+    )
     # Extra words of voicemail greetings (comma-separated), beside the built-in Spanish and English
     # ones (place_call.voicemail): a turn with them reads as a machine's unless it speaks to the
     # caller more.
     voicemail_phrases: str = ""
+
+    @property
+    def disclosure(self) -> str:
+        """CALL_DISCLOSURE with the business named."""
+        business = self.call_business_name or "nuestra empresa"
+        return self.call_disclosure.replace("{business}", business)
 
     def call_rules(self) -> dict[str, Any]:
         """The call rules' numbers: ``p_rules`` of the SQL functions, which require every key."""

@@ -3,6 +3,8 @@ detection), the phone number, the webhook secret, and whether post-call webhooks
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -195,6 +197,85 @@ def check_elevenlabs_agent(ctx: Context) -> Result:
     return Result(OK, f"{what}: {name} exists, with voicemail_detection")
 
 
+# Words that say, in the agent's language, that the caller is an AI and that the call may be
+# recorded (compared without accents or case, as whole words).
+_SAYS_AI = {
+    "es": ("inteligencia artificial", "asistente virtual", "asistente de ia", "ia"),
+    "en": ("artificial intelligence", "virtual assistant", "ai assistant", "ai", "a i"),
+}
+_SAYS_RECORDED = {
+    "es": ("grabada", "grabado", "grabando", "grabacion", "grabar"),
+    "en": ("recorded", "recording"),
+}
+
+
+def _words(text: str) -> str:
+    plain = unicodedata.normalize("NFKD", text.lower())
+    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
+    return " " + " ".join(re.findall(r"[a-z0-9]+", plain)) + " "
+
+
+def says_disclosure(text: str, language: str) -> tuple[bool, bool]:
+    """Whether ``text`` says, in ``language``, that the caller is an AI, and that the call may
+    be recorded."""
+    words = _words(text)
+    return (
+        any(f" {phrase} " in words for phrase in _SAYS_AI[language]),
+        any(f" {phrase} " in words for phrase in _SAYS_RECORDED[language]),
+    )
+
+
+def check_elevenlabs_disclosure(ctx: Context) -> Result:
+    """The agent's first message, as a callee hears it ({{disclosure}} and {{business_name}}
+    filled in from CALL_DISCLOSURE and CALL_BUSINESS_NAME), says in the agent's language that
+    the caller is an AI assistant and that the call may be recorded."""
+    what = "ElevenLabs disclosure"
+    if not ctx.missing("ELEVENLABS_API_KEY") and ctx.missing("ELEVENLABS_AGENT_ID"):
+        return skipped(what, ["ELEVENLABS_AGENT_ID"])
+    agent = _elevenlabs_read(
+        ctx, what, lambda client: client.agent(ctx.value("ELEVENLABS_AGENT_ID"))
+    )
+    if isinstance(agent, Result):
+        if agent.status == FAIL:  # the agent check above says why
+            return Result(SKIP, f"{what}: not checked, the agent could not be read (above)")
+        return agent
+    conversation = (agent.get("conversation_config") or {}).get("agent") or {}
+    first = str(conversation.get("first_message") or "")
+    language = str(conversation.get("language") or "en").split("-")[0].lower()
+    config = ctx.config
+    heard = first.replace("{{disclosure}}", config.disclosure).replace(
+        "{{business_name}}", config.call_business_name
+    )
+    fix = (
+        "start the agent's first message (ElevenLabs > Agents > the agent > First message) with "
+        "{{disclosure}}, which place_call fills from CALL_DISCLOSURE, or say it in the message "
+        "itself (FCC 24-17, EU AI Act art. 50, ElevenLabs' terms)"
+    )
+    if language not in _SAYS_AI:
+        return Result(
+            WARN,
+            f"{what}: the agent speaks {language!r}, which this check cannot read; make sure its "
+            f"first message says that the caller is an AI assistant and that the call may be "
+            f"recorded: {fix}",
+        )
+    ai, recorded = says_disclosure(heard, language)
+    if ai and recorded:
+        return Result(
+            OK,
+            f"{what}: the first message says the caller is an AI assistant and that the call "
+            f"may be recorded ({language})",
+        )
+    missing = " and ".join(
+        part
+        for part, said in (
+            ("that the caller is an AI assistant", ai),
+            ("that the call may be recorded", recorded),
+        )
+        if not said
+    )
+    return Result(WARN, f"{what}: the first message does not say {missing} ({language}); {fix}")
+
+
 def check_elevenlabs_phone_number(ctx: Context) -> Result:
     """ELEVENLABS_PHONE_NUMBER_ID exists, can call out, is on ELEVENLABS_TELEPHONY, and is the
     expected number (ELEVENLABS_PHONE_NUMBER, default +17863212663; a warning otherwise)."""
@@ -307,6 +388,7 @@ CHECKS: tuple[Check, ...] = (
     check_elevenlabs_key,
     check_elevenlabs_credits,
     check_elevenlabs_agent,
+    check_elevenlabs_disclosure,
     check_elevenlabs_phone_number,
     check_elevenlabs_webhook_secret,
     check_call_outcomes,
