@@ -90,8 +90,13 @@ def floor_settings(name: str, settings: dict[str, str]) -> dict[str, str]:
     """What the floor of ``name`` reads beside its function's settings: the values the function
     computes from them (the call rules, the Graph version), so the requests are the same."""
     if name == PLACE_CALL:
-        rules = PlaceCallSettings.load(settings).call_rules()
-        return {**settings, "FLOOR_CALL_RULES": json.dumps(rules)}
+        loaded = PlaceCallSettings.load(settings)
+        said = {"business_name": loaded.call_business_name, "disclosure": loaded.disclosure}
+        return {
+            **settings,
+            "FLOOR_CALL_RULES": json.dumps(loaded.call_rules()),
+            "FLOOR_CALL_VARIABLES": json.dumps(said),
+        }
     if name == META:
         version = MetaWebhookSettings.load(settings).meta_graph_version
         return {**settings, "META_GRAPH_VERSION": version}

@@ -26,6 +26,8 @@ _AGENT = os.environ["ELEVENLABS_AGENT_ID"]
 _NUMBER = os.environ["ELEVENLABS_PHONE_NUMBER_ID"]
 # The call rules as place_call sends them (the bench computes them from its settings).
 _RULES = json.loads(os.environ["FLOOR_CALL_RULES"])
+# The dynamic variables place_call adds from its settings (business_name, disclosure).
+_SAID = json.loads(os.environ["FLOOR_CALL_VARIABLES"])
 
 
 @functions_framework.http
@@ -45,6 +47,7 @@ def floor_place_call(request):
                 "lead_name": name,
                 "first_name": name.split(" ")[0],
                 "attempt": claim["attempt"],
+                **_SAID,
             },
             "user_id": lead_id,
         },
