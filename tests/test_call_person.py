@@ -432,3 +432,44 @@ def test_booking_by_email_ends_the_calls_of_the_invitees_other_phone(
     assert place(functions, later).json()["decision"] == "person_booked"
     call_sweep(functions)
     assert elevenlabs.count(other_phone) == 0
+
+
+# --- an opt-out said on the call ---------------------------------------------------------------
+
+
+def _said(words: str) -> list[dict[str, Any]]:
+    return samples.opt_out_transcript(words)
+
+
+@pytest.mark.parametrize(
+    "words",
+    ["No, gracias. No me llames más, por favor.", "Stop calling me. Remove me from your list."],
+)
+def test_an_opt_out_on_the_call_makes_the_person_do_not_call_at_once(
+    functions: Functions, elevenlabs: FakeClient, db: Conn, words: str
+) -> None:
+    phone, email = unique_phone(), unique_email()
+    first = queued_lead(db, phone=phone, email=email)
+    other = queued_lead(db, phone=unique_phone(), email=email)  # the same person, by email
+    conversation = placed_conversation(functions, db, first)
+    event = samples.post_call_transcription(conversation, lead_id=first, transcript=_said(words))
+    assert webhook(functions, event).json()["outcome"] == "answered"
+    assert (lead(db, first)["status"], lead(db, other)["status"]) == ("do_not_call", "do_not_call")
+    (row,) = logged(db, first, "lead.opted_out")
+    assert words in row[1] and "final" in row[1]
+    assert place(functions, other).json()["decision"] == "do_not_call"
+    assert elevenlabs.count(phone) == 1
+    # A redelivery changes nothing; a later lead of the person is not called either.
+    assert webhook(functions, event).json()["status"] == "duplicate"
+    later = queued_lead(db, phone=phone)
+    assert place(functions, later).json()["decision"] == "do_not_call"
+
+
+def test_a_deferral_on_the_call_is_not_an_opt_out(functions: Functions, db: Conn) -> None:
+    first = queued_lead(db, phone=unique_phone())
+    conversation = placed_conversation(functions, db, first)
+    said = _said("Ahora no puedo, no me llames ahora, llámame mañana.")
+    event = samples.post_call_transcription(conversation, lead_id=first, transcript=said)
+    assert webhook(functions, event).json()["outcome"] == "answered"
+    assert lead(db, first)["status"] == "called"
+    assert logged(db, first, "lead.opted_out") == []

@@ -125,6 +125,13 @@ def _transcript(turns: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     return [turn(role, message, index * 3) for index, (role, message) in enumerate(turns)]
 
 
+def opt_out_transcript(words: str) -> list[dict[str, Any]]:
+    """An answered call in which the callee says ``words`` (an opt-out, or not)."""
+    return _transcript(
+        (("agent", FIRST_MESSAGE), ("user", words), ("agent", "Entendido. Gracias, adiós."))
+    )
+
+
 def client_data(lead_id: str | int, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``conversation_initiation_client_data`` as the webhook echoes it back."""
     return {

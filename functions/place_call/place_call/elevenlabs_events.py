@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from lib import safejson
 from lib.errors import BadRequest
 from lib.safejson import read_dict, read_int, read_text
-from place_call import voicemail
+from place_call import opt_out, voicemail
 
 # A conversation read from the API that has its outcome (initiated, in-progress, processing:
 # not yet).
@@ -131,6 +131,9 @@ def _transcription(
     turns = voicemail.turns_of(data.get("transcript"))
     if not turns and not from_api:
         turns = None  # a webhook without its transcript (exclude_transcript): read the API
+    # The callee's words asking not to be called again: call_record_outcome makes the person
+    # do-not-call, whatever the outcome.
+    record["opt_out"] = opt_out.said(turns)
     call_result = read_text(read_dict(metadata.get("phone_call")).get("call_result"), 20)
     if str(record["status"]) == "failed" and call_result is None:
         record.update(outcome="failed", message="The call failed (ElevenLabs status failed).")
