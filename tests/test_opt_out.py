@@ -58,3 +58,25 @@ def test_said_quotes_the_callee_never_the_agent() -> None:
     assert said(turns) == "No me llames más."
     assert said([("agent", "Stop calling me, said nobody.")]) is None
     assert said(None) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "opted_out"),
+    [(True, "do_not_call", True), ("yes", "do_not_call", True), (False, "do_not_call", False),
+     (True, "", False), (True, "other_item", False)],
+)  # fmt: skip
+def test_the_agent_s_data_collection_item_counts_when_named(
+    value: object, field: str, opted_out: bool
+) -> None:
+    from place_call.elevenlabs_events import parse
+    from tools.fakes import elevenlabs_samples as samples
+
+    event = samples.post_call_transcription("conv_dnc", lead_id="lead-1")
+    event["data"]["analysis"]["data_collection_results"] = {
+        "do_not_call": {"value": value, "rationale": "The callee asked to be removed."}
+    }
+    record = parse(samples.encode(event), voicemail_phrases=[], opt_out_field=field).record
+    assert record is not None
+    assert (record["opt_out"] is not None) is opted_out
+    if opted_out:
+        assert "do_not_call" in record["opt_out"] and "asked to be removed" in record["opt_out"]

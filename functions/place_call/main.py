@@ -100,7 +100,11 @@ def receive_webhook(request: Request) -> Response:
     if not signed.complete:
         event = PostCallEvent(sniff_type(signed.data))  # audio: never parsed nor stored
     else:
-        event = parse(signed.data, voicemail_phrases=phrase_list(config.voicemail_phrases))
+        event = parse(
+            signed.data,
+            voicemail_phrases=phrase_list(config.voicemail_phrases),
+            opt_out_field=config.call_opt_out_field,
+        )
     return json_response(outcomes.record_outcome(get_db(), config, event))
 
 

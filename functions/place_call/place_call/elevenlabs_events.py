@@ -103,7 +103,7 @@ def _lead_id(data: dict[str, Any]) -> str | None:
 
 
 def _transcription(
-    data: dict[str, Any], phrases: list[str], *, from_api: bool = False
+    data: dict[str, Any], phrases: list[str], *, from_api: bool = False, opt_out_field: str = ""
 ) -> dict[str, Any]:
     transcript = _turns(data.get("transcript"))
     metadata = read_dict(data.get("metadata"))
@@ -133,7 +133,9 @@ def _transcription(
         turns = None  # a webhook without its transcript (exclude_transcript): read the API
     # The callee's words asking not to be called again: call_record_outcome makes the person
     # do-not-call, whatever the outcome.
-    record["opt_out"] = opt_out.said(turns)
+    record["opt_out"] = opt_out.said(turns) or opt_out.collected(
+        read_dict(analysis.get("data_collection_results")), opt_out_field
+    )
     call_result = read_text(read_dict(metadata.get("phone_call")).get("call_result"), 20)
     if str(record["status"]) == "failed" and call_result is None:
         record.update(outcome="failed", message="The call failed (ElevenLabs status failed).")
@@ -186,9 +188,9 @@ def _initiation_failure(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def parse(body: bytes, *, voicemail_phrases: list[str]) -> PostCallEvent:
+def parse(body: bytes, *, voicemail_phrases: list[str], opt_out_field: str = "") -> PostCallEvent:
     """The webhook's event; :class:`BadRequest` when the body is not JSON or not an event, or a
-    handled event has no conversation id."""
+    handled event has no conversation id. ``opt_out_field``: CALL_OPT_OUT_FIELD."""
     envelope = _envelope(body)
     kind = safejson.text(envelope.type, limit=80)
     data = read_dict(envelope.data)
@@ -198,12 +200,18 @@ def parse(body: bytes, *, voicemail_phrases: list[str]) -> PostCallEvent:
     if conversation_id is None:
         raise BadRequest(f"A {kind} event without a conversation_id.", code="invalid_payload")
     return PostCallEvent(
-        kind, conversation_id, _record(kind, conversation_id, data, voicemail_phrases)
+        kind,
+        conversation_id,
+        _record(kind, conversation_id, data, voicemail_phrases, opt_out_field=opt_out_field),
     )
 
 
 def from_conversation(
-    conversation_id: str, conversation: dict[str, Any], *, voicemail_phrases: list[str]
+    conversation_id: str,
+    conversation: dict[str, Any],
+    *,
+    voicemail_phrases: list[str],
+    opt_out_field: str = "",
 ) -> dict[str, Any]:
     """The record a ``post_call_transcription`` webhook would have given (what
     call_record_outcome takes), from the conversation as ``GET
@@ -211,7 +219,14 @@ def from_conversation(
     same shape as the webhook's ``data``, docs/PROVIDERS.md 3.2 and 3.4). For a conversation whose
     ``status`` is ``done`` or ``failed``."""
     kind = "post_call_transcription"
-    return _record(kind, conversation_id, conversation, voicemail_phrases, from_api=True)
+    return _record(
+        kind,
+        conversation_id,
+        conversation,
+        voicemail_phrases,
+        from_api=True,
+        opt_out_field=opt_out_field,
+    )
 
 
 _TYPE = re.compile(rb'"type"\s*:\s*"([A-Za-z0-9_.-]{1,80})"')
@@ -236,9 +251,12 @@ def _record(
     voicemail_phrases: list[str],
     *,
     from_api: bool = False,
+    opt_out_field: str = "",
 ) -> dict[str, Any]:
     if kind == "post_call_transcription":
-        outcome = _transcription(data, voicemail_phrases, from_api=from_api)
+        outcome = _transcription(
+            data, voicemail_phrases, from_api=from_api, opt_out_field=opt_out_field
+        )
     elif kind == "answering_machine_detection":
         # ElevenLabs' own detection; a transcription showing a person outranks it later.
         outcome = {

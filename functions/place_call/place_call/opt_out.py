@@ -67,3 +67,21 @@ def said(turns: list[tuple[str, str]] | None) -> str | None:
         if role == "user" and is_opt_out(text):
             return text[:300]
     return None
+
+
+_YES = {"true", "yes", "si", "1", "y"}
+
+
+def collected(results: dict[str, object], field: str) -> str | None:
+    """The agent's own verdict, when the operator defines a data collection item for it
+    (CALL_OPT_OUT_FIELD, a boolean the agent fills when the callee asks not to be called): its
+    value, quoted with the agent's rationale."""
+    item = results.get(field) if field else None
+    if not isinstance(item, dict):
+        return None
+    value = item.get("value")
+    if not (value is True or (isinstance(value, str) and _words(value) in _YES)):
+        return None
+    rationale = item.get("rationale")
+    why = f": {str(rationale)[:200]}" if isinstance(rationale, str) and rationale else ""
+    return f"(the agent's data collection {field} is {value}{why})"

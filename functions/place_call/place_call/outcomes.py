@@ -31,7 +31,10 @@ def _read_undecided(config: PlaceCallSettings, event: PostCallEvent) -> dict[str
     if str(conversation.get("status")) not in FINISHED:
         return None
     record = from_conversation(
-        event.conversation_id, conversation, voicemail_phrases=phrase_list(config.voicemail_phrases)
+        event.conversation_id,
+        conversation,
+        voicemail_phrases=phrase_list(config.voicemail_phrases),
+        opt_out_field=config.call_opt_out_field,
     )
     if record["outcome"] is None:
         return None

@@ -106,7 +106,10 @@ def poll(
             return "still_running", None
         return _give_up(db, config, claim, call_rules, f"still reports it as {status}"), None
     record = from_conversation(
-        conversation_id, conversation, voicemail_phrases=phrase_list(config.voicemail_phrases)
+        conversation_id,
+        conversation,
+        voicemail_phrases=phrase_list(config.voicemail_phrases),
+        opt_out_field=config.call_opt_out_field,
     )
     if record["outcome"] is None:  # no transcript in the API's answer either
         if not claim["give_up"]:

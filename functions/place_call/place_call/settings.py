@@ -63,6 +63,9 @@ class PlaceCallSettings(Private):
         "soy una asistente de inteligencia artificial de {business} y esta llamada puede ser "
         "grabada."
     )
+    # The agent's data collection item (a boolean) it fills when the callee asks not to be called
+    # again, if the operator defines one: beside the words place_call finds itself.
+    call_opt_out_field: str = ""
     # Extra words of voicemail greetings (comma-separated), beside the built-in Spanish and English
     # ones (place_call.voicemail): a turn with them reads as a machine's unless it speaks to the
     # caller more.
