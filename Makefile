@@ -14,7 +14,7 @@ export PYTHONPATH := $(subst $(space),:,$(CURDIR) $(FUNCTION_DIRS))
 DEPS_STAMP := $(VENV)/.deps-stamp
 NPM_STAMP := node_modules/.npm-stamp
 
-.PHONY: help install dev test check lint format typecheck bench soak soak-calls send-test-event logs sweep retry doctor calendly-subscribe build deploy lock clean
+.PHONY: help install dev test check lint format typecheck bench soak soak-calls send-test-event logs evidence sweep retry doctor calendly-subscribe build deploy lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n", $$1, $$2}'
@@ -66,6 +66,10 @@ send-test-event: install ## Post a signed test event: PROVIDER=meta (default; LE
 
 logs: install ## Latest integration_logs rows (PROVIDER=meta STATUS=error LIMIT=50), or one lead's trail (LEAD=id)
 	$(PY) -m tools.ops.logs $(if $(LEAD),--lead $(LEAD)) $(if $(PROVIDER),--provider $(PROVIDER)) $(if $(STATUS),--status $(STATUS)) $(if $(LIMIT),--limit $(LIMIT))
+
+evidence: install ## One person's whole record for a complaint: leads, consents, calls with the rule that allowed each, opt-outs, do-not-call (LEAD=id)
+	@test -n "$(LEAD)" || { echo "usage: make evidence LEAD=<lead id or its first 8 characters>" >&2; exit 2; }
+	$(PY) -m tools.ops.evidence "$(LEAD)"
 
 sweep: install ## Run meta_webhook's sweep now, as the scheduler does (URL=... to target another)
 	$(PY) -m tools.ops.sweep $(if $(URL),--url $(URL))

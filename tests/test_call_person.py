@@ -18,6 +18,7 @@ import pytest
 from tools.fakes import elevenlabs_samples as samples
 from tools.fakes.fake_api import FakeClient
 from tools.fakes.samples import leadgen_delivery, new_leadgen_id
+from tools.stack import local as local_stack
 
 from .conftest import (
     ANY_HOUR,
@@ -473,3 +474,33 @@ def test_a_deferral_on_the_call_is_not_an_opt_out(functions: Functions, db: Conn
     assert webhook(functions, event).json()["outcome"] == "answered"
     assert lead(db, first)["status"] == "called"
     assert logged(db, first, "lead.opted_out") == []
+
+
+def test_evidence_shows_the_person_s_calls_rules_and_opt_out(
+    functions: Functions,
+    db: Conn,
+    stack: local_stack.Stack,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tools.ops import evidence
+
+    phone, email = unique_phone(), unique_email()
+    first = queued_lead(db, phone=phone, email=email)
+    other = queued_lead(db, phone=unique_phone(), email=email)
+    conversation = placed_conversation(functions, db, first)
+    words = "No me llames más, por favor."
+    event = samples.post_call_transcription(conversation, lead_id=first, transcript=_said(words))
+    webhook(functions, event)
+    env = {"DATABASE_URL": stack.env["DATABASE_URL"]}
+
+    assert evidence.main([other[:8]], env=env) == 0  # any lead of the person
+    text = capsys.readouterr().out
+    assert first in text and other in text and phone in text
+    assert conversation in text and "calling hours 00:00\u201324:00; local time America/" in text
+    assert f'"{words}"' in text
+    assert f"lead {first} is do_not_call" in text and f"lead {other} is do_not_call" in text
+    assert evidence.main([first, "--json"], env=env) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert [row["words"] for row in record["opt_outs"]] == [words]
+    assert evidence.main(["ffffffff"], env=env) == 2
+    assert "no lead with an id starting ffffffff" in capsys.readouterr().err

@@ -85,31 +85,37 @@ def fetch(
         ) from None
     except psycopg.Error as exc:
         raise LogsError(
-            f"cannot read the database at {_where(database_url)}: {_first_line(exc)}"
+            f"cannot read the database at {where(database_url)}: {first_line(exc)}"
         ) from None
 
 
 def trail(database_url: str, lead: str) -> list[dict[str, Any]]:
     """Every row of ``lead_trail`` for the lead ``lead`` (an id or an id's prefix), oldest first."""
     prefix = lead.strip().lower()
-    if len(prefix) < 8 or not all(ch in "0123456789abcdef-" for ch in prefix):
-        raise LogsError(f"{lead!r} is not a lead id (give at least its first 8 characters)")
     try:
         with psycopg.connect(
             database_url, connect_timeout=CONNECT_TIMEOUT_SECONDS, row_factory=dict_row
         ) as conn:
-            leads = conn.execute(_LEADS_LIKE, {"prefix": prefix + "%"}).fetchall()
-            if len(leads) != 1:
-                found = "no lead" if not leads else "several leads"
-                raise LogsError(f"{found} with an id starting {prefix}")
-            return conn.execute(_TRAIL, {"lead_id": leads[0]["id"]}).fetchall()
+            return conn.execute(_TRAIL, {"lead_id": lead_id_of(conn, prefix)}).fetchall()
     except psycopg.Error as exc:
         raise LogsError(
-            f"cannot read the database at {_where(database_url)}: {_first_line(exc)}"
+            f"cannot read the database at {where(database_url)}: {first_line(exc)}"
         ) from None
 
 
-def _where(database_url: str) -> str:
+def lead_id_of(conn: psycopg.Connection[Any], lead: str) -> Any:
+    """The id of the one lead whose id is ``lead`` or starts with it (8 characters at least)."""
+    prefix = lead.strip().lower()
+    if len(prefix) < 8 or not all(ch in "0123456789abcdef-" for ch in prefix):
+        raise LogsError(f"{lead!r} is not a lead id (give at least its first 8 characters)")
+    leads = conn.execute(_LEADS_LIKE, {"prefix": prefix + "%"}).fetchall()
+    if len(leads) != 1:
+        found = "no lead" if not leads else "several leads"
+        raise LogsError(f"{found} with an id starting {prefix}")
+    return leads[0]["id"]
+
+
+def where(database_url: str) -> str:
     """host:port/dbname of a connection string, never its password."""
     try:
         info = conninfo_to_dict(database_url)
@@ -118,7 +124,7 @@ def _where(database_url: str) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
