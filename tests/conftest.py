@@ -359,6 +359,16 @@ MEETING = (datetime.now(UTC) + timedelta(days=1)).replace(
 START = MEETING.strftime("%Y-%m-%dT%H:%M:%S.000000Z")
 
 
+# When the sample invitee booked and canceled: derived from now (a booking made two hours ago,
+# canceled an hour later), never a fixed date, which would drift further into the past each day.
+BOOKED_AT = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+
+
+def calendly_time(moment: datetime) -> str:
+    """``moment`` as Calendly writes times (microseconds, a Z)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def invitee_uri() -> str:
     return f"{API}/scheduled_events/{uuid.uuid4()}/invitees/{uuid.uuid4()}"
 
@@ -390,8 +400,8 @@ def invitee_event(
         "questions_and_answers": answers or [],
         "timezone": "Europe/Madrid",
         "event": event_uri,
-        "created_at": "2026-11-28T10:00:00.000000Z",
-        "updated_at": "2026-11-28T10:00:00.000000Z",
+        "created_at": calendly_time(BOOKED_AT),
+        "updated_at": calendly_time(BOOKED_AT),
         "tracking": {
             "utm_campaign": "spring",
             "utm_source": "facebook",
@@ -423,8 +433,8 @@ def invitee_event(
             "event_type": f"{API}/event_types/{uuid.uuid4()}",
             "location": {"type": "outbound_call", "location": phone},
             "invitees_counter": {"total": 1, "active": 1, "limit": 1},
-            "created_at": "2026-11-28T10:00:00.000000Z",
-            "updated_at": "2026-11-28T10:00:00.000000Z",
+            "created_at": calendly_time(BOOKED_AT),
+            "updated_at": calendly_time(BOOKED_AT),
             "event_memberships": [{"user": f"{API}/users/AAAA", "user_email": "host@example.com"}],
             "event_guests": [],
         },
@@ -434,10 +444,10 @@ def invitee_event(
             "canceled_by": "Zoë Test",
             "reason": "Something came up",
             "canceler_type": "invitee",
-            "created_at": "2026-11-28T11:00:00.000000Z",
+            "created_at": calendly_time(BOOKED_AT + timedelta(hours=1)),
         }
     return {
-        "created_at": "2026-11-28T10:00:01.000000Z",
+        "created_at": calendly_time(BOOKED_AT + timedelta(seconds=1)),
         "created_by": f"{API}/users/AAAA",
         "event": kind,
         "payload": payload,
