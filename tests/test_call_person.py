@@ -504,3 +504,75 @@ def test_evidence_shows_the_person_s_calls_rules_and_opt_out(
     assert [row["words"] for row in record["opt_outs"]] == [words]
     assert evidence.main(["ffffffff"], env=env) == 2
     assert "no lead with an id starting ffffffff" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("carries_lead_id", [True, False], ids=["matched_by_lead", "parked"])
+def test_an_opt_out_that_arrives_before_its_call_is_recorded_holds(
+    functions: Functions, db: Conn, carries_lead_id: bool
+) -> None:
+    # Out of order: the transcription (with the callee's "no") comes while place_call still waits
+    # for ElevenLabs' answer. With the lead id it is recorded against the claimed call at once;
+    # without it, it is parked and applied when call_started records the call.
+    email = unique_email()
+    first = queued_lead(db, phone=unique_phone(), email=email)
+    other = queued_lead(db, phone=unique_phone(), email=email)
+    (call_id,) = db.execute(
+        "insert into calls (lead_id, attempt, to_number) select id, 1, phone from leads "
+        "where id = %s returning id",
+        (first,),
+    ).fetchone()  # type: ignore[misc]
+    db.execute(
+        "update leads set status = 'calling', call_attempts = 1, next_call_at = null where id = %s",
+        (first,),
+    )
+    conversation = samples.new_conversation_id()
+    event = samples.post_call_transcription(
+        conversation, lead_id=first, transcript=_said("Quítenme de la lista.")
+    )
+    if not carries_lead_id:
+        event["data"]["conversation_initiation_client_data"] = {}
+        event["data"].pop("user_id", None)
+        assert webhook(functions, event).json()["status"] == "parked"
+        assert lead(db, other)["status"] == "call_queued"  # nothing applied yet
+    else:
+        assert webhook(functions, event).json()["status"] == "recorded"
+    db.execute(
+        "select public.call_started(%s, %s, %s)",
+        (
+            call_id,
+            json.dumps({"ok": True, "conversation_id": conversation, "call_sid": "CA1"}),
+            json.dumps(RULES),
+        ),
+    )
+    assert (lead(db, first)["status"], lead(db, other)["status"]) == ("do_not_call", "do_not_call")
+    assert place(functions, other).json()["decision"] == "do_not_call"
+
+
+def test_a_claim_racing_an_opt_out_never_calls_the_person(
+    stack: local_stack.Stack, db: Conn
+) -> None:
+    # The opt-out is being recorded (uncommitted) when a claim of the person's other lead comes:
+    # the claim waits for it, then refuses. Without the person-wide mark it would place the call.
+    email = unique_email()
+    first = queued_lead(db, phone=unique_phone(), email=email)
+    other = queued_lead(db, phone=unique_phone(), email=email)
+    outcome: dict[str, Any] = {}
+    with psycopg.connect(stack.env["DATABASE_URL"]) as recording:
+        recording.execute("select public.call_opt_out(%s, 'no me llames', 'conv_race')", (first,))
+
+        def claim_other() -> None:
+            with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as claiming:
+                try:
+                    outcome["answer"] = claim(claiming, other, {**RULES, **ANY_HOUR})
+                except psycopg.Error as exc:
+                    outcome["error"] = exc
+
+        thread = threading.Thread(target=claim_other)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive()  # blocked on the lead's row, marked by the opt-out
+        recording.commit()
+    thread.join(timeout=10)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["answer"]["decision"] == "do_not_call"
+    assert db.execute("select count(*) from calls where lead_id = %s", (other,)).fetchone() == (0,)
