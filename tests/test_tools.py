@@ -925,6 +925,8 @@ def test_doctor_elevenlabs_not_connected_skips_each_check() -> None:
 
 def test_doctor_elevenlabs_fake_every_check_ok(elevenlabs: ElevenLabsFake) -> None:
     results = elevenlabs_results(elevenlabs_env(elevenlabs))
+    # The agent is read once, for both checks that look at it.
+    assert elevenlabs.count(f"/v1/convai/agents/{ELEVENLABS_AGENT}") == 1
 
     assert results == [
         (doctor_core.OK, "ElevenLabs API key: works (plan creator, status active)"),

@@ -40,6 +40,8 @@ class Context:
     _token: dict[str, Any] | ProviderFailure | None = field(default=None, init=False, repr=False)
     # The Calendly checks' answers (the account, the subscriptions for the URL), fetched once.
     _calendly: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+    # ElevenLabs answers more than one check reads (the agent), fetched once: answer or failure.
+    _elevenlabs: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     def __enter__(self) -> Context:
         return self

@@ -48,19 +48,41 @@ def _elevenlabs(ctx: Context, what: str) -> ElevenLabsClient | Result:
 
 
 def _elevenlabs_read(
-    ctx: Context, what: str, read: Callable[[ElevenLabsClient], dict[str, Any]]
+    ctx: Context,
+    what: str,
+    read: Callable[[ElevenLabsClient], dict[str, Any]],
+    *,
+    once: str | None = None,
 ) -> dict[str, Any] | Result:
     """``read(client)``'s answer, or the line to print: skip when the key is unset or refused
-    (the key check says so), FAIL with the failure's message otherwise."""
-    client = _elevenlabs(ctx, what)
-    if isinstance(client, Result):
-        return client
-    try:
-        return read(client)
-    except ProviderFailure as err:
-        if err.failure_class == FailureClass.AUTH:
-            return Result(SKIP, f"{what}: not checked, the ElevenLabs API key does not work")
-        return Result(FAIL, f"{what}: {err.message}")
+    (the key check says so), FAIL with the failure's message otherwise. With ``once``, the
+    answer (or failure) is kept under that name for the other checks that read it."""
+    if once is None or once not in ctx._elevenlabs:
+        client = _elevenlabs(ctx, what)
+        if isinstance(client, Result):
+            return client
+        try:
+            answer: dict[str, Any] | ProviderFailure = read(client)
+        except ProviderFailure as err:
+            answer = err
+        if once is None:
+            return _answer_or_line(answer, what)
+        ctx._elevenlabs[once] = answer
+    return _answer_or_line(ctx._elevenlabs[once], what)
+
+
+def _answer_or_line(answer: dict[str, Any] | ProviderFailure, what: str) -> dict[str, Any] | Result:
+    if not isinstance(answer, ProviderFailure):
+        return answer
+    if answer.failure_class == FailureClass.AUTH:
+        return Result(SKIP, f"{what}: not checked, the ElevenLabs API key does not work")
+    return Result(FAIL, f"{what}: {answer.message}")
+
+
+def _agent(ctx: Context, what: str) -> dict[str, Any] | Result:
+    """The agent of ELEVENLABS_AGENT_ID, read once for every check that looks at it."""
+    agent_id = ctx.value("ELEVENLABS_AGENT_ID")
+    return _elevenlabs_read(ctx, what, lambda client: client.agent(agent_id), once="agent")
 
 
 def check_elevenlabs_key(ctx: Context) -> Result:
@@ -183,7 +205,7 @@ def check_elevenlabs_agent(ctx: Context) -> Result:
             "agent's id (agent_…) from ElevenLabs > Agents",
         )
     agent_id = ctx.value("ELEVENLABS_AGENT_ID")
-    agent = _elevenlabs_read(ctx, what, lambda client: client.agent(agent_id))
+    agent = _agent(ctx, what)
     if isinstance(agent, Result):
         return agent
     name = f"{agent.get('name') or '?'} ({agent_id})"
@@ -232,9 +254,7 @@ def check_elevenlabs_disclosure(ctx: Context) -> Result:
     what = "ElevenLabs disclosure"
     if not ctx.missing("ELEVENLABS_API_KEY") and ctx.missing("ELEVENLABS_AGENT_ID"):
         return skipped(what, ["ELEVENLABS_AGENT_ID"])
-    agent = _elevenlabs_read(
-        ctx, what, lambda client: client.agent(ctx.value("ELEVENLABS_AGENT_ID"))
-    )
+    agent = _agent(ctx, what)
     if isinstance(agent, Result):
         if agent.status == FAIL:  # the agent check above says why
             return Result(SKIP, f"{what}: not checked, the agent could not be read (above)")
