@@ -19,7 +19,6 @@ import pytest
 
 from tools import PYTHONPATH, ROOT
 from tools.bench import cli
-from tools.bench.cold_lead import _listening
 from tools.bench.serve import CALENDLY, FLOORS, FLOORS_FOLDER, JUDGED, META, PLACE_CALL, served
 from tools.build.functions import imports
 from tools.fakes.calendly_samples import calendly_headers, calendly_invitee_event, encode
@@ -44,7 +43,7 @@ def _serving(name: str, folder: Path, env: dict[str, str], log: Path) -> Iterato
     port = local_stack.free_port()
     with served(name, folder, port, env, log):
         deadline = time.monotonic() + 60
-        while not _listening(port):
+        while not local_stack.listening(port):
             assert time.monotonic() < deadline, log.read_text(errors="replace")[-2000:]
             time.sleep(0.02)
         yield port

@@ -9,7 +9,6 @@ idempotent). Information, not judged: the issue names no target for it."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import statistics
 import time
 from collections.abc import Mapping
@@ -20,9 +19,9 @@ from pathlib import Path
 from tools.bench.cold import ColdStarts
 from tools.bench.roundtrips import RpcCounter
 from tools.bench.serve import HELLO, META, PLACE_CALL, ServeError, first_200, request_status, served
-from tools.bench.speed import _calls_by_lead
+from tools.bench.speed import calls_by_lead
 from tools.fakes.samples import leadgen_delivery, meta_headers
-from tools.stack.local import free_port
+from tools.stack.local import free_port, listening
 
 
 @dataclass
@@ -33,12 +32,6 @@ class ColdLead:
     @property
     def median(self) -> float:
         return statistics.median(self.ms) if self.ms else 0.0
-
-
-def _listening(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-        return True
-    return False
 
 
 def measure(
@@ -81,7 +74,7 @@ def measure(
                 served(META, bundles[META], ports[META], meta_env, logs / "meta.cold-lead.log")
             )
             deadline = time.monotonic() + wait
-            while not _listening(ports[PLACE_CALL]):
+            while not listening(ports[PLACE_CALL]):
                 if time.monotonic() > deadline:
                     raise ServeError("place_call did not listen (cold speed to lead)")
                 time.sleep(0.005)
@@ -93,7 +86,7 @@ def measure(
             lead_id = row[0] if row else None
             received: list[float] = []
             while lead_id and time.monotonic() < deadline:
-                received = _calls_by_lead(elevenlabs_url).get(lead_id, [])
+                received = calls_by_lead(elevenlabs_url).get(lead_id, [])
                 if received:
                     break
                 time.sleep(0.02)

@@ -98,7 +98,7 @@ def _send(
         conn.close()
 
 
-def _calls_by_lead(elevenlabs_url: str) -> dict[str, list[float]]:
+def calls_by_lead(elevenlabs_url: str) -> dict[str, list[float]]:
     """Lead id → the receipt times of the call requests the fake got for it."""
     calls = httpx.get(f"{elevenlabs_url}/_fake/calls", timeout=30).json()
     found: dict[str, list[float]] = {}
@@ -196,7 +196,7 @@ def measure(
         lead_of = {str(leadgen_id): lead_id for leadgen_id, lead_id in rows}
         deadline = time.monotonic() + wait
         while True:
-            calls = _calls_by_lead(elevenlabs_url)
+            calls = calls_by_lead(elevenlabs_url)
             missing = [i for i in measured if lead_of.get(i) not in calls]
             if not missing or time.monotonic() > deadline:
                 break

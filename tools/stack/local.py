@@ -136,6 +136,13 @@ def http_ok(url: str) -> Callable[[], bool]:
     return check
 
 
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
 @dataclass
 class Postgres:
     """A PostgreSQL cluster in ``data_dir``, listening on 127.0.0.1:``port``."""
