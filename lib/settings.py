@@ -123,11 +123,9 @@ class Declared(BaseSettings):
         try:
             if env is None:
                 return cls()
-            values = {name: _blank_is_unset(env.get(name.upper())) for name in cls.model_fields}
-            given = {name: value for name, value in values.items() if value is not None}
-            # Every field passed explicitly: nothing is read from this process's environment.
-            defaults = {name: f.default for name, f in cls.model_fields.items()}
-            return cls(**{**defaults, **given})
+            # Every field passed, None when unset (its default then): nothing is read from
+            # this process's environment, as passed values win over it.
+            return cls(**{name: env.get(name.upper()) for name in cls.model_fields})
         except ValidationError as err:
             raise _config_error(err) from None
 
