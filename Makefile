@@ -14,7 +14,7 @@ export PYTHONPATH := $(subst $(space),:,$(CURDIR) $(FUNCTION_DIRS))
 DEPS_STAMP := $(VENV)/.deps-stamp
 NPM_STAMP := node_modules/.npm-stamp
 
-.PHONY: help install dev test check lint format typecheck bench soak soak-calls send-test-event logs evidence sweep retry doctor calendly-subscribe build deploy lock clean
+.PHONY: help install dev test check lint format typecheck bench soak soak-calls send-test-event logs evidence dnc sweep retry doctor calendly-subscribe build deploy lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ send-test-event: install ## Post a signed test event: PROVIDER=meta (default; LE
 
 logs: install ## Latest integration_logs rows (PROVIDER=meta STATUS=error LIMIT=50), or one lead's trail (LEAD=id)
 	$(PY) -m tools.ops.logs $(if $(LEAD),--lead $(LEAD)) $(if $(PROVIDER),--provider $(PROVIDER)) $(if $(STATUS),--status $(STATUS)) $(if $(LIMIT),--limit $(LIMIT))
+
+dnc: install ## The do-not-call list: list it, ADD=<phone or email> [REASON=...], REMOVE=<phone or email> REASON=... (never deleted: a removal is stamped and logged)
+	$(PY) -m tools.ops.dnc $(if $(ADD),--add "$(ADD)") $(if $(REMOVE),--remove "$(REMOVE)") $(if $(REASON),--reason "$(REASON)") $(if $(ALL),--all)
 
 evidence: install ## One person's whole record for a complaint: leads, consents, calls with the rule that allowed each, opt-outs, do-not-call (LEAD=id)
 	@test -n "$(LEAD)" || { echo "usage: make evidence LEAD=<lead id or its first 8 characters>" >&2; exit 2; }

@@ -17,13 +17,15 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 import tools
 from lib.signatures import sign_calendly
 from place_call.settings import PlaceCallSettings
 from tools.fakes import elevenlabs_samples as samples
 from tools.fakes.fake_api import FakeClient
-from tools.fakes.samples import meta_headers
+from tools.fakes.graph_fake import CONSENT_KEY
+from tools.fakes.samples import FORM_ID, meta_headers
 from tools.stack import local as local_stack
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -279,8 +281,15 @@ def unique_phone() -> str:
 
 
 def queued_lead(
-    db: Conn, *, phone: str | None = None, status: str = "call_queued", **cols: Any
+    db: Conn,
+    *,
+    phone: str | None = None,
+    status: str = "call_queued",
+    consent: bool = True,
+    **cols: Any,
 ) -> str:
+    """A lead inserted as the operator would, with the consent to be called recorded by hand
+    (``consent``: CALL_CONSENT=required calls nobody without it)."""
     values = {
         "source": "manual",
         "status": status,
@@ -296,7 +305,25 @@ def queued_lead(
         tuple(v for v in values.values() if v != "public.clock_now()"),
     ).fetchone()
     assert row is not None
+    if consent:
+        record_consent(db, str(row[0]))
     return str(row[0])
+
+
+# What a Graph lead node carries when the person ticked the form's consent box (the Graph fake's
+# default lead does): scripted lead nodes spread it in.
+CONSENTED: dict[str, Any] = {
+    "form_id": FORM_ID,
+    "custom_disclaimer_responses": [{"checkbox_key": CONSENT_KEY, "is_checked": "1"}],
+}
+
+
+def record_consent(db: Conn, lead_id: str) -> None:
+    db.execute(
+        "insert into consents (lead_id, source, is_checked, given_at, evidence)"
+        " values (%s, 'manual', true, public.clock_now(), %s)",
+        (lead_id, Jsonb({"by": "tests", "how": "recorded by hand"})),
+    )
 
 
 def lead(db: Conn, lead_id: str) -> dict[str, Any]:

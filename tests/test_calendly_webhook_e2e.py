@@ -24,6 +24,7 @@ from tools.fakes.samples import leadgen_delivery, new_leadgen_id
 from .conftest import (
     API,
     CALENDLY_KEYS,
+    CONSENTED,
     FIXTURES,
     MEETING,
     Functions,
@@ -354,6 +355,7 @@ def test_lead_trail_shows_receipt_fetch_booking_and_meeting_in_order(
     email = f"trail.{uuid.uuid4().hex[:8]}@example.com"
     node = {
         "id": lid,
+        **CONSENTED,
         "field_data": [
             {"name": "full_name", "values": ["Trail Lead"]},
             {"name": "email", "values": [email]},

@@ -22,6 +22,7 @@ from tools.stack import local as local_stack
 
 from .conftest import (
     ANY_HOUR,
+    CONSENTED,
     RULES,
     Functions,
     GraphFake,
@@ -93,6 +94,7 @@ def test_two_meta_leads_with_one_phone_get_one_call(
             lid,
             lead={
                 "id": lid,
+                **CONSENTED,
                 "field_data": [
                     {"name": "full_name", "values": ["Twice Submitted"]},
                     {"name": "phone_number", "values": [phone]},
@@ -162,6 +164,7 @@ def test_lead_fetched_after_its_person_booked_is_not_called(
     lid, phone, email = new_leadgen_id(), unique_phone(), unique_email()
     node = {
         "id": lid,
+        **CONSENTED,
         "field_data": [
             {"name": "email", "values": [email]},
             {"name": "phone_number", "values": [phone]},
@@ -329,6 +332,7 @@ def test_lead_booked_before_its_answers_came_still_gets_them_and_no_call(
     lid, phone = new_leadgen_id(), unique_phone()
     node = {
         "id": lid,
+        **CONSENTED,
         "field_data": [
             {"name": "full_name", "values": ["Booked First"]},
             {"name": "phone_number", "values": [phone]},

@@ -14,7 +14,7 @@ import pytest
 
 from tools.stack import local as local_stack
 
-from .conftest import ANY_HOUR, RULES, claim
+from .conftest import ANY_HOUR, RULES, claim, record_consent
 
 Conn = psycopg.Connection[Any]
 # Fixed days for call_window, a pure function of the instant it is given (no clock is read):
@@ -31,6 +31,7 @@ def queued(db: Conn, *, timezone: str | None = None) -> str:
         (phone, timezone),
     ).fetchone()
     assert row is not None
+    record_consent(db, str(row[0]))
     return str(row[0])
 
 

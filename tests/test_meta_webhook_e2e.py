@@ -21,7 +21,7 @@ from tools.fakes.fake_api import FakeClient
 from tools.fakes.samples import batch_delivery, leadgen_delivery, meta_headers, new_leadgen_id
 from tools.stack import local as local_stack
 
-from .conftest import FIXTURES, Functions, GraphFake, fixture_bytes, serve_functions
+from .conftest import CONSENTED, FIXTURES, Functions, GraphFake, fixture_bytes, serve_functions
 
 Conn = psycopg.Connection[Any]
 
@@ -111,7 +111,7 @@ def test_delivery_official_sample_ends_as_complete_lead(
     lid = new_leadgen_id()
     sample["entry"][0]["changes"][0]["value"]["leadgen_id"] = lid
     node = json.loads((FIXTURES / "meta" / "graph_lead_custom_questions.json").read_text())
-    graph.script(lid, lead={**node, "id": lid})
+    graph.script(lid, lead={**node, **CONSENTED, "id": lid})
     response = functions.post_meta(json.dumps(sample).encode())
     assert response.status_code == 200
     assert response.json() == {
@@ -582,7 +582,7 @@ def test_delivery_result_not_recorded_still_200_and_lead_kept_for_sweep(
 
 
 def poisoned_node(leadgen_id: str, poison: str) -> dict[str, Any]:
-    node: dict[str, Any] = {"id": leadgen_id, "form_id": "172036835026334"}
+    node: dict[str, Any] = {"id": leadgen_id, **CONSENTED}
     if poison == "nul":
         node["field_data"] = [
             {"name": "full_name", "values": ["hello\u0000world"]},

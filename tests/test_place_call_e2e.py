@@ -22,6 +22,7 @@ from tools.fakes.fake_api import FakeClient
 from tools.fakes.samples import leadgen_delivery, new_leadgen_id
 
 from .conftest import (
+    CONSENTED,
     ELEVENLABS,
     SECRET,
     Functions,
@@ -266,6 +267,7 @@ def test_meta_lead_with_a_phone_is_called_at_once(
     lid, phone = new_leadgen_id(), unique_phone()
     node = {
         "id": lid,
+        **CONSENTED,
         "field_data": [
             {"name": "full_name", "values": ["Speedy Lead"]},
             {"name": "phone_number", "values": [phone]},
@@ -294,7 +296,11 @@ def test_the_delivery_trace_follows_the_lead_into_place_call(
     # One trace id finds what a lead did in both functions: meta_webhook forwards it to
     # place_call, whose database calls carry it.
     lid, trace = new_leadgen_id(), uuid.uuid4().hex
-    node = {"id": lid, "field_data": [{"name": "phone_number", "values": [unique_phone()]}]}
+    node = {
+        "id": lid,
+        **CONSENTED,
+        "field_data": [{"name": "phone_number", "values": [unique_phone()]}],
+    }
     graph.script(lid, lead=node)
     traceparent = f"00-{trace}-{uuid.uuid4().hex[:16]}-01"
     response = functions.post_meta(

@@ -126,7 +126,14 @@ class RpcCounter:
             "from generate_series(1, %s) n order by n returning id",
             (f"Bench {label}", first, count),
         ).fetchall()
-        return [str(row[0]) for row in rows]
+        ids = [str(row[0]) for row in rows]
+        # Consented, as CALL_CONSENT=required needs (recorded by hand, as for a manual lead).
+        self.conn.execute(
+            "insert into public.consents (lead_id, source, is_checked, evidence) "
+            "select id, 'manual', true, '{\"by\": \"bench\"}' from unnest(%s::uuid[]) id",
+            (ids,),
+        )
+        return ids
 
     def catch_up(self) -> None:
         """``VACUUM ANALYZE`` the database: what autovacuum does after a burst of writes, done

@@ -12,6 +12,8 @@ routes every fake has (tools/fakes/fake_api.py: requests, scripts), tests use (n
 
 - ``PUT /_fake/leads/{leadgen_id}`` ``{"lead": {...}, "responses": [...]}``: the lead it answers
   for that id, after the scripted responses, if any;
+- ``PUT /_fake/forms/{form_id}`` ``{...}``: the form node it answers for that id (its
+  ``legal_content``), and lists in ``/{page_id}/leadgen_forms``;
 - ``PUT /_fake/token`` ``{"is_valid", "expires_at", "scopes", "subscribed_fields"}``: what
   debug_token and subscribed_apps answer.
 
@@ -29,6 +31,7 @@ import time
 from typing import Any
 
 from tools.fakes.fake_api import Answer, FakeApi, Request, serve
+from tools.fakes.samples import FORM_ID
 
 _VERSIONED = re.compile(r"^/(v\d+\.\d+)/(.+)$")
 
@@ -71,6 +74,40 @@ def default_lead(leadgen_id: str) -> dict[str, Any]:
             {"name": "phone_number", "values": [f"+1 212 {local[:3]} {local[3:]}"]},
             {"name": "when_do_you_want_to_start?", "values": ["this_month"]},
         ],
+        # The person checked the form's consent box (the SDK types is_checked as a string).
+        "custom_disclaimer_responses": [{"checkbox_key": CONSENT_KEY, "is_checked": "1"}],
+    }
+
+
+CONSENT_KEY = "ai_call_consent"
+
+
+def default_form(form_id: str, *, consent: bool = True) -> dict[str, Any]:
+    """An Instant Form as ``GET /{form-id}?fields=…legal_content…`` answers it: a custom
+    disclaimer with a consent checkbox the person must tick (``consent``), or none."""
+    checkboxes = [
+        {
+            "id": "901",
+            "key": CONSENT_KEY,
+            "text": "Acepto que me llame una asistente de inteligencia artificial de la empresa "
+            "sobre mi solicitud, y que la llamada pueda ser grabada.",
+            "is_required": False,
+            "is_checked_by_default": False,
+        }
+    ]
+    return {
+        "id": form_id,
+        "name": "Spring offer form",
+        "status": "ACTIVE",
+        "locale": "es_ES",
+        "legal_content": {
+            "id": "7700" + form_id[-6:],
+            "custom_disclaimer": {
+                "title": "Condiciones",
+                "body": {"text": "Tus datos se usan para contactarte sobre tu solicitud."},
+                "checkboxes": {"data": checkboxes if consent else []},
+            },
+        },
     }
 
 
@@ -94,6 +131,7 @@ class GraphFake(FakeApi):
         self.access_token = access_token
         self.app_secret = app_secret.split(",")[0].strip() if app_secret else None
         self.leads: dict[str, dict[str, Any]] = {}
+        self.forms: dict[str, dict[str, Any]] = {}
         self.token_info: dict[str, Any] = dict(_DEFAULT_TOKEN_INFO)
 
     def key(self, request: Request) -> str | None:
@@ -102,6 +140,7 @@ class GraphFake(FakeApi):
 
     def reset(self) -> None:
         self.leads.clear()
+        self.forms.clear()
 
     def handle(self, request: Request, key: str | None) -> Answer:
         if key is None:
@@ -141,6 +180,11 @@ class GraphFake(FakeApi):
                     ]
                 },
             )
+        if key.endswith("/leadgen_forms"):
+            forms = self.forms or {FORM_ID: default_form(FORM_ID)}
+            return Answer(200, {"data": [_listed(form) for form in forms.values()]})
+        if "legal_content" in request.query.get("fields", ""):
+            return Answer(200, self.forms.get(key) or default_form(key))
         return Answer(200, self.leads.get(key) or default_lead(key))
 
     def answer(self, request: Request) -> Answer:
@@ -175,6 +219,9 @@ class GraphFake(FakeApi):
         if what == "token" and method == "PUT":
             self.token_info.update(data or {})
             return Answer(200, self.token_info)
+        if what.startswith("forms/") and method == "PUT":
+            self.forms[what.removeprefix("forms/")] = dict(data or {})
+            return Answer(200, {"form_id": what.removeprefix("forms/")})
         if what.startswith("leads/") and method == "PUT":
             leadgen_id = what.removeprefix("leads/")
             if "lead" in (data or {}):
@@ -182,6 +229,11 @@ class GraphFake(FakeApi):
             self.scripts[leadgen_id] = list((data or {}).get("responses", []))
             return Answer(200, {"leadgen_id": leadgen_id})
         return super().control(method, what, data, query)
+
+
+def _listed(form: dict[str, Any]) -> dict[str, Any]:
+    """A form as ``/{page-id}/leadgen_forms?fields=…`` lists it."""
+    return {k: form[k] for k in ("id", "name", "status", "locale", "legal_content") if k in form}
 
 
 def main() -> None:

@@ -32,9 +32,23 @@ where l.id = %(lead_id)s
    or l.person_id = (select person_id from public.leads where id = %(lead_id)s)
 order by l.created_at
 """
+_CONSENTS = """
+select c.given_at, c.recorded_at, c.lead_id, c.source, c.form_id, c.checkbox_key, c.is_checked,
+       c.checked_by_default, c.checkbox_text, c.disclaimer, c.evidence
+from public.consents c
+where c.lead_id = any(%(leads)s)
+order by c.id
+"""
+_DO_NOT_CONTACT = """
+select d.added_at, d.kind, d.value, d.source, d.reason, d.lead_id, d.removed_at, d.removed_reason
+from public.do_not_contact d
+where (d.kind = 'phone' and d.value = any(%(phones)s))
+   or (d.kind = 'email' and d.value = any(%(emails)s))
+order by d.id
+"""
 _CALLS = """
 select c.requested_at, c.lead_id, c.attempt, c.to_number, c.status, c.outcome,
-       c.conversation_id, c.allowed_by
+       c.conversation_id, c.allowed_by, c.consent
 from public.calls c
 where c.lead_id = any(%(leads)s)
 order by c.requested_at
@@ -58,16 +72,23 @@ def collect(database_url: str, lead: str) -> dict[str, Any]:
             ids = [row["id"] for row in leads]
             calls = conn.execute(_CALLS, {"leads": ids}).fetchall()
             opt_outs = conn.execute(_OPT_OUTS, {"leads": ids}).fetchall()
+            consents = conn.execute(_CONSENTS, {"leads": ids}).fetchall()
+            keys = {
+                "phones": sorted({row["phone"] for row in leads if row["phone"]}),
+                "emails": sorted({row["email"].lower() for row in leads if row["email"]}),
+            }
+            entries = conn.execute(_DO_NOT_CONTACT, keys).fetchall()
     except psycopg.Error as exc:
         raise LogsError(
             f"cannot read the database at {where(database_url)}: {first_line(exc)}"
         ) from None
     return {
         "leads": leads,
-        "consents": [],  # none recorded yet: consent capture (issue 15, item 1) is to come
+        "consents": consents,
         "calls": calls,
         "opt_outs": opt_outs,
         "do_not_call": [row for row in leads if row["status"] == "do_not_call"],
+        "do_not_contact": entries,
     }
 
 
@@ -83,6 +104,30 @@ def _allowed(allowed_by: Mapping[str, Any] | None) -> str:
     return f"calling hours {allowed_by.get('hours', '?')}; local time {zones or '?'}"
 
 
+def _consent(row: Mapping[str, Any]) -> str:
+    if row["source"] == "manual":
+        return (
+            f"  {_at(row['recorded_at'])}  lead {str(row['lead_id'])[:8]}  recorded by hand: "
+            + (json.dumps(row["evidence"], ensure_ascii=False))
+        )
+    state = "checked" if row["is_checked"] else "NOT checked"
+    if row["checked_by_default"]:
+        state += " (pre-checked by the form: not consent)"
+    return (
+        f"  {_at(row['given_at'])}  lead {str(row['lead_id'])[:8]}  form {row['form_id']} box "
+        f"{row['checkbox_key']}: {state}. Shown: {row['checkbox_text'] or '?'}"
+        + (f" | {row['disclaimer']}" if row["disclaimer"] else "")
+    )
+
+
+def _under(consent: Mapping[str, Any] | None) -> str:
+    if consent is None:
+        return "consent not looked at (CALL_CONSENT=off)"
+    if consent.get("id") is None:
+        return f"no consent on record (CALL_CONSENT={consent.get('policy')})"
+    return f"under consent {consent['id']} ({consent.get('checkbox_key') or consent.get('source')})"
+
+
 def render(record: Mapping[str, Any]) -> str:
     """The record as text, section by section."""
     lines = ["Person: every lead sharing a phone or an email"]
@@ -91,15 +136,14 @@ def render(record: Mapping[str, Any]) -> str:
             f"  {row['id']}  {_at(row['created_at'])}  {row['source']}  {row['status']}  "
             f"{row['phone'] or '-'}  {row['email'] or '-'}  {row['full_name'] or '-'}"
         )
-    lines += ["", "Consents"]
-    lines += [f"  {row}" for row in record["consents"]] or [
-        "  none on record (this version does not capture consent yet)"
-    ]
+    lines += ["", "Consents (each checkbox answer, with the text it was given under)"]
+    lines += [_consent(row) for row in record["consents"]] or ["  none on record"]
     lines += ["", "Calls (each with the rule and the local time that allowed it)"]
     lines += [
         f"  {_at(row['requested_at'])}  lead {str(row['lead_id'])[:8]}  attempt {row['attempt']}  "
         f"{row['to_number']}  {row['status']}/{row['outcome'] or '-'}  "
-        f"{row['conversation_id'] or '-'}  {_allowed(row['allowed_by'])}"
+        f"{row['conversation_id'] or '-'}  {_allowed(row['allowed_by'])}; "
+        f"{_under(row['consent'])}"
         for row in record["calls"]
     ] or ["  none"]
     lines += ["", "Opt-outs said on a call"]
@@ -112,7 +156,17 @@ def render(record: Mapping[str, Any]) -> str:
     lines += [
         f"  lead {row['id']} is do_not_call (final: never called again)"
         for row in record["do_not_call"]
-    ] or ["  none"]
+    ] or ["  no lead is do_not_call"]
+    lines += [
+        f"  list: {row['kind']} {row['value']} since {_at(row['added_at'])} ({row['source']}: "
+        f"{row['reason']})"
+        + (
+            f"; removed {_at(row['removed_at'])}: {row['removed_reason']}"
+            if row["removed_at"]
+            else ""
+        )
+        for row in record["do_not_contact"]
+    ] or ["  no phone or email of the person is on the do-not-call list"]
     return "\n".join(lines)
 
 

@@ -4,7 +4,7 @@ Testing Tool (https://developers.facebook.com/tools/lead-ads-testing).
 One subcommand per provider; each builds a :class:`SignedRequest` and :func:`send` posts it::
 
     python -m tools.ops.send_event meta [--url URL] [--leadgen-id ID] [--page-id ID] [--form-id ID]
-                                    [--secret S] [--numeric-ids]
+                                    [--secret S] [--numeric-ids] [--no-consent]
     python -m tools.ops.send_event calendly [--url URL] [--event created|canceled] [--email E]
                                         [--phone P] [--lead-id ID] [--invitee-uri URI]
                                         [--rescheduled [--other-invitee URI]] [--secret S]
@@ -26,10 +26,11 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 
-from tools.fakes import calendly_samples, elevenlabs_samples, samples
+from tools.fakes import calendly_samples, elevenlabs_samples, graph_fake, samples
 from tools.stack.envfile import project_env
 
 # The ids the Graph fake's default lead uses; any id works against the fake.
@@ -82,6 +83,8 @@ def build_meta(args: argparse.Namespace, env: Mapping[str, str]) -> SignedReques
     )
     leadgen_id = args.leadgen_id or samples.random_leadgen_id()
     page_id = args.page_id or env.get("META_PAGE_ID") or DEFAULT_PAGE_ID
+    if args.no_consent:
+        unconsented(env, leadgen_id)
     body = samples.leadgen_delivery(
         leadgen_id,
         page_id=page_id,
@@ -93,8 +96,29 @@ def build_meta(args: argparse.Namespace, env: Mapping[str, str]) -> SignedReques
         url=args.url or functions_url(env, "meta_webhook"),
         body=body,
         headers=samples.meta_headers(body, secret=secret),
-        summary=f"meta leadgen_id={leadgen_id} page_id={page_id} form_id={args.form_id}",
+        summary=f"meta leadgen_id={leadgen_id} page_id={page_id} form_id={args.form_id}"
+        + (" (consent box left unchecked)" if args.no_consent else ""),
     )
+
+
+def unconsented(env: Mapping[str, str], leadgen_id: str) -> None:
+    """Tell `make dev`'s Graph fake to answer ``leadgen_id`` with the consent box unchecked."""
+    graph = (env.get("META_GRAPH_URL") or "").rstrip("/")
+    if urlsplit(graph).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise SendError(
+            "--no-consent needs `make dev`'s Graph fake (META_GRAPH_URL is "
+            f"{graph or 'unset'}): a real lead's consent is what the person ticked"
+        )
+    lead = graph_fake.default_lead(leadgen_id)
+    lead["custom_disclaimer_responses"] = [
+        {"checkbox_key": graph_fake.CONSENT_KEY, "is_checked": "0"}
+    ]
+    try:
+        httpx.put(f"{graph}/_fake/leads/{leadgen_id}", json={"lead": lead}, timeout=5.0)
+    except httpx.HTTPError as err:
+        raise SendError(
+            f"the Graph fake at {graph} did not answer ({err}); is `make dev` running?"
+        ) from err
 
 
 def add_meta(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -114,6 +138,12 @@ def add_meta(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--numeric-ids",
         action="store_true",
         help="send the ids as JSON numbers, as Meta sometimes does",
+    )
+    parser.add_argument(
+        "--no-consent",
+        action="store_true",
+        help="the lead leaves the form's consent box unchecked (`make dev`'s Graph fake only): "
+        "under CALL_CONSENT=required it is stored and not called",
     )
     parser.set_defaults(build=build_meta)
 

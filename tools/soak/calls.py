@@ -44,7 +44,15 @@ from tools.stack import local as local_stack
 
 OUTBOUND = "/v1/convai/twilio/outbound-call"
 CONVERSATION = "/v1/convai/conversations/"
-FINAL = {"called", "voicemail", "no_answer", "booked", "person_booked", "do_not_call"}
+FINAL = {
+    "called",
+    "voicemail",
+    "no_answer",
+    "booked",
+    "person_booked",
+    "do_not_call",
+    "no_consent",
+}
 # Rest statuses a lead may end in that are not final but need nobody (no common calling hours).
 AT_REST = {"no_calling_hours"}
 FAULTS = {
@@ -72,6 +80,7 @@ class Settings:
     duplicate_share: float = 0.1
     late_share: float = 0.15
     booking_share: float = 0.15
+    unconsented_share: float = 0.05
     seed: int = 0
 
 
@@ -233,6 +242,15 @@ class Soak:
                         due,
                     ),
                 )
+                # Most people ticked the form's consent box; the others are never called.
+                if self.rng.random() < self.settings.unconsented_share:
+                    self.facts.unconsented.add(lead_id)
+                else:
+                    cur.execute(
+                        "insert into consents (lead_id, source, is_checked, evidence) "
+                        "values (%s, 'manual', true, '{\"by\": \"soak\"}')",
+                        (lead_id,),
+                    )
                 person.lead_ids.append(lead_id)
                 self.person_of_lead[lead_id] = person.number
                 self.phone_of_lead[lead_id] = phone

@@ -45,6 +45,7 @@ class Facts:
     calls: list[Call] = field(default_factory=list)
     zones: dict[str, list[str]] = field(default_factory=dict)  # to_number -> time zones
     booked_step: dict[int, int] = field(default_factory=dict)  # person -> step of the booking
+    unconsented: set[str] = field(default_factory=set)  # leads with no consent on record
     sweep_failures: list[str] = field(default_factory=list)
     webhooks_refused: list[str] = field(default_factory=list)
     hours: tuple[time, time] = (time(9), time(20))
@@ -77,6 +78,14 @@ def after_booking(facts: Facts) -> list[str]:
         f"{facts.booked_step[call.person]}"
         for call in facts.calls
         if call.person in facts.booked_step and call.step > facts.booked_step[call.person]
+    ]
+
+
+def without_consent(facts: Facts) -> list[str]:
+    return [
+        f"call {call.seq} to lead {call.lead_id}, which has no consent on record"
+        for call in facts.calls
+        if call.lead_id in facts.unconsented
     ]
 
 
@@ -117,6 +126,7 @@ def over_max_attempts(facts: Facts) -> list[str]:
 CHECKS = {
     "never two live calls to one person": two_live_calls,
     "no call after the person booked": after_booking,
+    "no call without consent (CALL_CONSENT=required)": without_consent,
     "no call outside calling hours in any zone of the number": outside_hours,
     "no person over CALL_MAX_PER_PERSON_PER_DAY in 24 h": over_daily_cap,
     "no lead over CALL_MAX_ATTEMPTS": over_max_attempts,

@@ -5,6 +5,7 @@ https://developers.facebook.com/docs/marketing-api/guides/lead-ads/retrieving
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any
 from urllib.parse import urlencode
@@ -19,7 +20,13 @@ from meta_webhook.settings import settings
 GRAPH = Api(name="the Graph API", code="graph", url_setting="META_GRAPH_URL")
 LEAD_FIELDS = (
     "id,created_time,ad_id,ad_name,adset_id,campaign_id,campaign_name,form_id,"
-    "is_organic,platform,field_data"
+    "is_organic,platform,field_data,custom_disclaimer_responses"
+)
+# A form's custom disclaimer: the text and the checkboxes a consent was given under.
+# https://developers.facebook.com/docs/marketing-api/reference/leadgen-form/
+FORM_FIELDS = (
+    "id,name,status,locale,legal_content{id,custom_disclaimer{title,body{text},"
+    "checkboxes{id,key,text,is_required,is_checked_by_default}}}"
 )
 
 
@@ -48,6 +55,9 @@ class GraphClient:
         )
         self._timeout = timeout
         self._http = http_client
+        # Forms read, by id: a published Instant Form cannot be edited, so its text is read once.
+        self._forms: dict[str, dict[str, Any]] = {}
+        self._forms_lock = threading.Lock()
 
     def get(self, path: str, **params: str) -> dict[str, Any]:
         """GET ``/{version}/{path}``: its JSON object, or :class:`ProviderFailure`."""
@@ -67,6 +77,33 @@ class GraphClient:
 
     def fetch_lead(self, leadgen_id: str) -> dict[str, Any]:
         return self.get(leadgen_id, fields=LEAD_FIELDS)
+
+    def lead_forms(self, page_id: str, *, max_pages: int = 20) -> list[dict[str, Any]]:
+        """The Page's Instant Forms (``/{page-id}/leadgen_forms``) with their legal content,
+        every page of the answer (cursor paging, at most ``max_pages`` of 100)."""
+        forms: list[dict[str, Any]] = []
+        params = {"fields": FORM_FIELDS, "limit": "100"}
+        for _ in range(max_pages):
+            answer = self.get(f"{page_id}/leadgen_forms", **params)
+            forms.extend(form for form in answer.get("data") or [] if isinstance(form, dict))
+            paging = answer.get("paging") if isinstance(answer.get("paging"), dict) else {}
+            after = (paging.get("cursors") or {}).get("after")
+            if not paging.get("next") or not isinstance(after, str):
+                break
+            params["after"] = after
+        return forms
+
+    def lead_form(self, form_id: str) -> tuple[dict[str, Any], bool]:
+        """The form's node with its legal content, and whether it was read now (False: this
+        process had read it before)."""
+        with self._forms_lock:
+            form = self._forms.get(form_id)
+        if form is not None:
+            return form, False
+        form = self.get(form_id, fields=FORM_FIELDS)
+        with self._forms_lock:
+            self._forms[form_id] = form
+        return form, True
 
 
 @cache

@@ -18,18 +18,32 @@ from lib.errors import (
 )
 from meta_webhook.call_request import request_calls
 from meta_webhook.graph_api import GraphClient, get_graph
-from meta_webhook.lead_mapping import map_lead
+from meta_webhook.lead_mapping import consent_responses, map_lead
 from meta_webhook.meta_events import ParsedDelivery
 from meta_webhook.settings import settings
 
 _FETCH_THREADS = 8
 
 
+def _consent_note(consents: list[dict[str, Any]]) -> str:
+    if not consents:
+        return ", no consent checkbox"
+    checked = [c["checkbox_key"] for c in consents if c["is_checked"]]
+    return f", consent checkboxes checked: {', '.join(checked) if checked else 'none'}"
+
+
 def _fetch_one(graph: GraphClient, claim: Mapping[str, Any], region: str) -> dict[str, Any]:
     """One claimed lead fetched and mapped, as a meta_complete result."""
     started = time.perf_counter()
+    form: dict[str, Any] | None = None
+    read_now = False
     try:
-        lead, warnings = map_lead(graph.fetch_lead(str(claim["leadgen_id"])), default_region=region)
+        node = graph.fetch_lead(str(claim["leadgen_id"]))
+        form_id = node.get("form_id")
+        if consent_responses(node) and isinstance(form_id, str | int) and str(form_id).isdigit():
+            # The text the consent was given under: the form's disclaimer, read once per form.
+            form, read_now = graph.lead_form(str(form_id))
+        lead, warnings = map_lead(node, default_region=region, form=form)
     except ProviderFailure as failure:
         result = failure.result()
     except Exception as exc:  # noqa: BLE001 - one lead's surprise must not cost its batch
@@ -46,9 +60,13 @@ def _fetch_one(graph: GraphClient, claim: Mapping[str, Any], region: str) -> dic
             "ok": True,
             "lead": lead,
             "details": {"warnings": warnings} if warnings else {},
-            "message": f"Lead answers fetched from the Graph API ({len(lead['answers'])} answers)."
+            "message": f"Lead answers fetched from the Graph API ({len(lead['answers'])} answers"
+            + _consent_note(lead["consents"])
+            + ")."
             + (f" Warning: {' '.join(warnings[:3])}" if warnings else ""),
         }
+        if read_now and form is not None:
+            result["form"] = form  # stored once in lead_forms
     result["lead_id"] = claim["lead_id"]
     result["duration_ms"] = int((time.perf_counter() - started) * 1000)
     return result

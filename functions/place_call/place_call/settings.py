@@ -10,7 +10,7 @@ from pydantic_core import PydanticCustomError
 from lib.settings import ClockTime, Count, Minutes, Private, Seconds, Secret, TimeZone, get_settings
 
 
-def _telephony(value: object) -> object:
+def _choice(value: object) -> object:
     return value.strip().lower().replace("-", "_") if isinstance(value, str) else value
 
 
@@ -24,7 +24,7 @@ class PlaceCallSettings(Private):
     elevenlabs_api_url: str = "https://api.elevenlabs.io"
     # twilio (POST /v1/convai/twilio/outbound-call) or sip_trunk (/v1/convai/sip-trunk/…), in
     # any case, sip-trunk too.
-    elevenlabs_telephony: Annotated[Literal["twilio", "sip_trunk"], BeforeValidator(_telephony)] = (
+    elevenlabs_telephony: Annotated[Literal["twilio", "sip_trunk"], BeforeValidator(_choice)] = (
         "twilio"
     )
     # ElevenLabs' own SDK refuses post-call webhooks older than 30 minutes.
@@ -66,6 +66,16 @@ class PlaceCallSettings(Private):
     # The agent's data collection item (a boolean) it fills when the callee asks not to be called
     # again, if the operator defines one: beside the words place_call finds itself.
     call_opt_out_field: str = ""
+    # Consent to be called by an AI (FCC 24-17; LGTel art. 66): required (the default) calls no
+    # lead without a checked consent checkbox of its form that the form did not pre-check (the
+    # lead rests in no_consent, with a log row naming the form); recorded calls whatever the form
+    # says and keeps the evidence, or its absence, on each call; off neither looks nor keeps.
+    call_consent: Annotated[Literal["required", "recorded", "off"], BeforeValidator(_choice)] = (
+        "required"
+    )
+    # The form checkbox keys (comma-separated) that mean consent to be called; empty: any
+    # checkbox of the form's custom disclaimer.
+    call_consent_checkboxes: str = ""
     # Extra words of voicemail greetings (comma-separated), beside the built-in Spanish and English
     # ones (place_call.voicemail): a turn with them reads as a machine's unless it speaks to the
     # caller more.
@@ -86,6 +96,10 @@ class PlaceCallSettings(Private):
             "default_timezone": self.call_default_timezone,
             "person_cooldown_hours": self.call_person_cooldown_hours,
             "max_per_person_per_day": self.call_max_per_person_per_day,
+            "consent": self.call_consent,
+            "consent_checkboxes": [
+                key.strip() for key in self.call_consent_checkboxes.split(",") if key.strip()
+            ],
             "wait_minutes": {
                 "voicemail": self.call_wait_voicemail_minutes,
                 "no_answer": self.call_wait_no_answer_minutes,

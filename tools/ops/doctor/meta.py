@@ -175,6 +175,69 @@ def check_pending_leads(ctx: Context) -> Result:
     )
 
 
+def consent_gap(form: dict[str, Any], keys: list[str]) -> str | None:
+    """What ``form`` lacks for CALL_CONSENT=required (``keys``: CALL_CONSENT_CHECKBOXES, empty:
+    any box), or None when it asks for consent."""
+    legal = form.get("legal_content") if isinstance(form.get("legal_content"), dict) else {}
+    custom = (
+        legal.get("custom_disclaimer") if isinstance(legal.get("custom_disclaimer"), dict) else {}
+    )
+    boxes = custom.get("checkboxes")
+    if isinstance(boxes, dict):
+        boxes = boxes.get("data")
+    boxes = [box for box in boxes if isinstance(box, dict)] if isinstance(boxes, list) else []
+    usable = [box for box in boxes if not keys or box.get("key") in keys]
+    if not boxes:
+        return "no consent checkbox in its custom disclaimer"
+    if not usable:
+        return f"no checkbox with a key of CALL_CONSENT_CHECKBOXES ({', '.join(keys)})"
+    if all(box.get("is_checked_by_default") for box in usable):
+        return "its consent checkbox is pre-checked, which is never consent"
+    return None
+
+
+def check_lead_forms_consent(ctx: Context) -> Result:
+    """Each active lead form of META_PAGE_ID asks for consent to be called (CALL_CONSENT=required
+    calls nobody whose form does not): a checkbox of its custom disclaimer, not pre-checked."""
+    config = ctx.config
+    if config.call_consent == "off":
+        return Result(OK, "lead forms' consent: not checked (CALL_CONSENT=off)")
+    missing = ctx.missing("META_PAGE_ID", *_TOKEN_NEEDS)
+    if missing:
+        return skipped("lead forms' consent", missing)
+    page_id = ctx.value("META_PAGE_ID")
+    try:
+        forms = ctx.graph().lead_forms(page_id)
+    except ProviderFailure as err:
+        return Result(FAIL, f"lead forms' consent: leadgen_forms failed: {err.message}")
+    keys = config.call_rules()["consent_checkboxes"]
+    active = [form for form in forms if str(form.get("status", "ACTIVE")).upper() == "ACTIVE"]
+    gaps = [(form, consent_gap(form, keys)) for form in active]
+    lacking = [(form, gap) for form, gap in gaps if gap]
+    listed = ", ".join(f"{form.get('name') or '?'} ({form.get('id')})" for form in active)
+    if not lacking:
+        return Result(
+            OK, f"lead forms' consent: {len(active)} active, each asks for consent: {listed or '-'}"
+        )
+    effect = (
+        "their leads are stored but never called (CALL_CONSENT=required)"
+        if config.call_consent == "required"
+        else "their leads are called without consent on record (CALL_CONSENT=recorded)"
+    )
+    each = "; ".join(
+        f"{form.get('name') or '?'} ({form.get('id')}): {gap}" for form, gap in lacking
+    )
+    return Result(
+        WARN,
+        f"lead forms' consent: {len(lacking)} of {len(active)} active forms ask for no consent, "
+        f"{effect}: {each}. In Ads Manager duplicate each form, add to its custom disclaimer a "
+        "checkbox, not pre-checked, by which the person agrees to be called by an AI assistant "
+        "of the business (and that the call may be recorded)"
+        + (f", with a key of CALL_CONSENT_CHECKBOXES ({', '.join(keys)})" if keys else "")
+        + ", and use the new form in the ads",
+    )
+
+
 # --- Calendly: skipped when CALENDLY_API_TOKEN is unset (a Meta-only deployment) -------------
 
 
@@ -184,5 +247,6 @@ CHECKS: tuple[Check, ...] = (
     check_token_expiry,
     check_token_scopes,
     check_page_subscription,
+    check_lead_forms_consent,
     check_pending_leads,
 )

@@ -17,8 +17,13 @@ from postgrest import SyncPostgrestClient
 
 FIELDS = (
     "id,created_time,ad_id,ad_name,adset_id,campaign_id,campaign_name,form_id,"
-    "is_organic,platform,field_data"
+    "is_organic,platform,field_data,custom_disclaimer_responses"
 )
+FORM_FIELDS = (
+    "id,name,status,locale,legal_content{id,custom_disclaimer{title,body{text},"
+    "checkboxes{id,key,text,is_required,is_checked_by_default}}}"
+)
+_FORMS = {}  # read once per form, as meta_webhook does
 _KEY = os.environ["SUPABASE_SERVICE_ROLE_KEY"]
 _HTTP = httpx.Client(timeout=10.0)
 _DB = SyncPostgrestClient(
@@ -34,9 +39,32 @@ _CREDENTIALS = urlencode({"access_token": _TOKEN, "appsecret_proof": _PROOF})
 _GRAPH = f"{os.environ['META_GRAPH_URL']}/{os.environ['META_GRAPH_VERSION']}"
 
 
+def _form(form_id):
+    if form_id not in _FORMS:
+        url = f"{_GRAPH}/{form_id}?{urlencode({'fields': FORM_FIELDS})}&{_CREDENTIALS}"
+        _FORMS[form_id] = _HTTP.get(url, timeout=5.0).json()
+    return _FORMS[form_id]
+
+
 def _lead(node):
     answers = {field["name"]: field["values"][0] for field in node["field_data"]}
+    form = _form(node["form_id"])
+    boxes = {b["key"]: b for b in form["legal_content"]["custom_disclaimer"]["checkboxes"]["data"]}
+    consents = [
+        {
+            "form_id": node["form_id"],
+            "checkbox_key": r["checkbox_key"],
+            "checkbox_text": boxes[r["checkbox_key"]]["text"],
+            "is_checked": r["is_checked"] == "1",
+            "checked_by_default": boxes[r["checkbox_key"]]["is_checked_by_default"],
+            "disclaimer": form["legal_content"]["custom_disclaimer"]["body"]["text"],
+            "given_at": node["created_time"],
+            "evidence": {"response": r},
+        }
+        for r in node["custom_disclaimer_responses"]
+    ]
     return {
+        "consents": consents,
         "full_name": answers.get("full_name"),
         "email": answers.get("email"),
         "phone": answers.get("phone_number", "").replace(" ", ""),
