@@ -86,8 +86,10 @@ class GraphClient:
         for _ in range(max_pages):
             answer = self.get(f"{page_id}/leadgen_forms", **params)
             forms.extend(form for form in answer.get("data") or [] if isinstance(form, dict))
-            paging = answer.get("paging") if isinstance(answer.get("paging"), dict) else {}
-            after = (paging.get("cursors") or {}).get("after")
+            paging = answer.get("paging")
+            paging = paging if isinstance(paging, dict) else {}
+            cursors = paging.get("cursors")
+            after = cursors.get("after") if isinstance(cursors, dict) else None
             if not paging.get("next") or not isinstance(after, str):
                 break
             params["after"] = after
