@@ -143,6 +143,7 @@ def functions(
         # Calls at any hour, so tests do not depend on the clock (test_calls covers the hours).
         "CALL_HOURS_START": "00:00",
         "CALL_HOURS_END": "24:00",
+        "CALL_PLACE_RULES": "false",  # test_place_rules covers the rules by place
     }
     served = serve_functions(env, tmp_path_factory.mktemp("functions") / "functions.log", port)
     yield served
@@ -507,7 +508,7 @@ def post(
 
 # p_rules as place_call sends them with its defaults (the one home of those numbers).
 RULES = PlaceCallSettings.load({}).call_rules()
-ANY_HOUR = {"hours_start": "00:00", "hours_end": "24:00"}
+ANY_HOUR = {"hours_start": "00:00", "hours_end": "24:00", "place_rules": False}
 GIVE_UP_MINUTES = PlaceCallSettings.load({}).call_reconcile_give_up_minutes
 
 

@@ -116,7 +116,7 @@ def test_place_call_leads_are_due_for_their_call(stack: local_stack.Stack, tmp_p
     assert [json.loads(line.split(b"\t", 1)[1])["lead_id"] for line in lines] == lead_ids
     assert {line.split(b"\t", 1)[0] for line in lines} == {b"Bearer t0k"}
     rules = PlaceCallSettings.load(
-        {"CALL_HOURS_START": "00:00", "CALL_HOURS_END": "24:00"}
+        {"CALL_HOURS_START": "00:00", "CALL_HOURS_END": "24:00", "CALL_PLACE_RULES": "false"}
     ).call_rules()
     with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as conn:
         decisions = [

@@ -95,7 +95,7 @@ def submit(
 
 def test_map_consents_reads_each_box_against_the_form() -> None:
     form = default_form("1")
-    checkboxes = form["legal_content"]["custom_disclaimer"]["checkboxes"]["data"]
+    checkboxes = form["legal_content"]["custom_disclaimer"]["checkboxes"]
     checkboxes.append({"key": "newsletter", "text": "News", "is_checked_by_default": True})
     lead_node = node(
         "5", "+12125550100", "1", box(), box("newsletter"), box("unknown", "1"), box("x", "0")
@@ -196,9 +196,7 @@ def test_lead_without_consent_is_not_called_and_the_log_says_what_to_fix(
     form_id, phone, lid = new_form_id(), unique_phone(), new_leadgen_id()
     shown = default_form(form_id)
     if form == "prechecked":
-        shown["legal_content"]["custom_disclaimer"]["checkboxes"]["data"][0][
-            "is_checked_by_default"
-        ] = True
+        shown["legal_content"]["custom_disclaimer"]["checkboxes"][0]["is_checked_by_default"] = True
     submit(functions, graph, node(lid, phone, form_id, *responses), form=shown)
 
     row = stored(db, lid)

@@ -3,7 +3,7 @@ of it (150 leads of 110 people, a day and a half in hourly steps, every fault) p
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 from tools.soak.calls import Settings, Soak
@@ -57,7 +57,31 @@ def test_calls_checks_catch_a_call_at_night_in_one_zone_of_the_number() -> None:
         calls=[call(1, to_number="+34600000000", at=evening, ended_step=0)],
         zones={"+34600000000": ["Atlantic/Canary", "Europe/Madrid"]},
     )
-    assert failing(facts) == {"no call outside calling hours in any zone of the number"}
+    assert failing(facts) == {"no call outside calling hours in any zone of the number", PLACE}
+
+
+PLACE = "no call outside the rules of the number's place (weekends, holidays, state hours)"
+
+
+def test_calls_checks_catch_a_call_against_the_place_s_rules() -> None:
+    saturday = NOON_NY + timedelta(days=2)  # 18:00 in Madrid, within every hour
+    madrid = {"+34600000000": ["Europe/Madrid"]}
+    facts = Facts(
+        calls=[call(1, to_number="+34600000000", at=saturday, ended_step=0)], zones=madrid
+    )
+    assert failing(facts) == {PLACE}
+    holiday = {("ES", NOON_NY.date())}
+    thursday = Facts(calls=[call(1, to_number="+34600000000", ended_step=0)], zones=madrid)
+    assert failing(thursday) == set()
+    thursday.holidays = holiday
+    assert failing(thursday) == {PLACE}
+    # Florida's day ends at 20:00: 20:30 there is within CALL_HOURS_* of a 9-21 deployment.
+    florida = Facts(
+        calls=[call(1, to_number="+13055550100", at=NOON_NY.replace(hour=1, minute=30))],
+        zones={"+13055550100": ["America/New_York"]},
+        hours=(time(9), time(21)),
+    )
+    assert failing(florida) == {PLACE}
 
 
 def test_calls_checks_catch_the_daily_cap_and_max_attempts() -> None:

@@ -105,7 +105,7 @@ def default_form(form_id: str, *, consent: bool = True) -> dict[str, Any]:
             "custom_disclaimer": {
                 "title": "Condiciones",
                 "body": {"text": "Tus datos se usan para contactarte sobre tu solicitud."},
-                "checkboxes": {"data": checkboxes if consent else []},
+                "checkboxes": checkboxes if consent else [],
             },
         },
     }

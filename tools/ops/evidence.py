@@ -101,7 +101,10 @@ def _allowed(allowed_by: Mapping[str, Any] | None) -> str:
         return "no record of the hours that allowed it (placed before they were recorded)"
     local = allowed_by.get("local") or {}
     zones = ", ".join(f"{zone} {time}" for zone, time in sorted(local.items()))
-    return f"calling hours {allowed_by.get('hours', '?')}; local time {zones or '?'}"
+    rules = [str(rule.get("place")) for rule in allowed_by.get("rules") or []]
+    return f"calling hours {allowed_by.get('hours', '?')}; local time {zones or '?'}; " + (
+        f"rules of {', '.join(rules)}" if rules else "CALL_HOURS_* alone (no place rule)"
+    )
 
 
 def _consent(row: Mapping[str, Any]) -> str:

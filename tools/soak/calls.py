@@ -106,6 +106,7 @@ def phone_for(kind: str, n: int) -> str:
         "ny": f"+1212{2_000_000 + n}",
         "la": f"+1310{2_000_000 + n}",
         "boise": f"+1208555{n % 10_000:04d}",
+        "miami": f"+1305{2_000_000 + n}",
         "dakota": f"+1605555{n % 10_000:04d}",
         "es": f"+346{10_000_000 + n}",
         "toll_free": f"+1800{2_000_000 + n}",
@@ -114,7 +115,13 @@ def phone_for(kind: str, n: int) -> str:
 
 def population(settings: Settings, rng: random.Random) -> list[Person]:
     kinds = (
-        ["ny"] * 30 + ["la"] * 20 + ["boise"] * 8 + ["dakota"] * 7 + ["es"] * 33 + ["toll_free"] * 2
+        ["ny"] * 25
+        + ["miami"] * 5
+        + ["la"] * 20
+        + ["boise"] * 8
+        + ["dakota"] * 7
+        + ["es"] * 33
+        + ["toll_free"] * 2
     )
     return [
         Person(
@@ -188,6 +195,10 @@ class Soak:
 
     def _run(self) -> dict[str, Any]:
         started = time.monotonic()
+        self.facts.holidays = {
+            (calendar, day)
+            for calendar, day in self.db.execute("select calendar, day from call_holidays")
+        }
         self._queue_leads()
         steps = self.load_steps = int(self.settings.days * 24 * 60 / self.settings.step_minutes)
         for step in range(steps):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 # Answers that give the attempt back (nothing rang, not the lead's fault) and that may have rung.
@@ -46,6 +46,7 @@ class Facts:
     zones: dict[str, list[str]] = field(default_factory=dict)  # to_number -> time zones
     booked_step: dict[int, int] = field(default_factory=dict)  # person -> step of the booking
     unconsented: set[str] = field(default_factory=set)  # leads with no consent on record
+    holidays: set[tuple[str, date]] = field(default_factory=set)  # (calendar, day): call_holidays
     sweep_failures: list[str] = field(default_factory=list)
     webhooks_refused: list[str] = field(default_factory=list)
     hours: tuple[time, time] = (time(9), time(20))
@@ -100,6 +101,30 @@ def outside_hours(facts: Facts) -> list[str]:
     return problems
 
 
+def outside_place_rules(facts: Facts) -> list[str]:
+    """Judged here with zoneinfo and the statutes' own terms (docs/LAWFUL_CALLING.md), never by
+    the SQL under test: Spain, weekdays 09:00-21:00 and not on its holidays; the US, the federal
+    08:00-21:00 and not on federal holidays; Florida (305), 08:00-20:00."""
+    problems = []
+    for call in facts.calls:
+        number = call.to_number
+        for zone in facts.zones.get(number) or ["America/New_York"]:
+            local = call.at.astimezone(ZoneInfo(zone))
+            if number.startswith("+34"):
+                calendar, start, end, weekend = "ES", time(9), time(21), local.weekday() >= 5
+            elif number.startswith("+1") and not number.startswith(("+1800", "+1888")):
+                calendar, start, end, weekend = "US", time(8), time(21), False
+                if number.startswith("+1305"):
+                    end = time(20)
+            else:
+                continue
+            if weekend or (calendar, local.date()) in facts.holidays:
+                problems.append(f"call {call.seq} to {number} on {local:%a %Y-%m-%d} in {zone}")
+            elif not start <= local.time() < end:
+                problems.append(f"call {call.seq} to {number} at {local:%H:%M} in {zone}")
+    return problems
+
+
 def over_daily_cap(facts: Facts) -> list[str]:
     problems = []
     by_person: dict[int, list[datetime]] = defaultdict(list)
@@ -128,6 +153,9 @@ CHECKS = {
     "no call after the person booked": after_booking,
     "no call without consent (CALL_CONSENT=required)": without_consent,
     "no call outside calling hours in any zone of the number": outside_hours,
+    "no call outside the rules of the number's place (weekends, holidays, state hours)": (
+        outside_place_rules
+    ),
     "no person over CALL_MAX_PER_PERSON_PER_DAY in 24 h": over_daily_cap,
     "no lead over CALL_MAX_ATTEMPTS": over_max_attempts,
     "no sweep failed": lambda facts: facts.sweep_failures,

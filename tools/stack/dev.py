@@ -163,11 +163,12 @@ def main() -> None:
             )
             generated = local.env
         # Locally a lead is called at any hour (the ElevenLabs fake dials nobody); set
-        # CALL_HOURS_START/END to see the calling-hours rule at work.
+        # CALL_HOURS_START/END and CALL_PLACE_RULES=true to see the calling-hours rules at work.
         env = {
             "PLACE_CALL_URL": f"http://127.0.0.1:{port}/functions/v1/place_call",
             "CALL_HOURS_START": "00:00",
             "CALL_HOURS_END": "24:00",
+            "CALL_PLACE_RULES": "false",
             **generated,
             **user,
         }
@@ -181,6 +182,7 @@ def main() -> None:
                 "PLACE_CALL_URL",
                 "CALL_HOURS_START",
                 "CALL_HOURS_END",
+                "CALL_PLACE_RULES",
             ]
             if key in env
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BeforeValidator, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from lib.settings import ClockTime, Count, Minutes, Private, Seconds, Secret, TimeZone, get_settings
@@ -40,6 +40,13 @@ class PlaceCallSettings(Private):
     call_max_per_person_per_day: Count = 3
     call_hours_start: ClockTime = "09:00"
     call_hours_end: ClockTime = "20:00"
+    # The calling rules by place (call_place_rules: the federal and state windows of +1 numbers,
+    # Spain's weekdays, per-person caps such as Florida's), intersected with CALL_HOURS_*. false
+    # applies CALL_HOURS_* alone: for tests and `make dev`, never for real calls (doctor warns).
+    call_place_rules: bool = True
+    # Days without calls: holiday calendars of call_holidays (US: federal, ES: national), each
+    # for the numbers of its place, and dates (YYYY-MM-DD) for every number; comma-separated.
+    call_holidays: Annotated[str, Field(pattern=r"^[A-Za-z0-9 ,\-]*$")] = "US,ES"
     call_default_timezone: TimeZone = "America/New_York"
     call_sweep_batch_size: Count = 20
     # Minutes before the next attempt after each outcome.
@@ -96,6 +103,8 @@ class PlaceCallSettings(Private):
             "default_timezone": self.call_default_timezone,
             "person_cooldown_hours": self.call_person_cooldown_hours,
             "max_per_person_per_day": self.call_max_per_person_per_day,
+            "place_rules": self.call_place_rules,
+            "holidays": [item.strip() for item in self.call_holidays.split(",") if item.strip()],
             "consent": self.call_consent,
             "consent_checkboxes": [
                 key.strip() for key in self.call_consent_checkboxes.split(",") if key.strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -119,9 +120,48 @@ def check_migrations(ctx: Context) -> Result:
     return Result(OK, f"migrations: all {len(files)} in supabase/migrations are applied")
 
 
+HOLIDAYS_AHEAD_DAYS = 90  # a calendar must hold the days of at least the next three months
+
+
+def check_call_rules(ctx: Context) -> Result:
+    """The calling rules by place are on, and each holiday calendar CALL_HOLIDAYS lists holds
+    the days ahead (call_holidays is seeded for some years: the operator adds the next)."""
+    config = ctx.config
+    if not config.call_place_rules:
+        return Result(
+            WARN,
+            "calling rules: CALL_PLACE_RULES=false, so only CALL_HOURS_* apply: no state window, "
+            "weekend, holiday or per-state cap is kept. Set it to true for real calls",
+        )
+    missing = ctx.missing("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
+    if missing:
+        return skipped("calling rules", missing)
+    listed = config.call_rules()["holidays"]
+    calendars = [item for item in listed if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", item)]
+    try:
+        summary = ctx.database().rpc("call_rules_summary", {"p_calendars": calendars})
+    except AppError as err:
+        return Result(SKIP, f"calling rules: not checked ({err.message})")
+    horizon = datetime.fromtimestamp(ctx.now, UTC).date() + timedelta(days=HOLIDAYS_AHEAD_DAYS)
+    short = []
+    for calendar, last in (summary.get("calendars") or {}).items():
+        if last is None:
+            short.append(f"{calendar} has no days in call_holidays (a CALL_HOLIDAYS typo?)")
+        elif date.fromisoformat(last) < horizon:
+            short.append(f"{calendar} ends on {last}: add its next year's days to call_holidays")
+    if short:
+        return Result(WARN, "calling rules: " + "; ".join(short))
+    return Result(
+        OK,
+        f"calling rules: {summary.get('rules')} place rules; holiday calendars "
+        f"{', '.join(calendars) or 'none'} hold the next {HOLIDAYS_AHEAD_DAYS} days",
+    )
+
+
 # This provider's checks, in the order they run.
 CHECKS: tuple[Check, ...] = (
     check_variables,
     check_database_api,
     check_migrations,
+    check_call_rules,
 )

@@ -49,7 +49,7 @@ def _form(form_id):
 def _lead(node):
     answers = {field["name"]: field["values"][0] for field in node["field_data"]}
     form = _form(node["form_id"])
-    boxes = {b["key"]: b for b in form["legal_content"]["custom_disclaimer"]["checkboxes"]["data"]}
+    boxes = {b["key"]: b for b in form["legal_content"]["custom_disclaimer"]["checkboxes"]}
     consents = [
         {
             "form_id": node["form_id"],
