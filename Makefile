@@ -74,7 +74,7 @@ evidence: install ## One person's whole record for a complaint: leads, consents,
 	@test -n "$(LEAD)" || { echo "usage: make evidence LEAD=<lead id or its first 8 characters>" >&2; exit 2; }
 	$(PY) -m tools.ops.evidence "$(LEAD)"
 
-sweep: install ## Run meta_webhook's sweep now, as the scheduler does (URL=... to target another)
+sweep: install ## Run the sweeps now (meta_webhook's, then place_call's), as the scheduler does (URL=... for one; ENV=production needs it)
 	$(PY) -m tools.ops.sweep $(if $(URL),--url $(URL))
 
 retry: install ## Fetch every pending lead now (after fixing a token or permission; `make doctor` says when)

@@ -115,10 +115,15 @@ def trace_id(request: Request) -> str | None:
 
 
 def internal_token(request: Request) -> None:
-    """Auth of the private routes: ``Authorization: Bearer $INTERNAL_TOKEN`` (constant-time)."""
-    (expected,) = get_settings(Private).require("INTERNAL_TOKEN")
+    """Auth of the private routes: ``Authorization: Bearer $INTERNAL_TOKEN`` (constant-time).
+    INTERNAL_TOKEN may hold ``new,old`` while it is rotated: either is accepted; callers send the
+    first."""
+    accepted = get_settings(Private).secrets("INTERNAL_TOKEN")
     scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not token_matches(token.strip(), expected=expected):
+    given = token.strip()
+    # Every candidate is compared (no early exit): the time does not say which one matched.
+    matched = [token_matches(given, expected=expected) for expected in accepted]
+    if scheme.lower() != "bearer" or not any(matched):
         raise Unauthorized("Missing or wrong bearer token: use INTERNAL_TOKEN.")
 
 

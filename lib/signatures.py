@@ -122,6 +122,7 @@ def verify_timestamped(
     body: bytes,
     headers: Headers,
     *,
+    hint: str = "",
     header: str,
     scheme: str,
     secrets: Sequence[str],
@@ -144,7 +145,7 @@ def verify_timestamped(
     keys = _keys(secrets)
     expected = [_timestamped_digest(body, timestamp, key) for key in keys]
     if not any(hmac.compare_digest(g, e) for g in given for e in expected):
-        raise InvalidSignature(f"{header} does not match the body.")
+        raise InvalidSignature(f"{header} does not match the body{hint}.")
     _check_timestamp(timestamp, header=header, now=now, tolerance=tolerance)
 
 
@@ -160,6 +161,7 @@ def verify_timestamped_chunks(
     chunks: Iterable[bytes],
     headers: Headers,
     *,
+    hint: str = "",
     header: str,
     scheme: str,
     secrets: Sequence[str],
@@ -187,7 +189,7 @@ def verify_timestamped_chunks(
         if room > 0:
             kept += chunk[:room]
     if not any(hmac.compare_digest(g, mac.digest()) for g in given for mac in macs):
-        raise InvalidSignature(f"{header} does not match the body.")
+        raise InvalidSignature(f"{header} does not match the body{hint}.")
     return SignedBody(bytes(kept), complete)
 
 
@@ -229,6 +231,17 @@ def _check_timestamp(timestamp: str, *, header: str, now: float, tolerance: floa
         raise InvalidSignature(f"{header} timestamp is outside the tolerance.")
 
 
+# What a signature that does not match says to fix, when the sender is the provider.
+CALENDLY_HINT = (
+    ": if this is Calendly, CALENDLY_SIGNING_KEY is not the subscription's signing key "
+    "(`make calendly-subscribe` stores it; a re-created subscription has a new one)"
+)
+ELEVENLABS_HINT = (
+    ": if this is ElevenLabs, ELEVENLABS_WEBHOOK_SECRET is not the post-call webhook's HMAC "
+    "secret (ElevenLabs > workspace settings > Webhooks)"
+)
+
+
 def verify_calendly(
     body: bytes,
     headers: Headers,
@@ -248,6 +261,7 @@ def verify_calendly(
         headers,
         header=CALENDLY_HEADER,
         scheme="v1",
+        hint=CALENDLY_HINT,
         secrets=secrets,
         now=now,
         tolerance=tolerance,
@@ -273,6 +287,7 @@ def verify_elevenlabs(
         headers,
         header=ELEVENLABS_HEADER,
         scheme="v0",
+        hint=ELEVENLABS_HINT,
         secrets=secrets,
         now=now,
         tolerance=tolerance,
@@ -295,6 +310,7 @@ def verify_elevenlabs_chunks(
         headers,
         header=ELEVENLABS_HEADER,
         scheme="v0",
+        hint=ELEVENLABS_HINT,
         secrets=secrets,
         now=now,
         tolerance=tolerance,

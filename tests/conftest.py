@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +28,15 @@ from tools.fakes import elevenlabs_samples as samples
 from tools.fakes.fake_api import FakeClient
 from tools.fakes.graph_fake import CONSENT_KEY
 from tools.fakes.samples import FORM_ID, meta_headers
+from tools.settings import everything
 from tools.stack import local as local_stack
+
+# `make test` is hermetic: no setting of the shell reaches it (the stack and each test set what
+# they need), and the operator commands it runs read neither .local/dev.env nor supabase/.env.
+for _name in {v.name for v in everything().variables()} | {"DATABASE_URL", "PORT", "ENV"}:
+    os.environ.pop(_name, None)
+os.environ["LOCAL_ENV_FILE"] = os.devnull
+os.environ["PROJECT_ENV_FILE"] = "/nonexistent/supabase/.env"
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CALENDLY_KEYS = ("calendly-test-signing-key-new", "calendly-test-signing-key-old")
@@ -37,6 +47,48 @@ ELEVENLABS_FAKE_AGENT = "agent_4101kf6gqfgpfrganck3s1m0ap3v"
 ELEVENLABS_FAKE_NUMBER_ID = "phnum_0000000000000000000000001"
 CALENDLY_TOKEN = "calendly-test-token"
 Conn = psycopg.Connection[Any]
+
+
+class Tripwire:
+    """A loopback port that counts every connection made to it (and answers none)."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", port))
+        self.socket.listen(64)
+        self.port = self.socket.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.socket.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tripwire() -> Iterator[None]:
+    """With TRIPWIRE_PORT (.ci/run sets it, beside a production-shaped supabase/.env pointing
+    there), the whole suite must make no connection to that port."""
+    port = os.environ.get("TRIPWIRE_PORT")
+    if not port:
+        yield
+        return
+    wire = Tripwire(int(port))
+    yield
+    wire.close()
+    assert wire.connections == 0, (
+        f"{wire.connections} connection(s) reached the production-shaped supabase/.env's "
+        "tripwire: something local read the deployer's file"
+    )
 
 
 def fixture_bytes(name: str) -> bytes:

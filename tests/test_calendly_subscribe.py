@@ -144,6 +144,26 @@ def test_subscribe_user_scope_subscribes_the_tokens_user(
     assert subscription["user"].endswith(f"/users/{calendly_fake.USER_UUID}")
 
 
+def test_subscribe_with_another_scope_re_creates_it_never_keeps_the_old_silently(
+    fake: CalendlyFake, env_file: Path
+) -> None:
+    assert subscribe(fake, env_file).code == 0  # organization
+    run = subscribe(fake, env_file, "--scope", "user")
+    assert run.code == 0, run.err
+    assert "Scope user asked" in run.out
+    assert only_subscription(fake)["scope"] == "user"
+
+
+def test_subscribe_refuses_a_url_that_is_not_https(
+    fake: CalendlyFake, env_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        calendly_subscribe.parser().parse_args(["--url", "http://example.test/calendly_webhook"])
+    assert "is not https" in capsys.readouterr().err
+    local = calendly_subscribe.parser().parse_args(["--url", "http://127.0.0.1:8080/x"])
+    assert local.url == "http://127.0.0.1:8080/x"  # make dev's own
+
+
 @pytest.mark.parametrize("scope", ["organization", "user"])
 def test_subscribe_again_when_active_changes_nothing(
     fake: CalendlyFake, env_file: Path, scope: str

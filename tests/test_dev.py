@@ -32,6 +32,8 @@ from tools.fakes.samples import leadgen_delivery, new_leadgen_id
 from tools.stack import envfile
 from tools.stack import local as local_stack
 
+from .conftest import Tripwire
+
 URL_KEYS = ("DATABASE_URL", "SUPABASE_URL", "META_GRAPH_URL")
 
 
@@ -90,7 +92,7 @@ def recorded_ports(state_dir: Path) -> dict[str, int]:
     return {key: int(urlsplit(env[key]).port or 0) for key in URL_KEYS if key in env}
 
 
-def start_dev(state_dir: Path, port: int) -> DevRun:
+def start_dev(state_dir: Path, port: int, extra: dict[str, str] | None = None) -> DevRun:
     """`make dev` (with --state-dir and a fast sweep through STACK, the variable the Makefile
     passes on), as a background job of a script; returns once /health answers."""
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
@@ -105,7 +107,7 @@ def start_dev(state_dir: Path, port: int) -> DevRun:
                 f"STACK=embedded --state-dir {state_dir} --sweep-every 0.2",
             ],
             cwd=local_stack.ROOT,
-            env={**env, "PORT": str(port)},
+            env={**env, **(extra or {}), "PORT": str(port)},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -243,12 +245,20 @@ def test_dev_serves_handshake_delivery_and_sweep_on_recorded_ports(dev: DevRun) 
     )
 
 
-def run_tool(dev: DevRun, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_tool(
+    dev: DevRun, module: str, *args: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``python -m tools.ops.<module>`` as an operator runs it beside `make dev` (its settings come
     from .local/dev.env, here the test's state dir)."""
     return subprocess.run(
         [sys.executable, "-m", f"tools.ops.{module}", *args],
-        env={**os.environ, **dev.env(), "PORT": str(dev.port), "PYTHONPATH": tools.PYTHONPATH},
+        env={
+            **os.environ,
+            **dev.env(),
+            "PORT": str(dev.port),
+            "PYTHONPATH": tools.PYTHONPATH,
+            **(extra or {}),
+        },
         cwd=local_stack.ROOT,
         capture_output=True,
         text=True,
@@ -382,3 +392,88 @@ def test_postgres_stops_after_another_session_closed_its_parent(tmp_path: Path) 
         tmp_path.chmod(0o755)
         outer.chmod(0o755)
         postgres.stop()
+
+
+def test_a_filled_supabase_env_never_reaches_make_dev_nor_the_local_tools(
+    tmp_path: Path, dev_cleanup: None
+) -> None:
+    # supabase/.env filled as "Going live" says, every URL at a tripwire: `make dev`, the
+    # ENV=local tools beside it (send-test-event, sweep, logs, doctor) send it nothing.
+    wire = Tripwire()
+    url = f"http://127.0.0.1:{wire.port}"
+    database = f"postgresql://postgres:production@127.0.0.1:{wire.port}/postgres"
+    production = tmp_path / "supabase.env"
+    envfile.write(
+        production,
+        {
+            "SUPABASE_URL": url,
+            "SUPABASE_SERVICE_ROLE_KEY": "sb_secret_production",
+            "SUPABASE_DB_URL": database,
+            "DATABASE_URL": database,
+            "META_GRAPH_URL": url,
+            "ELEVENLABS_API_URL": url,
+            "CALENDLY_API_URL": url,
+            "PLACE_CALL_URL": f"{url}/place_call",
+            "META_APP_SECRET": "production-app-secret",
+            "INTERNAL_TOKEN": "production-internal-token",
+            "CALL_HOURS_START": "09:00",
+            "CALL_HOURS_END": "20:00",
+        },
+    )
+    state = tmp_path / "state"
+    state.mkdir()
+    run = start_dev(state, local_stack.free_port(), {"PROJECT_ENV_FILE": str(production)})
+    try:
+        written = run.env()
+        assert all(envfile.is_local(written[n]) for n in envfile.URL_NAMES if n in written)
+        assert "production" not in "".join(written.values())
+        assert written["CALL_HOURS_START"] == "00:00" and written["PORT"] == str(run.port)
+        files = {"PROJECT_ENV_FILE": str(production), "LOCAL_ENV_FILE": str(state / "dev.env")}
+        for args in (["send_event", "meta"], ["sweep"], ["logs"], ["doctor"]):
+            done = run_tool(run, *args, extra=files)
+            assert done.stderr.startswith("target: local ("), (args, done.stderr)
+            assert args[0] == "doctor" or done.returncode == 0, (args, done.stdout, done.stderr)
+    finally:
+        os.kill(run.process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run.process.wait(timeout=60)
+        run.kill()
+        wire.close()
+    assert wire.connections == 0
+
+
+def test_operator_commands_name_their_target_and_never_fall_back(tmp_path: Path) -> None:
+    local_file = tmp_path / "dev.env"
+    envfile.write(local_file, {"DATABASE_URL": "postgresql://p:p@127.0.0.1:5/postgres"})
+    production = tmp_path / "supabase.env"
+    envfile.write(
+        production,
+        {
+            "SUPABASE_URL": "https://abcd.supabase.co",
+            "SUPABASE_DB_URL": "postgresql://postgres.abcd:pw@aws-0.pooler.supabase.com:5432/x",
+        },
+    )
+    files = {"LOCAL_ENV_FILE": str(local_file), "PROJECT_ENV_FILE": str(production)}
+
+    local = envfile.target(environ=files)
+    assert local.line().startswith("target: local (") and "127.0.0.1:5/postgres" in local.line()
+    chosen = envfile.target(environ={**files, "ENV": "production"})
+    assert chosen.env["DATABASE_URL"].endswith("pooler.supabase.com:5432/x")
+    assert "pw" not in chosen.line() and "aws-0.pooler.supabase.com:5432" in chosen.line()
+    # A production URL exported in the shell is refused locally, never used.
+    with pytest.raises(envfile.TargetError, match="leaves this machine"):
+        envfile.target(environ={**files, "SUPABASE_URL": "https://abcd.supabase.co"})
+    # Production without its own database does not take the local one.
+    envfile.write(production, {"SUPABASE_URL": "https://abcd.supabase.co"})
+    bare = envfile.target(
+        environ={
+            **files,
+            "ENV": "production",
+            "DATABASE_URL": "postgresql://p:p@127.0.0.1:5/postgres",
+        }
+    )
+    assert bare.env["DATABASE_URL"] == ""
+    with pytest.raises(envfile.TargetError, match="does not exist"):
+        envfile.target(environ={"ENV": "production", "PROJECT_ENV_FILE": str(tmp_path / "x")})
+    with pytest.raises(envfile.TargetError, match="neither local nor production"):
+        envfile.target(environ={**files, "ENV": "staging"})

@@ -183,3 +183,26 @@ def test_trace_id_from_w3c_or_google_header(headers: dict[str, str], expected: s
 
         found = trace_id(request)
     assert (found[:8] if found else None) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "accepted"),
+    [("new-token", True), ("old-token", True), ("other", False), ("", False)],
+)
+def test_internal_token_accepts_either_of_a_rotated_pair(
+    monkeypatch: pytest.MonkeyPatch, given: str, accepted: bool
+) -> None:
+    from lib.errors import Unauthorized
+    from lib.http import internal_token
+
+    monkeypatch.setenv("INTERNAL_TOKEN", "new-token, old-token")
+    reload_settings()
+    headers = {"Authorization": f"Bearer {given}"}
+    with Flask(__name__).test_request_context("/sweep", method="POST", headers=headers):
+        from flask import request
+
+        if accepted:
+            internal_token(request)
+        else:
+            with pytest.raises(Unauthorized):
+                internal_token(request)

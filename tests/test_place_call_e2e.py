@@ -436,6 +436,8 @@ def test_webhook_bad_signature_401(functions: Functions, secret: str, age: int) 
     event = samples.post_call_transcription(samples.new_conversation_id(), lead_id="x")
     response = webhook(functions, event, secret=secret, at=int(time.time()) - age)
     assert response.status_code == 401
+    if secret == "wsec_wrong":  # the answer names the variable to fix
+        assert "ELEVENLABS_WEBHOOK_SECRET" in response.json()["error"]["message"]
 
 
 def test_webhook_rotated_secret_accepted(functions: Functions, db: Conn) -> None:

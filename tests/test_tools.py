@@ -47,8 +47,10 @@ DAY = 86_400
 
 
 def run_tool(module: str, *args: str, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    """``python -m tools.ops.<module> args`` with ``env`` over this process's environment."""
-    return subprocess.run(
+    """``python -m tools.ops.<module> args`` with ``env`` over this process's environment; the
+    first line every command prints (its target, on stderr) is checked and left out of
+    ``stderr``."""
+    result = subprocess.run(
         [sys.executable, "-m", f"tools.ops.{module}", *args],
         env={**os.environ, **env, "PYTHONPATH": tools.PYTHONPATH},
         cwd=local_stack.ROOT,
@@ -57,6 +59,10 @@ def run_tool(module: str, *args: str, env: Mapping[str, str]) -> subprocess.Comp
         timeout=60,
         check=False,
     )
+    first, _, rest = result.stderr.partition("\n")
+    if first.startswith("target: local ("):
+        result.stderr = rest
+    return result
 
 
 def dead_url() -> str:
@@ -130,7 +136,7 @@ def test_send_event_meta_to_served_webhook_stores_new_lead(
 
     assert result.returncode == 0, result.stderr
     assert "HTTP 200" in result.stdout
-    assert json.loads(result.stdout.splitlines()[-1])["fetched"] == 1
+    assert json.loads(result.stdout.splitlines()[2])["fetched"] == 1  # after POST, HTTP
     row = db.execute(
         "select status, page_id, form_id from leads where meta_leadgen_id = %s", [leadgen_id]
     ).fetchone()
@@ -169,8 +175,8 @@ def test_send_event_meta_no_secret_exits_2() -> None:
 
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "send_event: META_APP_SECRET is not set: set it (supabase/.env, the environment or "
-        "`make dev`'s .local/dev.env) or pass --secret"
+        "send_event: META_APP_SECRET is not set: set it (ENV=local: `make dev` writes it to "
+        ".local/dev.env; ENV=production: supabase/.env) or pass --secret",
     ]
 
 
@@ -266,7 +272,7 @@ def test_logs_no_database_url_exits_2() -> None:
     result = run_tool("logs", env={"DATABASE_URL": ""})
 
     assert result.returncode == 2
-    assert result.stderr.startswith("logs: DATABASE_URL is not set")
+    assert result.stderr.startswith("logs: no database to read: ENV=local needs")
 
 
 def test_logs_unreachable_database_exits_2() -> None:
@@ -393,6 +399,19 @@ def test_doctor_expiry_within_30_days_warns(stack: local_stack.Stack, token: Gra
     assert "(in 20 days)" in result.message
 
 
+def test_doctor_token_without_the_guide_s_permissions_warns(
+    stack: local_stack.Stack, token: GraphFake
+) -> None:
+    token.set_token(scopes=["leads_retrieval", "pages_show_list", "pages_manage_metadata"])
+
+    with doctor_core.Context(stack.env) as ctx:
+        result = doctor_meta.check_token_scopes(ctx)
+
+    assert result.status == doctor_core.WARN
+    assert "ads_management (needed for the ad and campaign names" in result.message
+    assert "pages_read_engagement" in result.message and "Tech Provider" in result.message
+
+
 def test_doctor_expired_token_fails(stack: local_stack.Stack, token: GraphFake) -> None:
     now = time.time()
     token.set_token(expires_at=int(now) - DAY)
@@ -484,9 +503,17 @@ def test_sweep_tool_retry_pending_calls_the_private_sweep(
     url = functions.url("meta_webhook", "/sweep")
     result = run_tool("sweep", "--retry-pending", "--url", url, env=functions.env)
     assert result.returncode == 0, result.stderr
-    status, _, body = result.stdout.partition(" ")[2].partition(" ")
+    status, _, body = result.stdout.partition(" HTTP ")[2].partition(" ")
     assert status == "200"
     assert json.loads(body)["retried"] >= 1
+
+
+def test_sweep_tool_runs_both_sweeps(functions: Functions) -> None:
+    env = {**functions.env, "PORT": functions.base.rsplit(":", 1)[1].split("/")[0]}
+    result = run_tool("sweep", env=env)
+    assert result.returncode == 0, result.stderr
+    swept = [line.split(": HTTP ")[0] for line in result.stdout.splitlines()]
+    assert swept == [functions.url("meta_webhook", "/sweep"), functions.url("place_call", "/sweep")]
 
 
 def test_sweep_tool_wrong_token_exits_1(functions: Functions) -> None:
@@ -526,7 +553,11 @@ def test_send_event_calendly_signed_with_the_first_key_carries_the_lead() -> Non
 
 def test_send_event_calendly_canceled_rescheduled_names_the_new_invitee() -> None:
     args = send_event.parser().parse_args(
-        ["calendly", "--event", "canceled", "--rescheduled", "--other-invitee", "https://x/new"]
+        [
+            "calendly",
+            *("--event", "canceled", "--invitee-uri", "https://x/old"),
+            *("--rescheduled", "--other-invitee", "https://x/new"),
+        ]
     )
     request = send_event.build_calendly(args, {"CALENDLY_SIGNING_KEY": "k", "PORT": "9999"})
 
@@ -563,7 +594,9 @@ def test_calendly_samples_have_every_field_of_calendlys_example(kind: str) -> No
     documented = json.loads(
         (FIXTURES / "calendly" / f"calendly_invitee_{kind}_docs.json").read_text()
     )
-    args = send_event.parser().parse_args(["calendly", "--event", kind])
+    args = send_event.parser().parse_args(
+        ["calendly", "--event", kind, "--invitee-uri", "https://api.calendly.com/x/invitees/y"]
+    )
     built = json.loads(send_event.build_calendly(args, {"CALENDLY_SIGNING_KEY": "k"}).body)
 
     ours = keys_by_level(built)
@@ -605,6 +638,40 @@ def test_send_event_calendly_to_served_webhook_ties_the_booking_to_the_lead(
         "select lead_id::text from appointments where calendly_invitee_uri = %s", [invitee]
     ).fetchone()
     assert stored == (row[0],)
+    # The 8 characters `make logs` shows name the lead; canceled cancels the latest booking.
+    other = run_tool(
+        "send_event", "calendly", *("--url", url, "--lead-id", row[0][:8]), env=functions.env
+    )
+    assert other.returncode == 0 and f"lead_id={row[0]}" in other.stdout, other.stderr
+    canceled = run_tool(
+        "send_event", "calendly", "--url", url, "--event", "canceled", env=functions.env
+    )
+    assert canceled.returncode == 0, canceled.stderr
+    assert db.execute(
+        "select count(*) from appointments where lead_id = %s and status = 'canceled'", [row[0]]
+    ).fetchone() == (1,)
+    unknown = run_tool(
+        "send_event", "calendly", *("--url", url, "--lead-id", "ffffffff"), env=functions.env
+    )
+    assert unknown.returncode == 2
+    assert "no lead with an id starting ffffffff" in unknown.stderr
+
+
+def test_send_event_meta_prints_the_lead_it_created(functions: Functions) -> None:
+    lid = new_leadgen_id()
+    result = run_tool(
+        "send_event",
+        "meta",
+        "--url",
+        functions.url("meta_webhook"),
+        "--leadgen-id",
+        lid,
+        env=functions.env,
+    )
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("lead ")]
+    lead_id = line.split()[1].rstrip(":")
+    assert line.endswith(f"`make logs LEAD={lead_id[:8]}` shows its trail")
 
 
 # --- doctor: Calendly ------------------------------------------------------------------------

@@ -221,7 +221,9 @@ def build(settings: Settings, names: list[str], every: list[str]) -> Plan:
     sweeps = [f for f in functions if f.function.has_route(*SWEEP_ROUTE)]
     if sweeps:
         sql_file = generated / "sweeps.sql"
-        files[sql_file] = sweeps_sql(settings, sweeps, settings.get(TOKEN_VARIABLE))
+        # The first of INTERNAL_TOKEN's values (``new,old`` while rotating) is what the sweeps send.
+        token = settings.get(TOKEN_VARIABLE).split(",")[0].strip()
+        files[sql_file] = sweeps_sql(settings, sweeps, token)
         jobs = ", ".join(f"{sweep_job(f.name)} (POST {f.url}/sweep)" for f in sweeps)
         steps.append(
             Step(

@@ -42,10 +42,11 @@ It finds the token's user and organization (``GET /users/me``), then the subscri
   the subscription.
 
 The deployed function reads CALENDLY_SIGNING_KEY from its own environment: push the new key
-(``supabase secrets set --env-file supabase/.env``, or `make deploy`) right away, or restart
-`make dev`; until then its deliveries are refused (401) and Calendly retries them for 24 h.
+(`make deploy`) right away, or restart `make dev`; until then its deliveries are refused (401)
+and Calendly retries them for 24 h.
 
-Settings come from the environment, then the env file, then `make dev`'s .local/dev.env:
+Settings come from the target (ENV=production: supabase/.env; ENV=local, the default:
+.local/dev.env; the environment over either):
 CALENDLY_API_TOKEN (a personal access token), CALENDLY_API_URL (https://api.calendly.com).
 Exit codes: 0 subscribed (or already), 1 refused by Calendly (token, plan, permission), 2 cannot
 run (no token, Calendly unreachable or failing, bad arguments).
@@ -57,7 +58,6 @@ https://community.calendly.com/developer-faq-62/why-am-i-not-receiving-webhook-d
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import sys
 from collections.abc import Mapping, Sequence
@@ -182,6 +182,10 @@ class Subscriber:
         self.say(f"Calendly user {who.name}, organization {who.organization}")
         existing = subscriptions_for(self.client, who, url)
         active = [s for s in existing if s.get("state") == "active"]
+        if active and scope and any(s.get("scope") != scope for s in active):
+            # Asked for another scope than the active subscription's: never kept silently.
+            self.say(f"Scope {scope} asked, {describe(active[0])} has another: re-creating it")
+            recreate = True
         if active and not recreate:
             self.already_subscribed(active[0], url)
             return 0
@@ -268,8 +272,8 @@ class Subscriber:
             f"{scope}). Its signing key is stored in {self.env_file} as {KEY_NAME} (not shown)."
         )
         self.say(
-            "Next: give the function the key — `supabase secrets set --env-file "
-            f"{self.env_file}` (or `make deploy`), or restart `make dev` — then `make doctor`."
+            "Next: give the function the key — `make deploy` (it reads "
+            f"{self.env_file}), or restart `make dev` — then `make doctor`."
         )
         return 0
 
@@ -332,6 +336,11 @@ def webhook_url(text: str) -> str:
             f"{text!r} is not an absolute URL (https://<project>.supabase.co/functions/v1/"
             "calendly_webhook, or wherever calendly_webhook is served)"
         )
+    if parts.scheme != "https" and not envfile.is_local(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not https: Calendly delivers bookings, with people's names and emails, "
+            "only to an https URL"
+        )
     return text
 
 
@@ -356,8 +365,8 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument(
         "--env-file",
         type=Path,
-        default=envfile.SECRETS_FILE,
-        help="where the signing key is stored (default: supabase/.env)",
+        help="where the signing key is stored (default: the target's file: supabase/.env for "
+        "ENV=production, .local/dev.env for ENV=local)",
     )
     return root
 
@@ -375,11 +384,22 @@ def main(
     args = parser().parse_args(argv)
     out, err = out or sys.stdout, err or sys.stderr
     if env is None:
-        env = {
-            **envfile.read(envfile.DEV_ENV_FILE),
-            **envfile.read(args.env_file),
-            **os.environ,
-        }
+        try:
+            chosen = envfile.target()
+        except envfile.TargetError as exc:
+            print(f"calendly_subscribe: {exc}", file=err)
+            return 2
+        print(chosen.line(), file=err)
+        if chosen.name == "local" and not chosen.env.get("CALENDLY_API_URL"):
+            print(
+                "calendly_subscribe: ENV=local has no local Calendly API (CALENDLY_API_URL): "
+                "subscribe the deployed function with ENV=production",
+                file=err,
+            )
+            return 2
+        env = chosen.env
+        args.env_file = args.env_file or Path(chosen.source)
+    args.env_file = args.env_file or envfile.SECRETS_FILE
     client = http or httpx.Client(timeout=TIMEOUT_SECONDS)
     try:
         subscriber = Subscriber(client_from_env(env, http=client), args.env_file, out, err)

@@ -25,7 +25,8 @@ from psycopg.rows import dict_row
 
 from lib.phone import to_e164
 from tools.ops.logs import CONNECT_TIMEOUT_SECONDS, LogsError, first_line, where
-from tools.stack.envfile import project_env
+from tools.stack import envfile
+from tools.stack.envfile import command_env
 
 _LIST = """
 select d.id, d.kind, d.value, d.reason, d.source, d.lead_id, d.added_at, d.removed_at,
@@ -124,14 +125,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     parser.add_argument("--all", action="store_true", help="list removed entries too")
     parser.add_argument("--limit", type=int, default=200)
     args = parser.parse_args(argv)
-    settings = project_env() if env is None else env
+    settings = command_env("dnc") if env is None else env
+    if settings is None:
+        return 2
     database_url = settings.get("DATABASE_URL", "").strip()
     try:
         if not database_url:
-            raise LogsError(
-                "DATABASE_URL is not set: set it (supabase/.env or the environment; "
-                "`make dev` writes it to .local/dev.env)"
-            )
+            raise LogsError(envfile.NO_DATABASE)
         region = settings.get("DEFAULT_PHONE_REGION", "").strip() or "US"
         print(run(database_url, args, region))
     except LogsError as err:

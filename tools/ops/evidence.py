@@ -23,7 +23,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from tools.ops.logs import CONNECT_TIMEOUT_SECONDS, LogsError, first_line, lead_id_of, where
-from tools.stack.envfile import project_env
+from tools.stack import envfile
+from tools.stack.envfile import command_env
 
 _LEADS = """
 select l.id, l.created_at, l.source, l.status, l.phone, l.email, l.full_name, l.meta_leadgen_id
@@ -192,13 +193,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     parser.add_argument("lead", help="a lead of the person: its id, or its first 8 characters")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
     args = parser.parse_args(argv)
-    database_url = (project_env() if env is None else env).get("DATABASE_URL", "").strip()
+    env = command_env("evidence") if env is None else env
+    if env is None:
+        return 2
+    database_url = env.get("DATABASE_URL", "").strip()
     try:
         if not database_url:
-            raise LogsError(
-                "DATABASE_URL is not set: set it (supabase/.env or the environment; "
-                "`make dev` writes it to .local/dev.env)"
-            )
+            raise LogsError(envfile.NO_DATABASE)
         record = collect(database_url, args.lead)
     except LogsError as err:
         print(f"evidence: {err}", file=sys.stderr)

@@ -9,8 +9,8 @@ the ``lead_trail`` view for that lead, oldest first: its receipt, fetch, calls a
 Prints an aligned table (created_at in UTC, provider, event, status, error_code, external_id, the
 first 8 characters of lead_id, message), or one JSON object per row with ``--json`` (full lead_id,
 plus id, details and duration_ms). Reads DATABASE_URL directly with psycopg, from
-:func:`tools.stack.envfile.project_env` (the environment wins over supabase/.env and
-.local/dev.env).
+:func:`tools.stack.envfile.target` (ENV=local, the default, reads .local/dev.env;
+ENV=production reads supabase/.env; the first line says which).
 Exits 2 with a one-line error when DATABASE_URL is not set or the database cannot be read.
 """
 
@@ -28,7 +28,8 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
-from tools.stack.envfile import project_env
+from tools.stack import envfile
+from tools.stack.envfile import command_env
 
 STATUSES = ("ok", "error", "rejected", "ignored", "duplicate")  # integration_logs_status_known
 COLUMNS = (
@@ -199,13 +200,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     args = parser().parse_args(argv)
-    database_url = (project_env() if env is None else env).get("DATABASE_URL", "").strip()
+    env = command_env("logs") if env is None else env
+    if env is None:
+        return 2
+    database_url = env.get("DATABASE_URL", "").strip()
     try:
         if not database_url:
-            raise LogsError(
-                "DATABASE_URL is not set: set it (supabase/.env or the environment; "
-                "`make dev` writes it to .local/dev.env)"
-            )
+            raise LogsError(envfile.NO_DATABASE)
         if args.lead:
             rows = trail(database_url, args.lead)
         else:

@@ -15,23 +15,30 @@ One subcommand per provider; each builds a :class:`SignedRequest` and :func:`sen
 
 It prints what it sent, the HTTP status and the response body, and exits 0 on a 2xx answer, 1 on
 any other answer, 2 when it cannot send (no secret configured, URL unreachable). Settings come from
-:func:`tools.stack.envfile.project_env` (the environment wins over supabase/.env and
-.local/dev.env).
+:func:`tools.stack.envfile.target` (ENV=local, the default, reads .local/dev.env;
+ENV=production reads supabase/.env; the first line says which).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import psycopg
+from psycopg.rows import dict_row
 
 from tools.fakes import calendly_samples, elevenlabs_samples, graph_fake, samples
-from tools.stack.envfile import project_env
+from tools.ops.logs import first_line, where
+from tools.stack import envfile
+from tools.stack.envfile import command_env
 
 # The ids the Graph fake's default lead uses; any id works against the fake.
 DEFAULT_PAGE_ID = samples.PAGE_ID
@@ -51,6 +58,7 @@ class SignedRequest:
     body: bytes
     headers: dict[str, str]
     summary: str
+    leadgen_id: str | None = None  # a Meta delivery's lead, looked up once it is answered
 
 
 Builder = Callable[[argparse.Namespace, Mapping[str, str]], SignedRequest]
@@ -79,7 +87,7 @@ def build_meta(args: argparse.Namespace, env: Mapping[str, str]) -> SignedReques
     secret = args.secret or first_secret(
         env,
         "META_APP_SECRET",
-        "set it (supabase/.env, the environment or `make dev`'s .local/dev.env)",
+        f"set it ({envfile.WHERE_SET})",
     )
     leadgen_id = args.leadgen_id or samples.random_leadgen_id()
     page_id = args.page_id or env.get("META_PAGE_ID") or DEFAULT_PAGE_ID
@@ -98,6 +106,7 @@ def build_meta(args: argparse.Namespace, env: Mapping[str, str]) -> SignedReques
         headers=samples.meta_headers(body, secret=secret),
         summary=f"meta leadgen_id={leadgen_id} page_id={page_id} form_id={args.form_id}"
         + (" (consent box left unchecked)" if args.no_consent else ""),
+        leadgen_id=leadgen_id,
     )
 
 
@@ -159,12 +168,16 @@ def build_calendly(args: argparse.Namespace, env: Mapping[str, str]) -> SignedRe
         "`make calendly-subscribe URL=…` stores it in supabase/.env (`make dev` generates a "
         "local one),",
     )
+    lead_id = _lead_id(env, args.lead_id) if args.lead_id else None
+    invitee_uri = args.invitee_uri
+    if args.event == "canceled" and not invitee_uri:
+        invitee_uri = _last_booking(env)
     event = calendly_samples.calendly_invitee_event(
         f"invitee.{args.event}",
-        uri=args.invitee_uri,
+        uri=invitee_uri,
         email=args.email,
         phone=args.phone,
-        lead_id=args.lead_id,
+        lead_id=lead_id,
         rescheduled=args.rescheduled,
         other_invitee=args.other_invitee,
     )
@@ -176,9 +189,58 @@ def build_calendly(args: argparse.Namespace, env: Mapping[str, str]) -> SignedRe
         body=body,
         headers=calendly_samples.calendly_headers(body, secret=secret, timestamp=int(time.time())),
         summary=f"calendly invitee.{args.event} invitee={payload['uri']}"
-        + (f" lead_id={args.lead_id}" if args.lead_id else "")
+        + (f" lead_id={lead_id}" if lead_id else "")
         + (f" rescheduled {'to' if args.event == 'canceled' else 'from'} {other}" if other else ""),
     )
+
+
+def _query(env: Mapping[str, str], sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the target's database (DATABASE_URL), or SendError saying why it cannot be read."""
+    database_url = (env.get("DATABASE_URL") or "").strip()
+    if not database_url:
+        raise SendError(envfile.NO_DATABASE)
+    try:
+        with psycopg.connect(database_url, connect_timeout=5, row_factory=dict_row) as conn:
+            return conn.execute(sql, params).fetchall()
+    except psycopg.Error as exc:
+        raise SendError(
+            f"cannot read the database at {where(database_url)}: {first_line(exc)}"
+        ) from None
+
+
+def _lead_id(env: Mapping[str, str], given: str) -> str:
+    """``given`` when it is a whole lead id; the one lead whose id starts with it (8 characters
+    at least, as `make logs` shows them) otherwise; SendError when there is none or several."""
+    try:
+        return str(uuid.UUID(given))
+    except ValueError:
+        pass
+    prefix = given.strip().lower()
+    if len(prefix) < 8 or not all(ch in "0123456789abcdef-" for ch in prefix):
+        raise SendError(f"{given!r} is not a lead id (give at least its first 8 characters)")
+    rows = _query(
+        env,
+        "select id::text from public.leads where id::text like %(p)s limit 2",
+        {"p": prefix + "%"},
+    )
+    if len(rows) != 1:
+        raise SendError(
+            f"{'no lead' if not rows else 'several leads'} with an id starting {prefix}"
+        )
+    return str(rows[0]["id"])
+
+
+def _last_booking(env: Mapping[str, str]) -> str:
+    """The invitee URI of the latest active booking: what `--event canceled` cancels."""
+    rows = _query(
+        env,
+        "select calendly_invitee_uri from public.appointments where status = 'active' "
+        "order by created_at desc limit 1",
+        {},
+    )
+    if not rows:
+        raise SendError("no active booking to cancel (give --invitee-uri)")
+    return str(rows[0]["calendly_invitee_uri"])
 
 
 def add_calendly(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -194,9 +256,15 @@ def add_calendly(subcommands: argparse._SubParsersAction[argparse.ArgumentParser
     parser.add_argument("--event", choices=("created", "canceled"), default="created")
     parser.add_argument("--email", help="the invitee's email; default: a fresh test address")
     parser.add_argument("--phone", help="text_reminder_number, e.g. '+1 404-555-1234'")
-    parser.add_argument("--lead-id", help="a lead's id, sent as tracking.utm_content")
     parser.add_argument(
-        "--invitee-uri", help="the invitee (the booking); default: a fresh one (printed)"
+        "--lead-id",
+        help="a lead's id, or its first 8 characters as `make logs` shows them, sent as "
+        "tracking.utm_content",
+    )
+    parser.add_argument(
+        "--invitee-uri",
+        help="the invitee (the booking); default: created, a fresh one (printed); canceled, the "
+        "latest active booking",
     )
     parser.add_argument(
         "--rescheduled",
@@ -222,8 +290,7 @@ def build_elevenlabs(args: argparse.Namespace, env: Mapping[str, str]) -> Signed
     secret = args.secret or first_secret(
         env,
         "ELEVENLABS_WEBHOOK_SECRET",
-        "set it to the post-call webhook's secret (supabase/.env, the environment or "
-        "`make dev`'s .local/dev.env),",
+        f"set it to the post-call webhook's secret ({envfile.WHERE_SET}),",
     )
     conversation_id = args.conversation_id or elevenlabs_samples.new_conversation_id()
     agent_id = env.get("ELEVENLABS_AGENT_ID") or elevenlabs_samples.AGENT_ID
@@ -338,7 +405,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     args = parser().parse_args(argv)
     build: Builder = args.build
     try:
-        request = build(args, project_env() if env is None else env)
+        if env is None:
+            env = command_env("send_event")
+            if env is None:
+                return 2
+            if env.get("ENV", "local") == "production" and not args.url:
+                raise SendError("ENV=production needs URL=<the deployed function's URL>")
+        request = build(args, env)
         print(f"POST {request.url}  ({request.summary})", flush=True)
         response = send(request)
     except SendError as err:
@@ -346,6 +419,17 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return 2
     print(f"HTTP {response.status_code} {response.reason_phrase}")
     print(response.text)
+    if response.is_success and request.leadgen_id:
+        # The lead it created, as `make logs` names it (nothing more when the database is out of
+        # reach: the delivery itself was answered).
+        with contextlib.suppress(SendError):
+            rows = _query(
+                env,
+                "select id::text from public.leads where meta_leadgen_id = %(l)s",
+                {"l": request.leadgen_id},
+            )
+            for row in rows:
+                print(f"lead {row['id']}: `make logs LEAD={row['id'][:8]}` shows its trail")
     return 0 if response.is_success else 1
 
 

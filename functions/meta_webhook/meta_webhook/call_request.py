@@ -46,7 +46,9 @@ def request_calls(lead_ids: list[str]) -> None:
     """POST ``{"lead_id"}`` to PLACE_CALL_URL for each lead (concurrently when several); nothing
     when PLACE_CALL_URL or INTERNAL_TOKEN is unset (the sweep then does it all)."""
     config = settings()
-    token = config.internal_token.get_secret_value() if config.internal_token else ""
+    # The first of INTERNAL_TOKEN's values (``new,old`` while it is rotated) is the one to send.
+    raw = config.internal_token.get_secret_value() if config.internal_token else ""
+    token = next((part.strip() for part in raw.split(",") if part.strip()), "")
     if not lead_ids or not config.place_call_url or not token:
         return
     url, token, timeout = (

@@ -6,8 +6,8 @@ the key, credits, agent, phone number, webhook secret, and whether post-call web
 
 Prints one line per check, ``ok``, ``warn``, ``FAIL`` or ``skip`` (not checked: something it
 needs is missing or failed above) and exits 1 when any check FAILs, else 0. Settings come from
-:func:`tools.stack.envfile.project_env` (the environment wins over supabase/.env and
-.local/dev.env).
+:func:`tools.stack.envfile.target` (ENV=local, the default, reads .local/dev.env;
+ENV=production reads supabase/.env; the first line says which).
 
 Each check is a function of a :class:`Context` returning a :class:`Result` ``(status, message)``;
 :data:`CHECKS` lists them in order, so tests can call one at a time.
@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 
 from tools.ops.doctor import calendly, elevenlabs, meta, project
 from tools.ops.doctor.core import FAIL, Check, Context, Result
-from tools.stack.envfile import project_env
+from tools.stack.envfile import command_env
 
 # The registry: every provider's checks, in the order they run.
 CHECKS: tuple[Check, ...] = (*project.CHECKS, *meta.CHECKS, *calendly.CHECKS, *elevenlabs.CHECKS)
@@ -37,7 +37,10 @@ def run(ctx: Context, checks: tuple[Check, ...] = CHECKS) -> Iterator[Result]:
 
 def main(env: Mapping[str, str] | None = None) -> int:
     failed = False
-    with Context(project_env() if env is None else env) as ctx:
+    env = command_env("doctor") if env is None else env
+    if env is None:
+        return 2
+    with Context(env) as ctx:
         for result in run(ctx):
             print(result.line(), flush=True)
             failed = failed or result.status == FAIL

@@ -10,6 +10,14 @@ from lib.errors import AppError, ProviderFailure
 from tools.ops.doctor.core import FAIL, OK, SKIP, WARN, Check, Context, Result, skipped
 
 LEADS_SCOPE = "leads_retrieval"
+# The other permissions Meta's lead-webhook guide lists, and what each one's absence costs.
+# https://developers.facebook.com/docs/marketing-api/guides/lead-ads/quickstart/webhooks-integration
+GUIDE_SCOPES = {
+    "ads_management": "the ad and campaign names of each lead (ad_name, campaign_name)",
+    "pages_show_list": "listing the Page",
+    "pages_read_engagement": "reading the Page's lead forms",
+    "pages_manage_metadata": "subscribing the Page to the leadgen webhook",
+}
 FAIL_DAYS = 7  # a token expiring this soon (or already expired) is a failure
 WARN_DAYS = 30
 DAY = 86_400
@@ -120,7 +128,16 @@ def check_token_scopes(ctx: Context) -> Result:
             f"{', '.join(scopes) or 'none'}); leads cannot be fetched. Grant it "
             "when generating the token",
         )
-    return Result(OK, f"Meta token scopes: {LEADS_SCOPE} granted")
+    missing = [scope for scope in GUIDE_SCOPES if scope not in scopes]
+    if missing:
+        return Result(
+            WARN,
+            f"Meta token scopes: {LEADS_SCOPE} granted, but not "
+            + "; ".join(f"{scope} (needed for {GUIDE_SCOPES[scope]})" for scope in missing)
+            + ". Generate the token again with them (a Page in a client's Business Manager may "
+            "need the app's Tech Provider verification first)",
+        )
+    return Result(OK, f"Meta token scopes: {LEADS_SCOPE} and {', '.join(GUIDE_SCOPES)} granted")
 
 
 def check_page_subscription(ctx: Context) -> Result:
