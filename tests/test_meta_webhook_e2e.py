@@ -352,7 +352,9 @@ def test_sweep_nothing_due_answers_zero_counts(functions: Functions, db: Conn) -
     )
     response = functions.sweep()
     assert response.status_code == 200
-    assert response.json() == {
+    answer = response.json()
+    assert answer.pop("retention").keys() == {"logs", "events", "before"}
+    assert answer == {
         "claimed": 0,
         "completed": 0,
         "failed": 0,

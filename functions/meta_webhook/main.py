@@ -53,6 +53,7 @@ def run_sweep(request: Request) -> Response:
         budget_seconds=config.sweep_time_budget_seconds,
         retry_pending=request.args.get("retry") == "pending",
     )
+    counts["retention"] = leads.retention(get_db(), days=config.retention_days)
     return json_response(counts)
 
 

@@ -162,15 +162,16 @@ def run(
     if p.sweeps:
         jobs = ", ".join(deployment.sweep_job(f.name) for f in p.sweeps)
         say(
-            f"Sweeps: pg_cron jobs {jobs}, every minute (select * from "
-            "cron.job_run_details order by start_time desc limit 10)"
+            f"Sweeps: pg_cron jobs {jobs}, every minute; `make doctor ENV=production` says "
+            "whether they are answered 200 (pg_net's net._http_response: cron's own run "
+            "details say succeeded even when every POST gets a 401)"
         )
     say("Paste into the providers:")
     for line in _provider_hints(p):
         say(line)
     say(
-        "Then check production: make doctor (it reads supabase/.env; with "
-        "DATABASE_URL=<the database's connection string> it compares the migrations too)"
+        "Then check production: make doctor ENV=production (it reads supabase/.env and the "
+        "database at SUPABASE_DB_URL)"
     )
     if dry_run:
         say("DRY RUN: nothing was deployed.")

@@ -128,6 +128,22 @@ def process_delivery(db: Database, parsed: ParsedDelivery, *, inline_limit: int)
     return counts
 
 
+RETENTION_BATCH = 2000  # rows of each table a sweep deletes at most (every minute)
+
+
+def retention(db: Database, *, days: int) -> dict[str, Any]:
+    """Delete a batch of the integration_logs and webhook_events rows older than ``days`` (SQL
+    ``retention_sweep`` keeps the evidence rows); a failure is logged and costs only itself."""
+    try:
+        done = dict(db.rpc("retention_sweep", {"p_days": days, "p_limit": RETENTION_BATCH}))
+    except (DatabaseUnavailable, DatabaseError) as err:
+        log.error("Retention sweep failed", function="meta_webhook", error_code=err.code)
+        return {"error": err.code}
+    if done.get("logs") or done.get("events"):
+        log.info("Retention sweep", function="meta_webhook", **done)
+    return done
+
+
 def sweep(
     db: Database, *, limit: int, budget_seconds: float, retry_pending: bool = False
 ) -> dict[str, Any]:

@@ -26,6 +26,10 @@ class MetaWebhookSettings(Private, Phones):
     # (the rest of a big delivery is swept).
     sweep_batch_size: Count = 50
     inline_fetch_limit: Annotated[int, Field(ge=0)] = 20
+    # integration_logs and webhook_events rows older than this are deleted by the sweep, a batch
+    # at a time (the evidence rows of opt-outs, do-not-call and consent are kept); at least 7,
+    # longer than any provider's redelivery window (webhook_events holds the idempotency keys).
+    retention_days: Annotated[int, Field(ge=7)] = 90
 
 
 def settings() -> MetaWebhookSettings:

@@ -158,10 +158,62 @@ def check_call_rules(ctx: Context) -> Result:
     )
 
 
+SWEEP_WINDOW_MINUTES = 15
+_SWEEP_ANSWERS = """
+select r.status_code, r.timed_out, r.error_msg, count(*) as n
+from net._http_response r
+where r.created > now() - make_interval(mins => %s)
+group by 1, 2, 3
+order by n desc
+"""
+
+
+def check_sweeps_answered(ctx: Context) -> Result:
+    """The sweeps pg_cron sends through pg_net were answered 200 lately. cron.job_run_details
+    says "succeeded" even when every POST got a 401 (pg_net is asynchronous): the answers are
+    in net._http_response. Skipped where pg_net is not installed (the local stack)."""
+    database_url = ctx.value("DATABASE_URL")
+    if not database_url:
+        return Result(SKIP, "sweeps answered: not checked, DATABASE_URL is not set")
+    try:
+        with psycopg.connect(database_url, connect_timeout=5) as conn:
+            rows = conn.execute(_SWEEP_ANSWERS, (SWEEP_WINDOW_MINUTES,)).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return Result(SKIP, "sweeps answered: not checked, pg_net is not installed here")
+    except psycopg.Error as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return Result(SKIP, f"sweeps answered: not checked ({reason})")
+    if not rows:
+        return Result(
+            WARN,
+            f"sweeps answered: no sweep was sent in the last {SWEEP_WINDOW_MINUTES} minutes: "
+            "are the pg_cron jobs scheduled (`make deploy` schedules them)?",
+        )
+    total = sum(int(n) for *_, n in rows)
+    bad = [(code, timed_out, error, int(n)) for code, timed_out, error, n in rows if code != 200]
+    if not bad:
+        return Result(OK, f"sweeps answered: {total} in {SWEEP_WINDOW_MINUTES} minutes, all 200")
+    described = "; ".join(
+        f"{n} {'timed out' if timed_out else (code or (error or 'no answer')[:80])}"
+        for code, timed_out, error, n in bad
+    )
+    advice = (
+        "the token in Vault is not INTERNAL_TOKEN: run `make deploy` again"
+        if any(code == 401 for code, *_ in bad)
+        else "see the functions' logs"
+    )
+    return Result(
+        FAIL,
+        f"sweeps answered: {sum(n for *_, n in bad)} of {total} in the last "
+        f"{SWEEP_WINDOW_MINUTES} minutes were not answered 200 ({described}): {advice}",
+    )
+
+
 # This provider's checks, in the order they run.
 CHECKS: tuple[Check, ...] = (
     check_variables,
     check_database_api,
     check_migrations,
     check_call_rules,
+    check_sweeps_answered,
 )
