@@ -14,6 +14,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,6 +22,7 @@ import pytest
 import tools
 from tools import ROOT
 from tools.build import bundle, functions
+from tools.deploy import cli, smoke
 from tools.deploy.cli import main
 from tools.deploy.plan import Masker
 from tools.deploy.preflight import key_problem
@@ -84,14 +86,22 @@ EXPECTED_ENV = {
         "CALL_MAX_ATTEMPTS",
     },
 }
+# A new project: `describe` finds nothing (exit 1), so every secret and account is created.
 FAKE_CLI = """#!{python}
 import json, os, sys
 argv = [os.path.basename(sys.argv[0]), *sys.argv[1:]]
+stdin = sys.stdin.read() if "--data-file=-" in argv else None
 with open(os.environ["FAKE_CLI_LOG"], "a") as log:
-    log.write(json.dumps({{"argv": argv, "password": os.environ.get("SUPABASE_DB_PASSWORD")}}))
+    log.write(json.dumps({{"argv": argv, "password": os.environ.get("SUPABASE_DB_PASSWORD"),
+                          "stdin": stdin}}))
     log.write("\\n")
-sys.exit(1 if os.environ.get("FAKE_CLI_FAIL") in sys.argv[1:] else 0)
+sys.exit(1 if os.environ.get("FAKE_CLI_FAIL") in sys.argv[1:] or "describe" in argv else 0)
 """
+
+
+def secret_variables(name: str) -> list[str]:
+    """The variables of function ``name`` that are secrets (lib.settings' Secret type)."""
+    return sorted(v.name for v in functions.function(name).variables if v.secret)
 
 
 @dataclass
@@ -100,6 +110,7 @@ class Run:
     output: str
     calls: list[list[str]]  # the argv each fake CLI was run with, in order
     passwords: list[str | None]  # the SUPABASE_DB_PASSWORD each one saw
+    stdins: list[str | None]  # what each one read on its standard input (a secret's value)
 
     @property
     def commands(self) -> list[list[str]]:
@@ -152,7 +163,28 @@ class Deployer:
         }
         self.log.unlink(missing_ok=True)
         lines: list[str] = []
-        code = main(list(args), {**base, **(environ or {})}, self.paths, lines.append)
+        self.rpcs: list[tuple[str, dict[str, str]]] = []
+
+        def record_rpc(settings: Any, function: str, params: dict[str, str]) -> str | None:
+            # The database API of the project, faked here: the call is recorded.
+            self.rpcs.append((function, params))
+            return None
+
+        self.probes: list[smoke.Probe] = []
+
+        def smoke_ok(found: list[smoke.Probe]) -> list[smoke.Row]:
+            # The deployed functions, faked: every probe answered as expected (tests/test_smoke
+            # runs the probes against the functions served locally).
+            self.probes = found
+            return [smoke.Row(probe, probe.expected, True, "") for probe in found]
+
+        real_rpc, cli.call_rpc = cli.call_rpc, record_rpc
+        real_smoke, cli.smoke_test = cli.smoke_test, smoke_ok
+        try:
+            code = main(list(args), {**base, **(environ or {})}, self.paths, lines.append)
+        finally:
+            cli.call_rpc = real_rpc
+            cli.smoke_test = real_smoke
         logged = self.log.read_text().splitlines() if self.log.exists() else []
         calls = [json.loads(line) for line in logged]
         return Run(
@@ -160,6 +192,7 @@ class Deployer:
             "\n".join(lines),
             [call["argv"] for call in calls],
             [call["password"] for call in calls],
+            [call.get("stdin") for call in calls],
         )
 
     def env_file(self, name: str) -> dict[str, str]:
@@ -222,6 +255,12 @@ def test_deploy_dry_run_deploys_every_function_with_its_flags(linked: Linked) ->
             "--trigger-http",
             "--allow-unauthenticated",
             f"--env-vars-file={deploy.paths.generated / f'{name}.env.yaml'}",
+            "--set-secrets="
+            + ",".join(
+                f"{v}=speed-to-lead-{v.lower().replace('_', '-')}:latest"
+                for v in sorted(set(secret_variables(name)) & EXPECTED_ENV[name])
+            ),
+            f"--service-account=stl-{name.replace('_', '-')}@{PROJECT}.iam.gserviceaccount.com",
             "--memory=512Mi",
             "--timeout=60s",
             "--min-instances=0",
@@ -247,20 +286,28 @@ def test_deploy_dry_run_deploys_every_function_with_its_flags(linked: Linked) ->
     for name in bundle.function_names():
         assert f"{BASE}/{name}" in run.output
     assert f"{BASE}/place_call/webhook" in run.output
-    assert f"make calendly-subscribe URL={BASE}/calendly_webhook" in run.output
+    assert f"make calendly-subscribe ENV=production URL={BASE}/calendly_webhook" in run.output
     assert "make doctor" in run.output
+    assert "Smoke test, after a real deploy (9 probes):" in run.output
 
 
 def test_deploy_each_function_receives_only_what_it_reads(linked: Linked) -> None:
     deploy = linked.deploy
     for name, expected in EXPECTED_ENV.items():
         received = deploy.env_file(name)
-        assert set(received) == expected, name
+        secret = set(secret_variables(name)) & expected
+        assert secret and set(received) == expected - secret, name  # secrets: Secret Manager
         for key, value in received.items():
             if key != "PLACE_CALL_URL":
                 assert value == EXAMPLE[key]
+        mounted = next(a for a in linked.dry.deploys()[name] if a.startswith("--set-secrets="))
+        assert {pair.split("=")[0] for pair in mounted.split("=", 1)[1].split(",")} == secret
     assert deploy.env_file("meta_webhook")["PLACE_CALL_URL"] == f"{BASE}/place_call"
     assert "ELEVENLABS_API_KEY" not in deploy.env_file("meta_webhook")
+    # No secret value in any file the deploy leaves under build/.
+    for path in deploy.paths.generated.iterdir():
+        text = path.read_text()
+        assert not [s for s in SECRETS if s in text], path
     assert "META_APP_SECRET" not in deploy.env_file("place_call")
     assert "INTERNAL_TOKEN" not in deploy.env_file("calendly_webhook")
     mode = (deploy.paths.generated / "meta_webhook.env.yaml").stat().st_mode & 0o777
@@ -275,8 +322,10 @@ def test_deploy_output_never_holds_a_secret_value(deploy: Deployer) -> None:
         assert secret not in run.output
     assert f"--db-url postgresql://postgres.{REF}:***@pooler.supabase.com" in run.output
     sql = (deploy.paths.generated / "sweeps.sql").read_text()
-    assert sql.count(EXAMPLE["INTERNAL_TOKEN"]) == 2  # created or updated in Vault
-    assert "perform vault.update_secret(token_id, '***');" in run.output
+    assert EXAMPLE["INTERNAL_TOKEN"] not in sql  # stored through the database API instead
+    assert f"» database API: POST {EXAMPLE['SUPABASE_URL']}/rest/v1/rpc/internal_token_store" in (
+        run.output
+    )
 
 
 def test_deploy_schedules_each_sweep_with_pg_cron_reading_the_token_from_vault(
@@ -296,7 +345,40 @@ def test_deploy_schedules_each_sweep_with_pg_cron_reading_the_token_from_vault(
 
 def test_deploy_real_run_runs_the_printed_commands_in_order(linked: Linked) -> None:
     assert linked.real.code == 0, linked.real.output
-    assert linked.real.calls == linked.real.commands == linked.dry.commands
+    # Each create is preceded by its `describe` (a new project: nothing found, so it runs).
+    checks = [c for c in linked.real.calls if "describe" in c]
+    assert [c for c in linked.real.calls if "describe" not in c] == linked.real.commands
+    assert linked.real.commands == linked.dry.commands
+    assert len(checks) == sum(1 for c in linked.real.commands if "create" in c) > 0
+    # Each secret reached Secret Manager on standard input, never on a command line.
+    added = {
+        c[4]: stdin
+        for c, stdin in zip(linked.real.calls, linked.real.stdins, strict=True)
+        if c[1:4] == ["secrets", "versions", "add"]
+    }
+    assert added["speed-to-lead-meta-app-secret"] == EXAMPLE["META_APP_SECRET"]
+    assert added["speed-to-lead-internal-token"] == EXAMPLE["INTERNAL_TOKEN"]
+    assert not [c for c in linked.real.calls if any(s in " ".join(c) for s in SECRETS)]
+    # Each function's account may read its own secrets only.
+    bindings = {
+        (c[3], c[4].split(":", 1)[1].split("@")[0])
+        for c in linked.real.calls
+        if c[1:3] == ["secrets", "add-iam-policy-binding"]
+    }
+    assert ("speed-to-lead-elevenlabs-api-key", "stl-place-call") in bindings
+    assert ("speed-to-lead-elevenlabs-api-key", "stl-meta-webhook") not in bindings
+    assert ("speed-to-lead-meta-app-secret", "stl-place-call") not in bindings
+    assert "Smoke test: 9 of 9 probes as expected" in linked.real.output
+    assert {(p.function, p.what) for p in linked.deploy.probes} >= {
+        ("meta_webhook", "Meta handshake"),
+        ("calendly_webhook", "POST / unsigned"),
+        ("place_call", "POST /webhook unsigned"),
+        ("place_call", "POST /sweep with token"),
+    }
+    # The token reached Vault through the database API, the first of a rotated pair.
+    assert linked.deploy.rpcs == [
+        ("internal_token_store", {"p_token": EXAMPLE["INTERNAL_TOKEN"].split(",")[0]})
+    ]
     # supabase/.env's SUPABASE_DB_PASSWORD reaches the Supabase CLI, and only it.
     for call, password in zip(linked.real.calls, linked.real.passwords, strict=True):
         assert password == (DB_PASSWORD if call[0] == "supabase" else None)
@@ -471,11 +553,11 @@ def test_deploy_environment_wins_over_the_file_and_settings_per_function(
     run = deploy(
         "--dry-run",
         env={**EXAMPLE, "GCF_MEMORY_PLACE_CALL": "1Gi"},
-        environ={"META_VERIFY_TOKEN": "from-the-environment-77"},
+        environ={"META_VERIFY_TOKEN": "from-the-environment-77", "META_GRAPH_VERSION": "v99.9"},
     )
     assert run.code == 0, run.output
-    assert deploy.env_file("meta_webhook")["META_VERIFY_TOKEN"] == "from-the-environment-77"
-    assert "from-the-environment-77" not in run.output
+    assert deploy.env_file("meta_webhook")["META_GRAPH_VERSION"] == "v99.9"
+    assert "from-the-environment-77" not in run.output  # a secret: Secret Manager, masked
     assert "--memory=1Gi" in run.deploys()["place_call"]
     assert "--memory=512Mi" in run.deploys()["meta_webhook"]
 
@@ -655,10 +737,19 @@ def test_sweeps_sql_schedules_once_however_often_it_runs(
             capture_output=True,
             timeout=120,
         )
+        # The token, as the deploy stores it (internal_token_store, the migration's own text),
+        # then a new one; the schedule again: nothing changes but the token.
+        migration = (
+            ROOT / "supabase/migrations/20261204002200_internal_token_store.sql"
+        ).read_text()
         token = "a-new-token-" * 3
-        with psycopg.connect(url, autocommit=True) as conn:  # again, then with a new token
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(migration.replace("service_role", "current_user"))
+            conn.execute("select public.internal_token_store(%s)", (EXAMPLE["INTERNAL_TOKEN"],))
             conn.execute("\n".join(lines))
-            conn.execute("\n".join(lines).replace(EXAMPLE["INTERNAL_TOKEN"], token))
+            conn.execute("select public.internal_token_store(%s)", (token,))
+            with pytest.raises(psycopg.errors.InvalidParameterValue):
+                conn.execute("select public.internal_token_store('short')")
         with psycopg.connect(url, autocommit=True) as conn:
             jobs = conn.execute("select jobname, schedule, command from cron.job").fetchall()
             assert sorted((job, schedule) for job, schedule, _ in jobs) == [

@@ -32,6 +32,9 @@ class Function:
     settings: type[Settings]
     routes: tuple[tuple[str, str], ...]
     imports: tuple[str, ...]  # third-party top-level modules: ``flask``, ``phonenumbers`` …
+    # The routes whose caller is authenticated before they run (INTERNAL_TOKEN); the others
+    # verify their provider's signature themselves.
+    private: tuple[tuple[str, str], ...] = ()
 
     @property
     def entry_point(self) -> str:
@@ -66,7 +69,8 @@ def function(name: str) -> Function:
 def describe(folder: Path) -> Function:
     """The function in ``folder``, its package importable (its folder on the import path)."""
     name = folder.name
-    return Function(name, folder, settings_class(name), _routes(folder), imports(folder))
+    routes, private = _routes(folder)
+    return Function(name, folder, settings_class(name), routes, imports(folder), private)
 
 
 def settings_class(name: str) -> type[Settings]:
@@ -84,8 +88,9 @@ def settings_class(name: str) -> type[Settings]:
     return found[0]
 
 
-def _routes(folder: Path) -> tuple[tuple[str, str], ...]:
-    """The (method, path) keys of the route table of ``folder``'s entry point."""
+def _routes(folder: Path) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """The (method, path) keys of the route table of ``folder``'s entry point, and those of its
+    private routes (an ``auth`` before the handler)."""
     spec = importlib.util.spec_from_file_location(f"_entry_{folder.name}", folder / "main.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -97,7 +102,8 @@ def _routes(folder: Path) -> tuple[tuple[str, str], ...]:
             f"functions/{folder.name}/main.py must define {folder.name}(), an "
             "@functions_framework.http entry point made by lib.http.endpoint"
         )
-    return tuple(sorted(routes))
+    private = [key for key, route in routes.items() if getattr(route, "auth", None) is not None]
+    return tuple(sorted(routes)), tuple(sorted(private))
 
 
 def imports(folder: Path) -> tuple[str, ...]:

@@ -22,10 +22,12 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import httpx
+
 from tools import ROOT
 from tools.build import bundle
 from tools.deploy import plan as deployment
-from tools.deploy import preflight
+from tools.deploy import preflight, smoke
 from tools.deploy.settings import (
     SUPABASE_CLI_VARIABLES,
     Paths,
@@ -53,7 +55,7 @@ def _provider_hints(p: deployment.Plan) -> list[str]:
         ]
     if "calendly_webhook" in names:
         lines += [
-            f"  Calendly: make calendly-subscribe URL={names['calendly_webhook']}",
+            f"  Calendly: make calendly-subscribe ENV=production URL={names['calendly_webhook']}",
             "    (it stores CALENDLY_SIGNING_KEY in supabase/.env: when that changed, "
             "make deploy FUNCTION=calendly_webhook)",
         ]
@@ -84,6 +86,39 @@ def _python_for(runtime: str) -> tuple[str | None, str | None]:
 def _write(files: Mapping[Path, str]) -> None:
     for path, text in files.items():
         envfile.replace(path, text)  # mode 0600: secrets
+
+
+SMOKE_TIMEOUT_SECONDS = 60.0  # a function's first request after a deploy is a cold start
+
+
+def smoke_probes(p: deployment.Plan, settings: Settings) -> list[smoke.Probe]:
+    return smoke.probes(
+        {f.name: f.function for f in p.functions},
+        {f.name: f.url for f in p.functions},
+        verify_token=settings.get("META_VERIFY_TOKEN"),
+        token=settings.get("INTERNAL_TOKEN").split(",")[0].strip(),
+    )
+
+
+def smoke_test(found: list[smoke.Probe]) -> list[smoke.Row]:
+    """The probes against what was just deployed (the first request may meet a cold start)."""
+    with httpx.Client(timeout=SMOKE_TIMEOUT_SECONDS) as client:
+        return smoke.run(found, client)
+
+
+def call_rpc(settings: Settings, function: str, params: dict[str, str]) -> str | None:
+    """Call ``function`` through the project's database API (supabase-py's PostgREST client, as
+    the functions do); the problem, in words, or None."""
+    from lib.db import Database
+    from lib.errors import AppError
+
+    try:
+        Database(settings.get("SUPABASE_URL"), settings.get("SUPABASE_SERVICE_ROLE_KEY")).rpc(
+            function, params
+        )
+    except AppError as err:
+        return err.message
+    return None
 
 
 def run(
@@ -139,21 +174,62 @@ def run(
     supabase_env = {k: settings.get(k) for k in SUPABASE_CLI_VARIABLES if settings.get(k)}
     for step in p.steps:
         say("")
-        say(f"$ {step.shell()}")
+        if step.rpc is not None:
+            say(f"» database API: POST {settings.get('SUPABASE_URL')}/rest/v1/rpc/{step.rpc[0]}")
+        else:
+            say(f"$ {step.shell()}")
         for line in step.notes:
             say(f"    {line}")
         if dry_run:
             continue
+        if step.rpc is not None:
+            problem = call_rpc(settings, *step.rpc)
+            if problem:
+                say(
+                    f"deploy stopped: {step.rpc[0]} failed ({problem}); nothing after it ran. "
+                    "Fix it and run `make deploy` again (every step is idempotent)."
+                )
+                return 1
+            continue
         # The executable preflight found, whatever the child's PATH would find first.
         argv = [settings.which(step.argv[0]) or step.argv[0], *step.argv[1:]]
         env = {**environ, **(supabase_env if step.argv[0] == settings.supabase else {})}
-        result = subprocess.run(argv, cwd=ROOT, env=env, check=False)
+        if step.unless is not None:
+            check = [settings.which(step.unless[0]) or step.unless[0], *step.unless[1:]]
+            found = subprocess.run(
+                check, cwd=ROOT, env=env, check=False, capture_output=True, stdin=subprocess.DEVNULL
+            )
+            if found.returncode == 0:
+                say("    (exists: skipped)")
+                continue
+        result = subprocess.run(
+            argv,
+            cwd=ROOT,
+            env=env,
+            check=False,
+            input=step.stdin.encode() if step.stdin is not None else None,
+        )
         if result.returncode != 0:
             say(
                 f"deploy stopped: that command exited {result.returncode}; nothing after it ran. "
                 "Fix what it says and run `make deploy` again (every step is idempotent)."
             )
             return 1
+
+    found = smoke_probes(p, settings)
+    smoke_failed = False
+    say("")
+    if dry_run:
+        say(f"Smoke test, after a real deploy ({len(found)} probes):")
+        for probe in found:
+            say(f"  {probe.function:<18} {probe.what:<28} expects {probe.expected}")
+    else:
+        rows = smoke_test(found)
+        failed = [row for row in rows if not row.ok]
+        say(f"Smoke test: {len(rows) - len(failed)} of {len(rows)} probes as expected")
+        for line in smoke.table(rows):
+            say(line)
+        smoke_failed = bool(failed)
 
     say("")
     say("Functions:")
@@ -175,7 +251,9 @@ def run(
     )
     if dry_run:
         say("DRY RUN: nothing was deployed.")
-    return 1 if problems else 0
+    if smoke_failed:
+        say("The deploy is done, but the smoke test failed: fix each MISMATCH above.")
+    return 1 if problems or smoke_failed else 0
 
 
 def _print(line: str) -> None:

@@ -4,11 +4,19 @@ here runs anything, so a dry run and a real run are the same plan.
 
 1. ``supabase db push``: the migrations.
 2. ``gcloud services enable``: the APIs a 2nd gen deploy uses (idempotent).
-3. ``gcloud functions deploy`` per function, a function before those that call it (a variable
+3. Secret Manager: each secret variable a secret (``speed-to-lead-<name>``, created when
+   missing, a new version from standard input: never on a command line nor in a file), each
+   function its own runtime service account (``stl-<function>``), allowed to read only the
+   secrets that function reads (``roles/secretmanager.secretAccessor`` per secret).
+4. ``gcloud functions deploy`` per function, a function before those that call it (a variable
    named ``<FUNCTION>_URL``, such as meta_webhook's ``PLACE_CALL_URL``, is set to that function's
    URL, which is known before it exists: ``https://<region>-<project>.cloudfunctions.net/<name>``).
-   ``--env-vars-file`` replaces every variable the function had, so none is left behind.
-4. ``supabase db query --file``: the sweeps (every function with a ``POST /sweep`` route),
+   ``--env-vars-file`` (its plain settings) and ``--set-secrets`` (its secrets, ``:latest``)
+   replace every variable the function had, so none is left behind; ``--service-account`` runs
+   it as its own account.
+5. ``internal_token_store`` through the database API: INTERNAL_TOKEN into Supabase Vault, in the
+   request body (never in SQL text, which can surface in logs and query statistics).
+6. ``supabase db query --file``: the sweeps (every function with a ``POST /sweep`` route),
    scheduled every minute by pg_cron on the Supabase project, sent by pg_net with
    ``Authorization: Bearer $INTERNAL_TOKEN`` read from Supabase Vault at each run
    (docs/ARCHITECTURE.md, decisions 8 and 9).
@@ -31,6 +39,9 @@ SWEEP_ROUTE = ("POST", "/sweep")
 SWEEP_SCHEDULE = "* * * * *"
 VAULT_TOKEN_NAME = "speed_to_lead_internal_token"
 TOKEN_VARIABLE = "INTERNAL_TOKEN"
+TOKEN_STORE = "internal_token_store"  # SQL: stores the token in Vault
+SECRET_PREFIX = "speed-to-lead-"  # Secret Manager: speed-to-lead-meta-app-secret …
+ACCOUNT_PREFIX = "stl-"  # service accounts: stl-meta-webhook@<project>.iam.gserviceaccount.com
 
 
 @dataclass(frozen=True)
@@ -41,16 +52,35 @@ class Function:
     derived: dict[str, str]  # of which computed here: other functions' URLs
     missing: list[str]  # required and unset
     url: str
+    service_account: str = ""  # its own runtime identity, allowed to read its secrets only
 
     @property
     def env_file_name(self) -> str:
         return f"{self.name}.env.yaml"
+
+    @property
+    def secrets(self) -> list[str]:
+        """Its variables that are secrets: mounted from Secret Manager, never in its env file."""
+        secret = {v.name for v in self.function.variables if v.secret}
+        return sorted(name for name in self.env if name in secret)
+
+    @property
+    def plain(self) -> dict[str, str]:
+        """Its other variables: the env file."""
+        return {k: v for k, v in self.env.items() if k not in self.secrets}
 
 
 @dataclass(frozen=True)
 class Step:
     argv: list[str]
     notes: list[str] = field(default_factory=list)
+    # Skipped when this command succeeds (what the step creates exists already).
+    unless: list[str] | None = None
+    # Given on the command's standard input (a secret's value: never on its command line).
+    stdin: str | None = None
+    # A call of the database API instead of a command: (function, its arguments). Its arguments
+    # travel in the HTTPS request body only, never on a command line or in SQL text.
+    rpc: tuple[str, dict[str, str]] | None = None
 
     def shell(self) -> str:
         return shlex.join(self.argv)
@@ -90,7 +120,106 @@ def function(settings: Settings, name: str, every: list[str]) -> Function:
             env[variable.name] = settings.get(variable.name)
         elif variable.required:
             missing.append(variable.name)
-    return Function(name, found, env, derived, missing, settings.url(name))
+    return Function(
+        name, found, env, derived, missing, settings.url(name), service_account(settings, name)
+    )
+
+
+def secret_name(variable: str) -> str:
+    """The Secret Manager secret holding ``variable``'s value."""
+    return SECRET_PREFIX + variable.lower().replace("_", "-")
+
+
+def service_account(settings: Settings, name: str) -> str:
+    """Function ``name``'s runtime service account (created by the deploy)."""
+    account = ACCOUNT_PREFIX + name.replace("_", "-")
+    return f"{account}@{settings.project or '<GCP_PROJECT>'}.iam.gserviceaccount.com"
+
+
+def secret_steps(settings: Settings, functions: list[Function], project: str) -> list[Step]:
+    """Each secret the functions read into Secret Manager (a new version with the value on
+    stdin), each function's own service account, allowed to read its own secrets only."""
+    gcloud = settings.gcloud
+    steps: list[Step] = []
+    values = {name: f.env[name] for f in functions for name in f.secrets}
+    for variable in sorted(values):
+        name = secret_name(variable)
+        steps.append(
+            Step(
+                [
+                    gcloud,
+                    "secrets",
+                    "create",
+                    name,
+                    "--replication-policy=automatic",
+                    project,
+                    "--quiet",
+                ],
+                [f"{variable} in Secret Manager (skipped when it exists)"],
+                unless=[gcloud, "secrets", "describe", name, project, "--format=none"],
+            )
+        )
+        steps.append(
+            Step(
+                [
+                    gcloud,
+                    "secrets",
+                    "versions",
+                    "add",
+                    name,
+                    "--data-file=-",
+                    project,
+                    "--quiet",
+                    "--format=none",
+                ],
+                [f"its value: {variable} from supabase/.env, on standard input"],
+                stdin=values[variable],
+            )
+        )
+    for f in functions:
+        account = f.service_account.split("@")[0]
+        steps.append(
+            Step(
+                [
+                    gcloud,
+                    "iam",
+                    "service-accounts",
+                    "create",
+                    account,
+                    f"--display-name=speed to lead: {f.name}",
+                    project,
+                    "--quiet",
+                ],
+                [f"{f.name}'s runtime identity (skipped when it exists)"],
+                unless=[
+                    gcloud,
+                    "iam",
+                    "service-accounts",
+                    "describe",
+                    f.service_account,
+                    project,
+                    "--format=none",
+                ],
+            )
+        )
+        for variable in f.secrets:
+            steps.append(
+                Step(
+                    [
+                        gcloud,
+                        "secrets",
+                        "add-iam-policy-binding",
+                        secret_name(variable),
+                        f"--member=serviceAccount:{f.service_account}",
+                        "--role=roles/secretmanager.secretAccessor",
+                        project,
+                        "--quiet",
+                        "--format=none",
+                    ],
+                    [f"{f.name} may read {variable}"],
+                )
+            )
+    return steps
 
 
 def _order(functions: list[Function]) -> list[Function]:
@@ -125,27 +254,19 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def sweeps_sql(settings: Settings, sweeps: list[Function], token: str) -> str:
-    """One statement: enable pg_cron and pg_net, keep INTERNAL_TOKEN in Vault (created or
-    updated), and (re)schedule each sweep; running it again changes nothing."""
+def sweeps_sql(settings: Settings, sweeps: list[Function]) -> str:
+    """One statement: enable pg_cron and pg_net and (re)schedule each sweep; running it again
+    changes nothing. No secret: the token is stored in Vault by the step before
+    (``internal_token_store``, through the database API), and each run reads it from there."""
     lines = [
         "-- Written by `make deploy` (tools/deploy/plan.py): the sweeps, every minute, by pg_cron",
-        "-- and pg_net on the Supabase project. cron.schedule replaces a job of the same name and",
-        "-- the token is updated in place, so running this again changes nothing. Each run reads",
-        "-- the token from Vault: it is never in cron.job.",
+        "-- and pg_net on the Supabase project. cron.schedule replaces a job of the same name, so",
+        "-- running this again changes nothing. Each run reads the token from Vault (stored by",
+        "-- internal_token_store): it is never in this text nor in cron.job.",
         "do $deploy$",
-        "declare",
-        "  token_id uuid;",
         "begin",
         "  create extension if not exists pg_cron with schema pg_catalog;",
         "  create extension if not exists pg_net with schema extensions;",
-        f"  select id into token_id from vault.secrets where name = {_literal(VAULT_TOKEN_NAME)};",
-        "  if token_id is null then",
-        f"    perform vault.create_secret({_literal(token)}, {_literal(VAULT_TOKEN_NAME)},",
-        "      'INTERNAL_TOKEN: the bearer token of the functions'' sweeps (make deploy)');",
-        "  else",
-        f"    perform vault.update_secret(token_id, {_literal(token)});",
-        "  end if;",
     ]
     for sweep in sweeps:
         timeout_ms = int(float(settings.setting("GCF_TIMEOUT_SECONDS", sweep.name)) * 1000)
@@ -183,10 +304,12 @@ def build(settings: Settings, names: list[str], every: list[str]) -> Plan:
             ["the migrations in supabase/migrations (those already applied are skipped)"],
         ),
         Step([gcloud, "services", "enable", *SERVICES, project, "--quiet"]),
+        *secret_steps(settings, functions, project),
     ]
     for f in functions:
         env_file = generated / f.env_file_name
-        files[env_file] = env_yaml(f.env)
+        files[env_file] = env_yaml(f.plain)  # no secret: those are mounted from Secret Manager
+        mounted = ",".join(f"{v}={secret_name(v)}:latest" for v in f.secrets)
         setting = partial(settings.setting, function=f.name)
         listed = ", ".join(
             name + (" (its URL)" if name in f.derived else "") for name in sorted(f.env)
@@ -206,6 +329,8 @@ def build(settings: Settings, names: list[str], every: list[str]) -> Plan:
                     "--trigger-http",
                     "--allow-unauthenticated",
                     f"--env-vars-file={shown(env_file)}",
+                    *([f"--set-secrets={mounted}"] if mounted else []),
+                    f"--service-account={f.service_account}",
                     f"--memory={setting('GCF_MEMORY')}",
                     f"--timeout={setting('GCF_TIMEOUT_SECONDS')}s",
                     f"--min-instances={setting('GCF_MIN_INSTANCES')}",
@@ -215,7 +340,11 @@ def build(settings: Settings, names: list[str], every: list[str]) -> Plan:
                     # gcloud would print the deployed function, its variables' values included.
                     "--format=none",
                 ],
-                [f"{f.url}: {len(f.env)} variables: {listed}"],
+                [
+                    f"{f.url}: {len(f.env)} variables: {listed}",
+                    f"secrets from Secret Manager: {', '.join(f.secrets) or 'none'}; runs as "
+                    f"{f.service_account}",
+                ],
             )
         )
     sweeps = [f for f in functions if f.function.has_route(*SWEEP_ROUTE)]
@@ -223,7 +352,17 @@ def build(settings: Settings, names: list[str], every: list[str]) -> Plan:
         sql_file = generated / "sweeps.sql"
         # The first of INTERNAL_TOKEN's values (``new,old`` while rotating) is what the sweeps send.
         token = settings.get(TOKEN_VARIABLE).split(",")[0].strip()
-        files[sql_file] = sweeps_sql(settings, sweeps, token)
+        steps.append(
+            Step(
+                ["database-api", "rpc", TOKEN_STORE],
+                [
+                    f"{TOKEN_VARIABLE} stored in Supabase Vault as {VAULT_TOKEN_NAME}, sent in the "
+                    "request body of the database API (never in SQL text nor on a command line)"
+                ],
+                rpc=(TOKEN_STORE, {"p_token": token}),
+            )
+        )
+        files[sql_file] = sweeps_sql(settings, sweeps)
         jobs = ", ".join(f"{sweep_job(f.name)} (POST {f.url}/sweep)" for f in sweeps)
         steps.append(
             Step(

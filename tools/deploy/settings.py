@@ -81,7 +81,9 @@ SERVICES = (
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
+    "iam.googleapis.com",
     "run.googleapis.com",
+    "secretmanager.googleapis.com",
 )
 # Variables of the deploy itself (not of any function) whose values are never printed.
 DEPLOY_SECRETS = tuple(v.name for v in DeployVariables.variables() if v.secret)
