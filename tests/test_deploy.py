@@ -261,6 +261,8 @@ def test_deploy_dry_run_deploys_every_function_with_its_flags(linked: Linked) ->
                 for v in sorted(set(secret_variables(name)) & EXPECTED_ENV[name])
             ),
             f"--service-account=stl-{name.replace('_', '-')}@{PROJECT}.iam.gserviceaccount.com",
+            f"--build-service-account=projects/{PROJECT}/serviceAccounts/"
+            f"stl-build@{PROJECT}.iam.gserviceaccount.com",
             "--memory=512Mi",
             "--timeout=60s",
             "--min-instances=0",
@@ -368,6 +370,15 @@ def test_deploy_real_run_runs_the_printed_commands_in_order(linked: Linked) -> N
     assert ("speed-to-lead-elevenlabs-api-key", "stl-place-call") in bindings
     assert ("speed-to-lead-elevenlabs-api-key", "stl-meta-webhook") not in bindings
     assert ("speed-to-lead-meta-app-secret", "stl-place-call") not in bindings
+    # The build runs as an account of its own, with the builder role (new projects' default
+    # build account may lack it).
+    roles = {
+        c[5].removeprefix("--role=")
+        for c in linked.real.calls
+        if c[1:3] == ["projects", "add-iam-policy-binding"]
+        and c[4] == f"--member=serviceAccount:stl-build@{PROJECT}.iam.gserviceaccount.com"
+    }
+    assert roles == {"roles/cloudbuild.builds.builder", "roles/logging.logWriter"}
     assert "Smoke test: 9 of 9 probes as expected" in linked.real.output
     assert {(p.function, p.what) for p in linked.deploy.probes} >= {
         ("meta_webhook", "Meta handshake"),

@@ -18,6 +18,7 @@ from elevenlabs.types import (
     SipTrunkOutboundCallResponse,
     Subscription,
     TwilioOutboundCallResponse,
+    WorkspaceWebhookListResponseModel,
 )
 
 from tools.fakes import elevenlabs_samples as samples
@@ -77,6 +78,7 @@ def test_fake_agent_phone_number_and_subscription_match_the_sdk(
     number = api.get(f"/v1/convai/phone-numbers/{ELEVENLABS['ELEVENLABS_PHONE_NUMBER_ID']}").json()
     valid(GetPhoneNumberTwilioResponseModel, number)
     valid(Subscription, api.get("/v1/user/subscription").json())
+    valid(WorkspaceWebhookListResponseModel, api.get("/v1/workspace/webhooks").json())
     control = FakeClient(elevenlabs_url)
     control.put("phone_number", {"provider": "sip_trunk"})
     try:

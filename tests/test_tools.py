@@ -483,6 +483,19 @@ def test_doctor_unapplied_migration_fails(stack: local_stack.Stack, tmp_path: Pa
     )
 
 
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [("local", "Is `make dev` running?"), ("production", "The database API is unreachable")],
+)
+def test_doctor_nothing_answering_locally_says_make_dev(target: str, words: str) -> None:
+    url = f"http://127.0.0.1:{local_stack.free_port()}"
+    env = {"SUPABASE_URL": url, "SUPABASE_SERVICE_ROLE_KEY": "sb_secret_x", "ENV": target}
+    with doctor_core.Context(env) as ctx:
+        result = doctor_project.check_database_api(ctx)
+    assert result.status == doctor_core.FAIL
+    assert words in result.message
+
+
 def test_doctor_wrong_service_role_key_fails(stack: local_stack.Stack) -> None:
     env = {**stack.env, "SUPABASE_SERVICE_ROLE_KEY": stack.env["SUPABASE_ANON_KEY"]}
 
@@ -923,6 +936,7 @@ ELEVENLABS_CHECKS = (
     doctor_elevenlabs.check_elevenlabs_disclosure,
     doctor_elevenlabs.check_elevenlabs_phone_number,
     doctor_elevenlabs.check_elevenlabs_webhook_secret,
+    doctor_elevenlabs.check_elevenlabs_workspace_webhook,
 )
 
 
@@ -1022,7 +1036,71 @@ def test_doctor_elevenlabs_fake_every_check_ok(elevenlabs: ElevenLabsFake) -> No
             "ElevenLabs webhook secret: set (1 secret; post-call webhooks to place_call/webhook "
             "are verified with it)",
         ),
+        (
+            doctor_core.OK,
+            "ElevenLabs webhook: speed to lead: place_call "
+            "(https://example.test/functions/v1/place_call/webhook) enabled, no failure in the "
+            "last 24 hours",
+        ),
     ]
+
+
+@pytest.mark.parametrize(
+    ("webhooks", "status", "words"),
+    [
+        (None, "ok", "enabled, no failure in the last 24 hours"),
+        ([], "warn", "no workspace webhook delivers to …/place_call/webhook"),
+        (
+            [{"is_auto_disabled": True, "most_recent_failure_error_code": 401}],
+            "FAIL",
+            "was disabled by ElevenLabs after repeated failures (last error 401)",
+        ),
+        ([{"is_disabled": True}], "FAIL", "is disabled; enable it"),
+        (
+            [{"most_recent_failure_timestamp": "recent", "most_recent_failure_error_code": 500}],
+            "warn",
+            "(HTTP 500); ElevenLabs does not redeliver",
+        ),
+        (
+            [{"most_recent_failure_timestamp": "old", "most_recent_failure_error_code": 500}],
+            "ok",
+            "no failure in the last 24 hours",
+        ),
+    ],
+    ids=["default", "none", "auto_disabled", "disabled", "failed_today", "failed_long_ago"],
+)
+def test_doctor_elevenlabs_workspace_webhook(
+    elevenlabs: ElevenLabsFake,
+    webhooks: list[dict[str, Any]] | None,
+    status: str,
+    words: str,
+) -> None:
+    from tools.fakes.elevenlabs_fake import workspace_webhook
+
+    now = time.time()
+    if webhooks is not None:
+        ages = {"recent": int(now) - 3600, "old": int(now) - 3 * DAY}
+        hooks = [
+            workspace_webhook(
+                "https://x.test/functions/v1/place_call/webhook",
+                **{
+                    k: ages.get(v, v) if k == "most_recent_failure_timestamp" else v
+                    for k, v in hook.items()
+                },
+            )
+            for hook in webhooks
+        ]
+        elevenlabs.put("webhooks", hooks)  # type: ignore[arg-type]
+    try:
+        with doctor_core.Context(elevenlabs_env(elevenlabs), now=now) as ctx:
+            result = doctor_elevenlabs.check_elevenlabs_workspace_webhook(ctx)
+    finally:
+        elevenlabs.put(
+            "webhooks",  # type: ignore[arg-type]
+            [workspace_webhook("https://example.test/functions/v1/place_call/webhook")],
+        )
+    assert result.status == status, result.message
+    assert words in result.message
 
 
 def test_doctor_elevenlabs_wrong_key_fails_once_skips_the_rest(elevenlabs: ElevenLabsFake) -> None:
@@ -1035,6 +1113,7 @@ def test_doctor_elevenlabs_wrong_key_fails_once_skips_the_rest(elevenlabs: Eleve
         doctor_core.SKIP,
         doctor_core.SKIP,
         doctor_core.OK,
+        doctor_core.SKIP,
     ]
     assert "ELEVENLABS_API_KEY is invalid or revoked: create an API key in ElevenLabs" in (
         results[0].message

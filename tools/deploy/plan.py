@@ -42,6 +42,11 @@ TOKEN_VARIABLE = "INTERNAL_TOKEN"
 TOKEN_STORE = "internal_token_store"  # SQL: stores the token in Vault
 SECRET_PREFIX = "speed-to-lead-"  # Secret Manager: speed-to-lead-meta-app-secret …
 ACCOUNT_PREFIX = "stl-"  # service accounts: stl-meta-webhook@<project>.iam.gserviceaccount.com
+# What the build account needs: build, and write the build's logs.
+BUILD_ROLES = (
+    ("roles/cloudbuild.builds.builder", "build the functions (Cloud Build builder)"),
+    ("roles/logging.logWriter", "write the build's logs"),
+)
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,58 @@ def service_account(settings: Settings, name: str) -> str:
     """Function ``name``'s runtime service account (created by the deploy)."""
     account = ACCOUNT_PREFIX + name.replace("_", "-")
     return f"{account}@{settings.project or '<GCP_PROJECT>'}.iam.gserviceaccount.com"
+
+
+def build_account(settings: Settings) -> str:
+    """The service account Cloud Build builds the functions as (created by the deploy)."""
+    return f"{ACCOUNT_PREFIX}build@{settings.project or '<GCP_PROJECT>'}.iam.gserviceaccount.com"
+
+
+def build_steps(settings: Settings, project: str) -> list[Step]:
+    """A build service account of its own with the Cloud Build builder role: since July 2024 a
+    new project's default build account may lack what a function's build needs."""
+    gcloud, account = settings.gcloud, build_account(settings)
+    return [
+        Step(
+            [
+                gcloud,
+                "iam",
+                "service-accounts",
+                "create",
+                account.split("@")[0],
+                "--display-name=speed to lead: builds",
+                project,
+                "--quiet",
+            ],
+            ["the account Cloud Build builds the functions as (skipped when it exists)"],
+            unless=[
+                gcloud,
+                "iam",
+                "service-accounts",
+                "describe",
+                account,
+                project,
+                "--format=none",
+            ],
+        ),
+        *(
+            Step(
+                [
+                    gcloud,
+                    "projects",
+                    "add-iam-policy-binding",
+                    settings.project or "<GCP_PROJECT>",
+                    f"--member=serviceAccount:{account}",
+                    f"--role={role}",
+                    "--condition=None",
+                    "--quiet",
+                    "--format=none",
+                ],
+                [f"it may {what}"],
+            )
+            for role, what in BUILD_ROLES
+        ),
+    ]
 
 
 def secret_steps(settings: Settings, functions: list[Function], project: str) -> list[Step]:
@@ -304,8 +361,11 @@ def build(settings: Settings, names: list[str], every: list[str]) -> Plan:
             ["the migrations in supabase/migrations (those already applied are skipped)"],
         ),
         Step([gcloud, "services", "enable", *SERVICES, project, "--quiet"]),
+        *build_steps(settings, project),
         *secret_steps(settings, functions, project),
     ]
+    project_id = settings.project or "<GCP_PROJECT>"
+    builder = f"projects/{project_id}/serviceAccounts/{build_account(settings)}"
     for f in functions:
         env_file = generated / f.env_file_name
         files[env_file] = env_yaml(f.plain)  # no secret: those are mounted from Secret Manager
@@ -331,6 +391,7 @@ def build(settings: Settings, names: list[str], every: list[str]) -> Plan:
                     f"--env-vars-file={shown(env_file)}",
                     *([f"--set-secrets={mounted}"] if mounted else []),
                     f"--service-account={f.service_account}",
+                    f"--build-service-account={builder}",
                     f"--memory={setting('GCF_MEMORY')}",
                     f"--timeout={setting('GCF_TIMEOUT_SECONDS')}s",
                     f"--min-instances={setting('GCF_MIN_INSTANCES')}",

@@ -71,6 +71,28 @@ OUTBOUND_PATHS = {
     "/v1/convai/sip-trunk/outbound-call": "sip_trunk",
 }
 SUBSCRIPTION_PATH = "/v1/user/subscription"
+WEBHOOKS_PATH = "/v1/workspace/webhooks"
+
+
+def workspace_webhook(url: str, **fields: Any) -> dict[str, Any]:
+    """A workspace webhook as ``GET /v1/workspace/webhooks`` lists it (SDK
+    WorkspaceWebhookResponseModel), active and never failed unless ``fields`` say otherwise."""
+    return {
+        "name": "speed to lead: place_call",
+        "webhook_id": "wh_0000000000000000000000001",
+        "webhook_url": url,
+        "is_disabled": False,
+        "is_auto_disabled": False,
+        "created_at_unix": 1764806400,
+        "auth_type": "hmac",
+        "usage": [{"usage_type": "ConvAI Settings"}],
+        "events": [],
+        "most_recent_failure_error_code": None,
+        "most_recent_failure_timestamp": None,
+        **fields,
+    }
+
+
 _AGENT = re.compile(r"^/v1/convai/agents/([^/]+)$")
 _PHONE_NUMBER = re.compile(r"^/v1/convai/phone-numbers/([^/]+)$")
 _CONVERSATION = re.compile(r"^/v1/convai/conversations/([^/]+)$")
@@ -262,6 +284,9 @@ class ElevenLabsFake(FakeApi):
             "name": AGENT_NAME,
             "voicemail_detection": "built_in",
         }
+        self.webhooks: list[dict[str, Any]] = [
+            workspace_webhook("https://example.test/functions/v1/place_call/webhook")
+        ]
         self.number: dict[str, Any] = {
             "phone_number": DEFAULT_NUMBER,
             "label": "Speed to lead",
@@ -295,6 +320,8 @@ class ElevenLabsFake(FakeApi):
             return Answer(405, {"detail": "Method Not Allowed"})
         if path == SUBSCRIPTION_PATH:
             return Answer(200, self.subscription)
+        if path == WEBHOOKS_PATH:
+            return Answer(200, {"webhooks": self.webhooks})
         if match := _AGENT.match(path):
             agent_id = match.group(1)
             if not self.knows_agent(agent_id):
@@ -422,6 +449,9 @@ class ElevenLabsFake(FakeApi):
             state.update({k: v for k, v in settings.items() if k in CONVERSATION_SETTINGS})
             self.keep_conversation(conversation_id, state)
             return Answer(200, conversation(conversation_id, state))
+        if what == "webhooks" and method == "PUT":
+            self.webhooks = list(data) if isinstance(data, list) else []
+            return Answer(200, {"webhooks": self.webhooks})
         if what == "subscription" and method == "PUT":
             self.subscription.update(settings)
             return Answer(200, self.subscription)

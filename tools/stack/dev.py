@@ -172,6 +172,7 @@ def main() -> None:
                 rest_port=recorded_port(previous, "SUPABASE_URL", 54321),
                 graph_port=recorded_port(previous, "META_GRAPH_URL", 54329),
                 elevenlabs_port=recorded_port(previous, "ELEVENLABS_API_URL", 54333),
+                calendly_port=recorded_port(previous, "CALENDLY_API_URL", 54331),
             )
             generated = local.env
         # Locally a lead is called at any hour (the ElevenLabs fake dials nobody); set

@@ -378,6 +378,7 @@ def start(
     rest_port: int | None = None,
     graph_port: int | None = None,
     elevenlabs_port: int | None = None,
+    calendly_port: int | None = None,
 ) -> Stack:
     """Start Postgres, apply the migrations, start the RPC stand-in and the Graph and
     ElevenLabs fakes."""
@@ -399,6 +400,7 @@ def start(
         rest_port = free_port(rest_port)
         graph_port = free_port(graph_port)
         elevenlabs_port = free_port(elevenlabs_port)
+        calendly_port = free_port(calendly_port)
         jwt_secret = environ.get("JWT_SECRET") or jwt.LOCAL_JWT_SECRET
         standin_db = (
             f"postgresql://authenticator:{AUTHENTICATOR_PASSWORD}"
@@ -432,6 +434,15 @@ def start(
                 log=state_dir / "elevenlabs.log",
             )
         )
+        stack.processes.append(
+            spawn(
+                "tools.fakes.calendly_fake",
+                "--port",
+                str(calendly_port),
+                env=env,
+                log=state_dir / "calendly.log",
+            )
+        )
         env.update(
             {
                 "SUPABASE_URL": f"http://127.0.0.1:{rest_port}",
@@ -441,12 +452,14 @@ def start(
                 "DATABASE_URL": postgres.url,
                 "META_GRAPH_URL": f"http://127.0.0.1:{graph_port}",
                 "ELEVENLABS_API_URL": f"http://127.0.0.1:{elevenlabs_port}",
+                "CALENDLY_API_URL": f"http://127.0.0.1:{calendly_port}",
             }
         )
         stack.env = env
         wait_until(http_ok(f"{env['SUPABASE_URL']}/health"), what="the PostgREST stand-in")
         wait_until(http_ok(f"{env['META_GRAPH_URL']}/health"), what="the Graph API fake")
         wait_until(http_ok(f"{env['ELEVENLABS_API_URL']}/health"), what="the ElevenLabs fake")
+        wait_until(http_ok(f"{env['CALENDLY_API_URL']}/health"), what="the Calendly API fake")
     except BaseException:
         stack.stop()
         raise

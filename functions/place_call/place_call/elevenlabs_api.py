@@ -166,6 +166,16 @@ class ElevenLabsClient:
             not_found="check ELEVENLABS_API_URL (https://api.elevenlabs.io)",
         )
 
+    def workspace_webhooks(self) -> dict[str, Any]:
+        """``GET /v1/workspace/webhooks``: the workspace's webhooks (``webhooks``: url, whether
+        disabled or auto-disabled, the most recent failure), for `make doctor`."""
+        return self._request(
+            "GET",
+            "/v1/workspace/webhooks?include_usages=true",
+            action="reading the workspace webhooks",
+            not_found="check ELEVENLABS_API_URL (https://api.elevenlabs.io)",
+        )
+
     def agent(self, agent_id: str) -> dict[str, Any]:
         """``GET /v1/convai/agents/{agent_id}``: the agent, with its ``conversation_config``."""
         return self._request(

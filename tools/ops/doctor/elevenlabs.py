@@ -20,10 +20,13 @@ DEFAULT_MIN_CREDITS: int = Operator.model_fields["elevenlabs_min_credits"].defau
 DEFAULT_AGENT_NUMBER = "+17863212663"  # ELEVENLABS_PHONE_NUMBER: the number leads see calling
 _AGENT_TOOLS = "ElevenLabs > Agents > the agent > Tools > System tools"
 _WEBHOOK_SETUP = (
-    "in ElevenLabs > Agents > Settings > Post-call webhook, create a webhook (HMAC) to "
-    "<functions base>/place_call/webhook with the transcript and call initiation failure "
-    "events, and set its secret"
+    "a workspace admin creates a webhook (HMAC) to <functions base>/place_call/webhook in "
+    "ElevenLabs > workspace settings > Webhooks, then selects it in Agents > Settings > "
+    "Post-call webhook with the transcript and call initiation failure events; its secret is "
+    "ELEVENLABS_WEBHOOK_SECRET"
 )
+WEBHOOK_PATH = "/place_call/webhook"
+FAILURE_WINDOW_SECONDS = 86_400
 
 
 def _elevenlabs(ctx: Context, what: str) -> ElevenLabsClient | Result:
@@ -365,6 +368,52 @@ def check_elevenlabs_webhook_secret(ctx: Context) -> Result:
     )
 
 
+def check_elevenlabs_workspace_webhook(ctx: Context) -> Result:
+    """The workspace webhook to place_call/webhook exists, is enabled (not by hand, not
+    automatically after repeated failures) and did not fail in the last 24 hours."""
+    what = "ElevenLabs webhook"
+    answer = _elevenlabs_read(ctx, what, lambda client: client.workspace_webhooks())
+    if isinstance(answer, Result):
+        return answer
+    hooks = [
+        hook
+        for hook in answer.get("webhooks") or []
+        if isinstance(hook, dict)
+        and str(hook.get("webhook_url") or "").rstrip("/").endswith(WEBHOOK_PATH)
+    ]
+    if not hooks:
+        return Result(
+            WARN,
+            f"{what}: no workspace webhook delivers to …{WEBHOOK_PATH}, so call outcomes are "
+            f"only read late from the conversation API; {_WEBHOOK_SETUP}",
+        )
+    hook = hooks[0]
+    name = f"{hook.get('name') or hook.get('webhook_id')} ({hook.get('webhook_url')})"
+    if hook.get("is_auto_disabled"):
+        return Result(
+            FAIL,
+            f"{what}: {name} was disabled by ElevenLabs after repeated failures (last error "
+            f"{hook.get('most_recent_failure_error_code') or '?'}); fix what place_call answers "
+            "(`make logs ENV=production PROVIDER=elevenlabs STATUS=rejected`), then enable it "
+            "again in the workspace settings",
+        )
+    if hook.get("is_disabled"):
+        return Result(
+            FAIL, f"{what}: {name} is disabled; enable it in ElevenLabs > workspace settings"
+        )
+    failed_at = hook.get("most_recent_failure_timestamp")
+    if isinstance(failed_at, int) and failed_at > ctx.now - FAILURE_WINDOW_SECONDS:
+        when = datetime.fromtimestamp(failed_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return Result(
+            WARN,
+            f"{what}: {name} failed at {when} (HTTP "
+            f"{hook.get('most_recent_failure_error_code') or '?'}); ElevenLabs does not "
+            "redeliver a post-call webhook: place_call's sweep reads those outcomes later. "
+            "Check ELEVENLABS_WEBHOOK_SECRET and place_call's logs",
+        )
+    return Result(OK, f"{what}: {name} enabled, no failure in the last 24 hours")
+
+
 def check_call_outcomes(ctx: Context) -> Result:
     """Post-call webhooks arrive: no call of the last 24 h needed its outcome read from the
     conversation API (place_call's sweep does that when a webhook never comes)."""
@@ -411,5 +460,6 @@ CHECKS: tuple[Check, ...] = (
     check_elevenlabs_disclosure,
     check_elevenlabs_phone_number,
     check_elevenlabs_webhook_secret,
+    check_elevenlabs_workspace_webhook,
     check_call_outcomes,
 )

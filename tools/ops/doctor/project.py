@@ -8,9 +8,10 @@ from pathlib import Path
 
 import psycopg
 
-from lib.errors import AppError, ConfigError
+from lib.errors import AppError, ConfigError, DatabaseUnavailable
 from tools.ops.doctor.core import FAIL, OK, SKIP, WARN, Check, Context, Result, skipped
 from tools.settings import everything
+from tools.stack import envfile
 
 REQUIRED = (
     "SUPABASE_URL",
@@ -49,6 +50,15 @@ def check_database_api(ctx: Context) -> Result:
     url = ctx.value("SUPABASE_URL")
     try:
         answer = ctx.database().rpc("meta_claim_due", {"p_limit": 0})
+    except DatabaseUnavailable as err:
+        if ctx.value("ENV") != "production" and envfile.is_local(url):
+            # Locally, nothing answering is `make dev` not running, not a wrong URL.
+            return Result(
+                FAIL,
+                f"database API at {url}: nothing answers there. Is `make dev` running? (start "
+                "it, or use ENV=production for the deployed project)",
+            )
+        return Result(FAIL, f"database API at {url}: {err.message}{_db_hint(err)}")
     except AppError as err:
         return Result(FAIL, f"database API at {url}: {err.message}{_db_hint(err)}")
     remaining = answer.get("remaining") if isinstance(answer, dict) else None
