@@ -187,3 +187,29 @@ def test_a_lead_marked_do_not_call_by_hand_lists_its_phone_and_email(
     for value in (phone, email):
         assert make_dnc(stack, "--remove", value, "--reason", "marked by mistake") == 0
     assert place(functions, queued_lead(db, phone=phone)).json()["decision"] == "placed"
+
+
+def test_a_listed_key_stops_every_lead_of_the_person_even_through_another_key(
+    functions: Functions, db: Conn, stack: local_stack.Stack
+) -> None:
+    # The person: L2 shares the phone with the listed key, L3 shares only L2's email.
+    phone, email = unique_phone(), unique_email()
+    make_dnc(stack, "--add", phone, "--reason", "complaint")
+    second = queued_lead(db, phone=phone, email=email)
+    third = queued_lead(db, phone=unique_phone(), email=email)
+    # L3 claimed first: its own keys are not listed, but its person's phone is.
+    assert place(functions, third).json()["decision"] == "do_not_call"
+    assert place(functions, second).json()["decision"] == "do_not_call"
+
+
+def test_rewriting_a_do_not_call_status_never_lists_a_removed_key_again(
+    db: Conn, stack: local_stack.Stack
+) -> None:
+    phone = unique_phone()
+    lead_id = queued_lead(db, phone=phone, status="do_not_call", next_call_at=None)
+    assert make_dnc(stack, "--remove", phone, "--reason", "wrote to ask for calls") == 0
+    db.execute("update leads set status = status where id = %s", (lead_id,))  # as meta_complete
+    active = db.execute(
+        "select count(*) from do_not_contact where value = %s and removed_at is null", (phone,)
+    ).fetchone()
+    assert active == (0,)

@@ -293,3 +293,36 @@ def test_doctor_checks_the_calling_rules(
         result = doctor_project.check_call_rules(ctx)
     assert result.status == status, result.message
     assert words in result.message
+
+
+def test_a_us_territory_keeps_the_federal_rules(db: Conn) -> None:
+    assert places(db, "+13405550100") == ["US", "VI"]  # the US Virgin Islands
+    assert places(db, "+17875550100") == ["US"]  # Puerto Rico: no geocoder area, federal
+
+
+@pytest.mark.parametrize(
+    "windows",
+    [
+        '{"1":["08:00"],"2":null,"3":null,"4":null,"5":null,"6":null,"7":null}',
+        '{"1":["20:00","08:00"],"2":null,"3":null,"4":null,"5":null,"6":null,"7":null}',
+        '{"1":[null,null],"2":null,"3":null,"4":null,"5":null,"6":null,"7":null}',
+        '{"1":["8am","9pm"],"2":null,"3":null,"4":null,"5":null,"6":null,"7":null}',
+        '{"1":null,"2":null,"3":null,"4":null,"5":null,"6":null}',
+    ],
+)
+def test_a_malformed_window_is_refused(db: Conn, windows: str) -> None:
+    with pytest.raises(psycopg.errors.CheckViolation), db.transaction(force_rollback=True):
+        db.execute("update call_place_rules set windows = %s where place = 'US-FL'", (windows,))
+
+
+def test_an_unknown_consent_policy_fails_closed(db: Conn) -> None:
+    lead_id = queued_lead(db)
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        claim(db, lead_id, {**PLACES, "consent": "maybe"})
+
+
+def test_holiday_calendars_are_read_in_any_case() -> None:
+    from place_call.settings import PlaceCallSettings
+
+    rules = PlaceCallSettings.load({"CALL_HOLIDAYS": "us, es-ct ,2026-12-24"}).call_rules()
+    assert rules["holidays"] == ["US", "ES-CT", "2026-12-24"]

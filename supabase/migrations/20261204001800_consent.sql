@@ -56,7 +56,7 @@ create index consents_lead on public.consents (lead_id);
 create function public.consents_append_only() returns trigger
 language plpgsql set search_path = '' as $$
 begin
-    raise exception 'consents are append-only: % refused', tg_op
+    raise exception '% is append-only: % refused', tg_table_name, tg_op
         using errcode = '42501',
               hint = 'Record a new consent row instead (evidence says why).';
 end $$;

@@ -1,5 +1,6 @@
 -- The internal do-not-call list (issue 15, item 3): phone numbers and email addresses nobody is
--- called at, whichever lead carries them. Every claim checks it (call_claim), an opt-out said on
+-- called at, whichever lead carries them. Every claim checks it for every phone and email of the
+-- lead's person (dnc_person_entry: leads sharing a phone or an email), an opt-out said on
 -- a call adds the person's every phone and email to it (call_opt_out), and the operator manages
 -- it with `make dnc` (dnc_add, dnc_remove). Entries are never deleted: a removal is stamped
 -- (removed_at, removed_reason) and logged; it lets future leads of that phone or email be
@@ -185,11 +186,40 @@ begin
 end $$;
 
 create trigger leads_list_do_not_call
-    after insert or update of status on public.leads
+    after insert on public.leads
     for each row when (new.status = 'do_not_call')
+    execute function public.leads_list_do_not_call();
+-- Only a change into do_not_call: an update that leaves it so (meta_complete writes the status
+-- back as it was) never lists again what the operator removed.
+create trigger leads_list_do_not_call_update
+    after update of status on public.leads
+    for each row when (new.status = 'do_not_call' and old.status <> 'do_not_call')
     execute function public.leads_list_do_not_call();
 
 revoke all on function public.leads_list_do_not_call() from public, anon, authenticated;
+-- The active entry that forbids calling the person of lead p_lead_id: one for any phone or email
+-- of any lead of that person (the same phone or email), as the person check it replaces did.
+create function public.dnc_person_entry(p_lead_id uuid)
+returns public.do_not_contact
+language sql
+stable
+set search_path = ''
+as $$
+    with person as (
+        select l.phone, lower(l.email) as email from public.leads l
+        where l.id = p_lead_id
+           or l.person_id = (select m.person_id from public.leads m where m.id = p_lead_id)
+    )
+    select d.* from public.do_not_contact d
+    where d.removed_at is null
+      and ((d.kind = 'phone' and d.value in (select p.phone from person p where p.phone is not null))
+           or (d.kind = 'email' and d.value in (select p.email from person p where p.email is not null)))
+    order by d.id
+    limit 1;
+$$;
+
+revoke all on function public.dnc_person_entry(uuid) from public, anon, authenticated;
+grant execute on function public.dnc_person_entry(uuid) to service_role;
 revoke all on function public.dnc_entry(text, text) from public, anon, authenticated;
 grant execute on function public.dnc_entry(text, text) to service_role;
 
@@ -199,9 +229,13 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-    v_person uuid := (select l.person_id from public.leads l where l.id = p_lead_id);
+    v_person uuid;
     v_marked integer;
 begin
+    -- The person's lock first, as call_claim takes it: a claim of another lead of the person
+    -- waits for this opt-out, then sees the list.
+    perform public.person_lock(p_lead_id);
+    v_person := (select l.person_id from public.leads l where l.id = p_lead_id);
     -- Every phone and email of the person on the list: a lead they fill in later is not called.
     perform public.dnc_add(k.kind, k.value, 'Said on call ' || coalesce(p_conversation, '?')
                                             || ': "' || left(p_words, 300) || '"',

@@ -28,14 +28,37 @@
 -- the cap lowered to the places' own, and call_window given the places. These three migrations
 -- are applied together: the claim is written once, here.
 
+-- A rule's windows: every ISO weekday "1" to "7", each null (no calls) or ["HH:MM", "HH:MM"],
+-- start before end (end may be 24:00).
+create function public.call_windows_valid(p_windows jsonb)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+    select jsonb_typeof(p_windows) = 'object'
+       and p_windows ?& array['1', '2', '3', '4', '5', '6', '7']
+       and (select count(*) from jsonb_object_keys(p_windows)) = 7
+       and not exists (
+           select from jsonb_each(p_windows) d
+           where jsonb_typeof(d.value) <> 'null'
+             and not (jsonb_typeof(d.value) = 'array'
+                      and jsonb_array_length(d.value) = 2
+                      and coalesce(d.value ->> 0, '') ~ '^([01][0-9]|2[0-3]):[0-5][0-9]$'
+                      and coalesce(d.value ->> 1, '') ~ '^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$'
+                      and (d.value ->> 0)::time < (d.value ->> 1)::time));
+$$;
+
+revoke all on function public.call_windows_valid(jsonb) from public, anon, authenticated;
+grant execute on function public.call_windows_valid(jsonb) to service_role;
+
 create table public.call_place_rules (
     place text primary key constraint call_place_rules_place_shape
         check (place ~ '^[A-Z]{2}(-[A-Z0-9]{1,3})?$'),
     calling_code text constraint call_place_rules_calling_code_shape
         check (calling_code ~ '^\+[1-9][0-9]{0,3}$'),
     windows jsonb not null constraint call_place_rules_windows_shape
-        check (jsonb_typeof(windows) = 'object'
-               and windows ?& array['1', '2', '3', '4', '5', '6', '7']),
+        check (public.call_windows_valid(windows)),
     max_per_person_per_day integer constraint call_place_rules_cap_positive
         check (max_per_person_per_day > 0),
     source text not null,
@@ -265,8 +288,11 @@ as $$
         when p_phone like '+1%' then coalesce(
             (select array_agg(distinct p order by p)
              from public.nanp_area_codes a,
-                  unnest(array[a.place, split_part(a.place, '-', 1)]) p
-             where a.npa = substr(p_phone, 3, 3)),
+                  -- US territories keep the federal rules (the TCPA applies there).
+                  unnest(array[a.place, split_part(a.place, '-', 1),
+                               case when a.place in ('PR', 'VI', 'GU', 'MP', 'AS')
+                                    then 'US' end]) p
+             where a.npa = substr(p_phone, 3, 3) and p is not null),
             array['US'])
         else coalesce(
             (select array[r.place] from public.call_place_rules r
@@ -298,7 +324,7 @@ declare
     v_window jsonb;
     v_rules text[] := '{}';
 begin
-    if p_day::text = any (v_listed) then
+    if to_char(p_day, 'YYYY-MM-DD') = any (v_listed) then
         return jsonb_build_object('open', false, 'closed', 'a holiday of CALL_HOLIDAYS');
     end if;
     select * into v_holiday from public.call_holidays h
@@ -315,6 +341,11 @@ begin
         if v_window is null or jsonb_typeof(v_window) <> 'array' then
             return jsonb_build_object('open', false, 'closed',
                                       v_rule.place || ' allows no calls on ' || trim(to_char(p_day, 'Day')),
+                                      'rules', to_jsonb(array[v_rule.place]));
+        end if;
+        if (v_window ->> 0) is null or (v_window ->> 1) is null then
+            return jsonb_build_object('open', false, 'closed',
+                                      v_rule.place || ' has an incomplete window: no calls',
                                       'rules', to_jsonb(array[v_rule.place]));
         end if;
         v_start := greatest(v_start, (v_window ->> 0)::time);
@@ -493,7 +524,7 @@ begin
                   where r.place = v_capped);
     end if;
     -- The do-not-call list, for this lead's phone and email, whoever they belong to.
-    v_dnc := public.dnc_entry(v_lead.phone, v_lead.email);
+    v_dnc := public.dnc_person_entry(p_lead_id);
     if v_dnc.id is not null then
         update public.leads l set status = 'do_not_call', next_call_at = null
         where l.id = p_lead_id;
@@ -508,6 +539,10 @@ begin
                                   'dnc_id', v_dnc.id));
     end if;
     -- Consent (CALL_CONSENT): required places no call without it; recorded keeps what there is.
+    if v_policy not in ('required', 'recorded', 'off') then
+        raise exception 'CALL_CONSENT % is none of required, recorded, off', v_policy
+            using errcode = '22023';
+    end if;
     if v_policy <> 'off' then
         v_consent := coalesce(public.lead_consent(p_lead_id, p_rules), jsonb_build_object('id', null))
             || jsonb_build_object('policy', v_policy);

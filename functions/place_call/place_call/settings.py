@@ -104,7 +104,10 @@ class PlaceCallSettings(Private):
             "person_cooldown_hours": self.call_person_cooldown_hours,
             "max_per_person_per_day": self.call_max_per_person_per_day,
             "place_rules": self.call_place_rules,
-            "holidays": [item.strip() for item in self.call_holidays.split(",") if item.strip()],
+            # Calendars are place codes (US, ES, US-LA): upper case, as call_holidays keeps them.
+            "holidays": [
+                item.strip().upper() for item in self.call_holidays.split(",") if item.strip()
+            ],
             "consent": self.call_consent,
             "consent_checkboxes": [
                 key.strip() for key in self.call_consent_checkboxes.split(",") if key.strip()
