@@ -265,7 +265,7 @@ def test_deploy_dry_run_deploys_every_function_with_its_flags(linked: Linked) ->
             f"stl-build@{PROJECT}.iam.gserviceaccount.com",
             "--memory=512Mi",
             "--timeout=60s",
-            "--min-instances=0",
+            f"--min-instances={1 if name in ('meta_webhook', 'place_call') else 0}",
             "--max-instances=20",
             f"--project={PROJECT}",
             "--quiet",
@@ -291,6 +291,10 @@ def test_deploy_dry_run_deploys_every_function_with_its_flags(linked: Linked) ->
     assert f"make calendly-subscribe ENV=production URL={BASE}/calendly_webhook" in run.output
     assert "make doctor" in run.output
     assert "Smoke test, after a real deploy (9 probes):" in run.output
+    # Two warm instances at 512Mi (0.333 vCPU): 2 x 2,592,000 s x (0.333 x $0.000024 + 0.5 x
+    # $0.0000025) = $47.92 a month at most, with the source of the prices.
+    assert "meta_webhook 1 x 512Mi, place_call 1 x 512Mi: at most $47.92 a month" in run.output
+    assert "https://cloud.google.com/run/pricing, read 2026-12-04" in run.output
 
 
 def test_deploy_each_function_receives_only_what_it_reads(linked: Linked) -> None:
@@ -540,12 +544,26 @@ def test_deploy_preflight_checks_settings(deploy: Deployer) -> None:
     assert "short-token-123" not in run.output
 
 
+def test_minimum_instances_default_to_one_on_the_call_path_and_zero_turns_them_off(
+    deploy: Deployer,
+) -> None:
+    deploy.link()
+    run = deploy("--dry-run", env={**EXAMPLE, "GCF_MIN_INSTANCES": "0"})
+    assert all("--min-instances=0" in argv for argv in run.deploys().values())
+    assert "Minimum instances (" not in run.output  # nothing warm, nothing to pay
+    run = deploy("--dry-run", env={**EXAMPLE, "GCF_MIN_INSTANCES_PLACE_CALL": "2"})
+    assert "--min-instances=2" in run.deploys()["place_call"]
+    assert "--min-instances=1" in run.deploys()["meta_webhook"]
+    assert "--min-instances=0" in run.deploys()["calendly_webhook"]
+
+
 def test_deploy_names_instances_wrong_only_together(deploy: Deployer) -> None:
     deploy.link()
     run = deploy("--dry-run", env={**EXAMPLE, "GCF_MIN_INSTANCES": "30"})
     assert "Traceback" not in run.output
     assert "meta_webhook: GCF_MIN_INSTANCES: GCF_MAX_INSTANCES must be at least" in run.output
-    assert "--min-instances=0" in run.deploys()["meta_webhook"]  # the defaults, meanwhile
+    # The defaults, meanwhile: meta_webhook keeps one warm instance.
+    assert "--min-instances=1" in run.deploys()["meta_webhook"]
 
 
 def test_deploy_names_a_non_numeric_timeout_before_anything_runs(deploy: Deployer) -> None:

@@ -26,8 +26,8 @@ import httpx
 
 from tools import ROOT
 from tools.build import bundle
+from tools.deploy import cost, preflight, smoke
 from tools.deploy import plan as deployment
-from tools.deploy import preflight, smoke
 from tools.deploy.settings import (
     SUPABASE_CLI_VARIABLES,
     Paths,
@@ -241,6 +241,25 @@ def run(
             f"Sweeps: pg_cron jobs {jobs}, every minute; `make doctor ENV=production` says "
             "whether they are answered 200 (pg_net's net._http_response: cron's own run "
             "details say succeeded even when every POST gets a 401)"
+        )
+    warm = [
+        (
+            f.name,
+            int(settings.setting("GCF_MIN_INSTANCES", f.name)),
+            settings.setting("GCF_MEMORY", f.name),
+        )
+        for f in sorted(p.functions, key=lambda f: f.name)
+    ]
+    warm = [(name, n, memory) for name, n, memory in warm if n]
+    if warm:
+        ceiling = sum(cost.monthly_ceiling(memory, n) for _, n, memory in warm)
+        say(
+            "Minimum instances (no cold start for the first lead after a quiet night): "
+            + ", ".join(f"{name} {n} x {memory}" for name, n, memory in warm)
+            + f": at most ${ceiling:.2f} a month ({cost.SOURCE}; an idle minimum instance is "
+            "billed at a lower rate). GCF_MIN_INSTANCES=0 (or GCF_MIN_INSTANCES_<FUNCTION>=0) "
+            "pays nothing while idle, at the price of a cold start (about 1.2 s each at 512Mi) "
+            "for the first lead after a quiet period."
         )
     say("Paste into the providers:")
     for line in _provider_hints(p):

@@ -76,6 +76,15 @@ class DeployVariables(CloudFunction):
 
 
 DEFAULTS = {v.name: v.default for v in CloudFunction.variables()}
+# The functions on the path from a form to the phone keep one warm instance each by default: at
+# a third of a vCPU (512Mi) a cold start spends about 1.2 s importing alone (measured under a
+# cgroup CPU quota, docs/PERFORMANCE.md), so the first lead after a quiet night, meeting two cold
+# starts, can miss meta_webhook's 2 s PLACE_CALL_TIMEOUT_SECONDS and wait for the next sweep.
+# GCF_MIN_INSTANCES (for all) or GCF_MIN_INSTANCES_<FUNCTION> overrides these.
+FUNCTION_DEFAULTS: dict[str, dict[str, str]] = {
+    "meta_webhook": {"GCF_MIN_INSTANCES": "1"},
+    "place_call": {"GCF_MIN_INSTANCES": "1"},
+}
 # The Google APIs a Cloud Functions (2nd gen) deploy uses; enabling one twice changes nothing.
 SERVICES = (
     "artifactregistry.googleapis.com",
@@ -143,17 +152,23 @@ class Settings:
         """``function``'s Cloud Functions settings (``<NAME>_<FUNCTION>``, else ``<NAME>``, else
         the default), an invalid one at its default; and what is wrong with each invalid one."""
         suffix = f"_{function.upper()}"
+        own = FUNCTION_DEFAULTS.get(function, {})
         values = {
-            v.name: self.get(v.name + suffix) or self.get(v.name) for v in CloudFunction.variables()
+            v.name: self.get(v.name + suffix) or self.get(v.name) or own.get(v.name, "")
+            for v in CloudFunction.variables()
         }
         try:
             return CloudFunction.load(values), {}
         except ConfigError as err:
-            valid = {name: value for name, value in values.items() if name not in err.invalid}
+            # Each invalid one at its default (the function's own, else the declared one).
+            valid = {
+                name: own.get(name, "") if name in err.invalid else value
+                for name, value in values.items()
+            }
             try:
                 return CloudFunction.load(valid), err.invalid
             except ConfigError:  # only together are they wrong: every default
-                return CloudFunction.load({}), err.invalid
+                return CloudFunction.load(own), err.invalid
 
     def setting(self, name: str, function: str) -> str:
         """One Cloud Functions setting of ``function`` (its default when it is invalid: the
