@@ -25,7 +25,7 @@ from tools.build import bundle, functions
 from tools.deploy import cli, smoke
 from tools.deploy.cli import main
 from tools.deploy.plan import Masker
-from tools.deploy.preflight import key_problem
+from tools.deploy.preflight import ORG_POLICY, key_problem
 from tools.deploy.settings import SUPABASE_CLI, Paths, Settings
 from tools.stack import local as local_stack
 from tools.stack.jwt import encode
@@ -95,6 +95,9 @@ with open(os.environ["FAKE_CLI_LOG"], "a") as log:
     log.write(json.dumps({{"argv": argv, "password": os.environ.get("SUPABASE_DB_PASSWORD"),
                           "stdin": stdin}}))
     log.write("\\n")
+if "org-policies" in argv:  # the project's effective organisation policy, as the test sets it
+    print(os.environ.get("FAKE_ORG_POLICY", "{{}}"))
+    sys.exit(0)
 sys.exit(1 if os.environ.get("FAKE_CLI_FAIL") in sys.argv[1:] or "describe" in argv else 0)
 """
 
@@ -352,8 +355,10 @@ def test_deploy_schedules_each_sweep_with_pg_cron_reading_the_token_from_vault(
 def test_deploy_real_run_runs_the_printed_commands_in_order(linked: Linked) -> None:
     assert linked.real.code == 0, linked.real.output
     # Each create is preceded by its `describe` (a new project: nothing found, so it runs).
-    checks = [c for c in linked.real.calls if "describe" in c]
-    assert [c for c in linked.real.calls if "describe" not in c] == linked.real.commands
+    policy, *calls = linked.real.calls  # the preflight reads the organisation policy first
+    assert policy[1:5] == ["resource-manager", "org-policies", "describe", ORG_POLICY]
+    checks = [c for c in calls if "describe" in c]
+    assert [c for c in calls if "describe" not in c] == linked.real.commands
     assert linked.real.commands == linked.dry.commands
     assert len(checks) == sum(1 for c in linked.real.commands if "create" in c) > 0
     # Each secret reached Secret Manager on standard input, never on a command line.
@@ -414,10 +419,24 @@ def test_deploy_one_function_deploys_it_and_its_sweep_only(deploy: Deployer) -> 
     run = deploy("--function", "place_call", env=only_calls)
     assert run.code == 0, run.output
     assert list(run.deploys()) == ["place_call"]
-    assert run.calls[0][1:3] == ["db", "push"]
+    assert run.calls[1][1:3] == ["db", "push"]  # after the preflight's org-policy read
     sql = (deploy.paths.generated / "sweeps.sql").read_text()
     assert "place_call_sweep" in sql and "meta_webhook_sweep" not in sql
     assert not (deploy.paths.bundles / "meta_webhook").exists()
+
+
+def test_deploy_refuses_a_project_under_domain_restricted_sharing(deploy: Deployer) -> None:
+    deploy.link()
+    policy = '{"constraint": "constraints/iam.allowedPolicyMemberDomains", '
+    policy += '"listPolicy": {"allowedValues": ["C03abcdef"]}}'
+    run = deploy(environ={"FAKE_ORG_POLICY": policy})
+    assert run.code == 1
+    assert "domain-restricted sharing" in run.output
+    assert "forbids --allow-unauthenticated" in run.output
+    assert [c[1:3] for c in run.calls] == [["resource-manager", "org-policies"]]  # nothing else
+    # Allowed for all: the deploy goes on.
+    allowed = '{"listPolicy": {"allValues": "ALLOW"}}'
+    assert deploy(environ={"FAKE_ORG_POLICY": allowed}).code == 0
 
 
 def test_deploy_stops_at_the_first_failing_command(deploy: Deployer) -> None:

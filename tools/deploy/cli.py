@@ -144,7 +144,7 @@ def run(
         f"{settings.project or '<GCP_PROJECT>'}, region {settings.region or '<GCP_REGION>'}"
         + (": DRY RUN, nothing remote changes" if dry_run else "")
     )
-    problems, notes = preflight.check(settings, p, dry_run=dry_run)
+    problems, notes = preflight.check(settings, p, dry_run=dry_run, environ=environ)
     for note in notes:
         say(f"note: {note}")
     if problems:

@@ -7,6 +7,8 @@ import base64
 import binascii
 import json
 import re
+import subprocess
+from collections.abc import Mapping
 from typing import Any
 
 from lib.errors import ConfigError
@@ -114,7 +116,13 @@ def _function_problems(settings: Settings, plan: Plan) -> list[str]:
     return problems
 
 
-def check(settings: Settings, plan: Plan, *, dry_run: bool) -> tuple[list[str], list[str]]:
+def check(
+    settings: Settings,
+    plan: Plan,
+    *,
+    dry_run: bool,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[list[str], list[str]]:
     """``(problems, notes)``. A dry run runs no CLI, so a missing CLI is only a note there."""
     problems: list[str] = []
     notes: list[str] = []
@@ -174,4 +182,57 @@ def check(settings: Settings, plan: Plan, *, dry_run: bool) -> tuple[list[str], 
         if not any(TOKEN_VARIABLE in f.missing for f in plan.functions):
             problems.append(f"not set: {missing_token}")
     problems.extend(_function_problems(settings, plan))
+    if not problems and not dry_run:
+        problem, note = org_policy(settings, environ)
+        problems.extend([problem] if problem else [])
+        notes.extend([note] if note else [])
     return problems, notes
+
+
+ORG_POLICY = "iam.allowedPolicyMemberDomains"
+
+
+def org_policy(
+    settings: Settings, environ: Mapping[str, str] | None = None
+) -> tuple[str | None, str | None]:
+    """(problem, note): whether the project's effective organisation policy restricts IAM members
+    to some domains (domain-restricted sharing), which forbids ``--allow-unauthenticated`` (an
+    ``allUsers`` binding) and so every webhook. A policy that cannot be read is a note."""
+    command = [
+        settings.which(settings.gcloud) or settings.gcloud,
+        "resource-manager",
+        "org-policies",
+        "describe",
+        ORG_POLICY,
+        f"--project={settings.project}",
+        "--effective",
+        "--format=json",
+    ]
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            env=dict(environ) if environ is not None else None,
+        )
+        policy = json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        policy = None
+    if not isinstance(policy, dict):
+        return None, (
+            f"the organisation policy {ORG_POLICY} could not be read; if the deploy fails on "
+            "--allow-unauthenticated, domain-restricted sharing forbids public functions"
+        )
+    listed = policy.get("listPolicy") if isinstance(policy.get("listPolicy"), dict) else {}
+    if listed.get("allowedValues") or listed.get("allValues") == "DENY":
+        return (
+            f"the organisation policy {ORG_POLICY} (domain-restricted sharing) applies to "
+            f"{settings.project}: it forbids --allow-unauthenticated, so Meta, Calendly and "
+            "ElevenLabs could not reach the webhooks. Ask the organisation's admin to allow all "
+            "members on this project (an exception to the constraint), then deploy again",
+            None,
+        )
+    return None, None
