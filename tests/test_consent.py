@@ -5,6 +5,7 @@ HTTP and the real database; the Graph and ElevenLabs APIs are the local fakes.""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -33,6 +34,11 @@ from .conftest import (
 Conn = psycopg.Connection[Any]
 
 
+# When the person submitted the form: an hour ago, in the Graph API's created_time format.
+SUBMITTED = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+CREATED_TIME = SUBMITTED.strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
 def new_form_id() -> str:
     """A form id no other test uses (the function reads each form once per process)."""
     return str(900_000_000_000_000 + uuid.uuid4().int % 10**14)
@@ -41,7 +47,7 @@ def new_form_id() -> str:
 def node(lid: str, phone: str, form_id: str, *responses: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": lid,
-        "created_time": "2026-11-30T10:15:00+0000",
+        "created_time": CREATED_TIME,
         "form_id": form_id,
         "field_data": [
             {"name": "full_name", "values": ["Consuelo Lead"]},
@@ -107,7 +113,7 @@ def test_map_consents_reads_each_box_against_the_form() -> None:
     assert (consent["is_checked"], consent["checked_by_default"]) == (True, False)
     assert consent["checkbox_text"].startswith("Acepto que me llame")
     assert "Condiciones" in consent["disclaimer"] and "Acepto" in consent["disclaimer"]
-    assert consent["given_at"] == "2026-11-30T10:15:00+0000"
+    assert consent["given_at"] == CREATED_TIME
     assert consent["evidence"]["response"] == {"checkbox_key": CONSENT_KEY, "is_checked": "1"}
     assert mapped["newsletter"]["checked_by_default"] is True  # pre-checked: never consent
     assert mapped["unknown"]["checked_by_default"] is None  # not on the form: unknown
@@ -162,7 +168,7 @@ def test_checked_box_is_stored_with_the_form_text_and_the_lead_is_called(
     )
     assert (consent["is_checked"], consent["checked_by_default"]) == (True, False)
     assert "inteligencia artificial" in consent["checkbox_text"]
-    assert consent["given_at"].isoformat().startswith("2026-11-30T10:15:00")
+    assert consent["given_at"] == SUBMITTED
     assert consent["evidence"]["response"] == {"checkbox_key": CONSENT_KEY, "is_checked": "1"}
     # The form is read once, stored once, and the call carries the consent it was placed under.
     assert graph.count(form_id) == 1

@@ -21,6 +21,10 @@ from .conftest import ANY_HOUR, RULES, calls, claim, queued_lead
 
 Conn = psycopg.Connection[Any]
 
+# Fixed instants (2026-07-15, 2026-11-26, 2026-12-04 to 12-09), on purpose: call_window is a pure
+# function of the instant it is given (it never reads the clock), and these pin summer time, a
+# weekday, a weekend and holidays of the seeded calendars (2026-2028), which stay in the table
+# whatever today is. The claims below use instants derived from now (next_local).
 PLACES = {**RULES, **ANY_HOUR, "place_rules": True}  # the places' windows, CALL_HOURS_* open
 MIAMI, NEW_YORK, MADRID, CANARY, CHICAGO = (
     "America/New_York",  # Miami keeps Eastern time

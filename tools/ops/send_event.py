@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -36,7 +36,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from tools.fakes import calendly_samples, elevenlabs_samples, graph_fake, samples
-from tools.ops.logs import first_line, where
+from tools.ops.logs import LogsError, first_line, lead_id_of, where
 from tools.stack import envfile
 from tools.stack.envfile import command_env
 
@@ -61,6 +61,7 @@ class SignedRequest:
     leadgen_id: str | None = None  # a Meta delivery's lead, looked up once it is answered
 
 
+T = TypeVar("T")
 Builder = Callable[[argparse.Namespace, Mapping[str, str]], SignedRequest]
 
 
@@ -194,40 +195,33 @@ def build_calendly(args: argparse.Namespace, env: Mapping[str, str]) -> SignedRe
     )
 
 
-def _query(env: Mapping[str, str], sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of the target's database (DATABASE_URL), or SendError saying why it cannot be read."""
+def _with_database(env: Mapping[str, str], read: Callable[[Any], T]) -> T:
+    """``read(conn)`` on the target's database (DATABASE_URL), or SendError saying why not."""
     database_url = (env.get("DATABASE_URL") or "").strip()
     if not database_url:
         raise SendError(envfile.NO_DATABASE)
     try:
         with psycopg.connect(database_url, connect_timeout=5, row_factory=dict_row) as conn:
-            return conn.execute(sql, params).fetchall()
+            return read(conn)
+    except LogsError as err:
+        raise SendError(str(err)) from None
     except psycopg.Error as exc:
         raise SendError(
             f"cannot read the database at {where(database_url)}: {first_line(exc)}"
         ) from None
 
 
+def _query(env: Mapping[str, str], sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    return _with_database(env, lambda conn: conn.execute(sql, params).fetchall())
+
+
 def _lead_id(env: Mapping[str, str], given: str) -> str:
     """``given`` when it is a whole lead id; the one lead whose id starts with it (8 characters
-    at least, as `make logs` shows them) otherwise; SendError when there is none or several."""
+    at least, as `make logs` shows them: the same lookup, logs.lead_id_of) otherwise."""
     try:
         return str(uuid.UUID(given))
     except ValueError:
-        pass
-    prefix = given.strip().lower()
-    if len(prefix) < 8 or not all(ch in "0123456789abcdef-" for ch in prefix):
-        raise SendError(f"{given!r} is not a lead id (give at least its first 8 characters)")
-    rows = _query(
-        env,
-        "select id::text from public.leads where id::text like %(p)s limit 2",
-        {"p": prefix + "%"},
-    )
-    if len(rows) != 1:
-        raise SendError(
-            f"{'no lead' if not rows else 'several leads'} with an id starting {prefix}"
-        )
-    return str(rows[0]["id"])
+        return str(_with_database(env, lambda conn: lead_id_of(conn, given)))
 
 
 def _last_booking(env: Mapping[str, str]) -> str:

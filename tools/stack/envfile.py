@@ -11,6 +11,7 @@ command's environment over it, and refuses any URL that leaves this machine; ``p
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +156,6 @@ def target(name: str | None = None, environ: Mapping[str, str] | None = None) ->
 def command_env(command: str) -> dict[str, str] | None:
     """The target's settings for an operator command, its first line printed (to stderr: the
     output may be JSON); None, with the reason printed, when the target cannot be used."""
-    import sys
 
     try:
         chosen = target()

@@ -66,7 +66,7 @@ def consent_responses(node: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [r for r in responses if isinstance(r, dict)][:_CONSENTS]
 
 
-def _disclaimer(form: Mapping[str, Any] | None) -> tuple[str | None, dict[str, dict[str, Any]]]:
+def disclaimer(form: Mapping[str, Any] | None) -> tuple[str | None, dict[str, dict[str, Any]]]:
     """The disclaimer as shown (title, body, checkbox texts), and its checkboxes by key."""
     legal = form.get("legal_content") if form else None
     custom = legal.get("custom_disclaimer") if isinstance(legal, dict) else None
@@ -94,7 +94,7 @@ def map_consents(node: Mapping[str, Any], form: Mapping[str, Any] | None) -> lis
     """One consent row per checkbox answer: checked or not, pre-checked by the form or not (a
     pre-checked box is never consent; unknown when the form does not list the box), the
     disclaimer as shown and the raw evidence."""
-    shown, boxes = _disclaimer(form)
+    shown, boxes = disclaimer(form)
     legal = form.get("legal_content") if form else None
     if not isinstance(legal, dict):
         legal = None

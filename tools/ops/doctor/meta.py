@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lib.errors import AppError, ProviderFailure
+from meta_webhook.lead_mapping import disclaimer
 from tools.ops.doctor.core import FAIL, OK, SKIP, WARN, Check, Context, Result, skipped
 
 LEADS_SCOPE = "leads_retrieval"
@@ -195,14 +196,7 @@ def check_pending_leads(ctx: Context) -> Result:
 def consent_gap(form: dict[str, Any], keys: list[str]) -> str | None:
     """What ``form`` lacks for CALL_CONSENT=required (``keys``: CALL_CONSENT_CHECKBOXES, empty:
     any box), or None when it asks for consent."""
-    legal = form.get("legal_content") if isinstance(form.get("legal_content"), dict) else {}
-    custom = (
-        legal.get("custom_disclaimer") if isinstance(legal.get("custom_disclaimer"), dict) else {}
-    )
-    boxes = custom.get("checkboxes")
-    if isinstance(boxes, dict):
-        boxes = boxes.get("data")
-    boxes = [box for box in boxes if isinstance(box, dict)] if isinstance(boxes, list) else []
+    boxes = list(disclaimer(form)[1].values())  # as meta_webhook reads a lead's form
     usable = [box for box in boxes if not keys or box.get("key") in keys]
     if not boxes:
         return "no consent checkbox in its custom disclaimer"
