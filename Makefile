@@ -14,7 +14,7 @@ export PYTHONPATH := $(subst $(space),:,$(CURDIR) $(FUNCTION_DIRS))
 DEPS_STAMP := $(VENV)/.deps-stamp
 NPM_STAMP := node_modules/.npm-stamp
 
-.PHONY: help install dev test check lint format typecheck bench soak soak-calls send-test-event logs evidence dnc sweep retry doctor calendly-subscribe build deploy lock clean
+.PHONY: help install dev test check lint format typecheck bench soak soak-calls send-test-event logs evidence dnc sweep retry doctor elevenlabs-webhook calendly-subscribe build deploy lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ retry: install ## Fetch every pending lead now (after fixing a token or permissi
 
 doctor: install ## Check configuration, database, migrations and the Meta token
 	$(PY) -m tools.ops.doctor
+
+elevenlabs-webhook: install ## Turn on the retries of the ElevenLabs webhook to place_call/webhook (off by ElevenLabs' default)
+	$(PY) -m tools.ops.elevenlabs_webhook
 
 calendly-subscribe: install ## Subscribe calendly_webhook to Calendly, key stored in supabase/.env (URL=... [SCOPE=organization|user] [RECREATE=1])
 	@test -n "$(URL)" || { echo "usage: make calendly-subscribe URL=<functions base>/calendly_webhook [SCOPE=organization|user] [RECREATE=1]" >&2; exit 2; }

@@ -5,6 +5,8 @@ its arithmetic must judge the targets as written."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -127,3 +129,44 @@ def test_place_call_leads_are_due_for_their_call(stack: local_stack.Stack, tmp_p
             for lead_id in lead_ids
         ]
     assert decisions == [("place",)] * 3
+
+
+def test_cpu_groups_cap_each_function_and_its_processes_join_before_they_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cgroup v1 hierarchy's files, in a temporary folder: the quota is written as the kernel
+    # reads it, and a process started with the joiner writes its pid there before it runs.
+    from tools.bench import quota
+
+    (tmp_path / "cpu").mkdir()
+    monkeypatch.setattr(quota, "ROOT", tmp_path)
+    with quota.cpu_groups(("meta_webhook", "place_call"), 1 / 3) as groups:
+        assert isinstance(groups, dict), groups
+        assert set(groups) == {"meta_webhook", "place_call"}
+        group = groups["place_call"]
+        assert (group / "cpu.cfs_quota_us").read_text() == "33333\n"
+        assert (group / "cpu.cfs_period_us").read_text() == "100000\n"
+        child = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            preexec_fn=quota.joiner(group),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert (group / "cgroup.procs").read_text() == child.stdout
+        (group / "cgroup.procs").unlink()  # the kernel's files go with the group
+        for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us"):
+            for made in groups.values():
+                (made / name).unlink()
+    assert list((tmp_path / "cpu").iterdir()) == []
+    assert quota.joiner(None) is None
+
+
+def test_cpu_groups_say_why_when_cgroups_cannot_be_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tools.bench import quota
+
+    monkeypatch.setattr(quota, "ROOT", tmp_path / "absent")
+    with quota.cpu_groups(("meta_webhook",), 0.333) as groups:
+        assert isinstance(groups, str) and groups.startswith("no CPU quota: cannot create")

@@ -11,7 +11,7 @@ import secrets
 import shlex
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +98,32 @@ with open(os.environ["FAKE_CLI_LOG"], "a") as log:
 if "org-policies" in argv:  # the project's effective organisation policy, as the test sets it
     print(os.environ.get("FAKE_ORG_POLICY", "{{}}"))
     sys.exit(0)
-sys.exit(1 if os.environ.get("FAKE_CLI_FAIL") in sys.argv[1:] or "describe" in argv else 0)
+if os.environ.get("FAKE_CLI_FAIL") in sys.argv[1:]:
+    sys.exit(1)
+# With FAKE_CLI_STATE, a project that keeps what was made: each `… create NAME` makes NAME
+# (an account by its id or its email), `… describe NAME` finds it, and `secrets versions add`
+# / `access latest` keep and read a secret's versions. Without it, nothing exists.
+path = os.environ.get("FAKE_CLI_STATE")
+state = json.load(open(path)) if path and os.path.exists(path) else {{"made": [], "versions": {{}}}}
+def key(verb):
+    at = argv.index(verb)
+    return " ".join(argv[1:at]) + " " + argv[at + 1].split("@")[0]
+if argv[1:4] == ["secrets", "versions", "access"]:
+    name = next(a.split("=", 1)[1] for a in argv if a.startswith("--secret="))
+    versions = state["versions"].get(name)
+    if not versions:
+        sys.exit(1)
+    sys.stdout.write(versions[-1])
+    sys.exit(0)
+if argv[1:4] == ["secrets", "versions", "add"]:
+    state["versions"].setdefault(argv[4], []).append(stdin)
+elif "create" in argv:
+    state["made"].append(key("create"))
+elif "describe" in argv:
+    sys.exit(0 if key("describe") in state["made"] else 1)
+if path:
+    with open(path, "w") as out:
+        json.dump(state, out)
 """
 
 
@@ -137,6 +162,7 @@ class Deployer:
             path.write_text(FAKE_CLI.format(python=sys.executable))
             path.chmod(0o755)
         self.log = tmp_path / "calls.log"
+        self.smoke: Callable[[list[smoke.Probe]], list[smoke.Row]] | None = None
         self.paths = Paths(
             env_file=tmp_path / "supabase.env",
             build=tmp_path / "build",
@@ -177,8 +203,11 @@ class Deployer:
 
         def smoke_ok(found: list[smoke.Probe]) -> list[smoke.Row]:
             # The deployed functions, faked: every probe answered as expected (tests/test_smoke
-            # runs the probes against the functions served locally).
+            # runs the probes against the functions served locally), unless ``self.smoke`` says
+            # how to run them.
             self.probes = found
+            if self.smoke is not None:
+                return self.smoke(found)
             return [smoke.Row(probe, probe.expected, True, "") for probe in found]
 
         real_rpc, cli.call_rpc = cli.call_rpc, record_rpc
@@ -357,10 +386,14 @@ def test_deploy_real_run_runs_the_printed_commands_in_order(linked: Linked) -> N
     # Each create is preceded by its `describe` (a new project: nothing found, so it runs).
     policy, *calls = linked.real.calls  # the preflight reads the organisation policy first
     assert policy[1:5] == ["resource-manager", "org-policies", "describe", ORG_POLICY]
-    checks = [c for c in calls if "describe" in c]
-    assert [c for c in calls if "describe" not in c] == linked.real.commands
+    checks = [c for c in calls if "describe" in c or "access" in c]
+    assert [c for c in calls if c not in checks] == linked.real.commands
     assert linked.real.commands == linked.dry.commands
-    assert len(checks) == sum(1 for c in linked.real.commands if "create" in c) > 0
+    made = [
+        c for c in linked.real.commands if "create" in c or c[1:4] == ["secrets", "versions", "add"]
+    ]
+    assert len(checks) == len(made)
+    assert checks
     # Each secret reached Secret Manager on standard input, never on a command line.
     added = {
         c[4]: stdin

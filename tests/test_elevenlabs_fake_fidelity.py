@@ -12,9 +12,11 @@ import pydantic
 import pytest
 from elevenlabs.types import (
     GetAgentResponseModel,
+    GetConvAiSettingsResponseModel,
     GetConversationResponseModel,
     GetPhoneNumberSipTrunkResponseModel,
     GetPhoneNumberTwilioResponseModel,
+    PatchWorkspaceWebhookResponseModel,
     SipTrunkOutboundCallResponse,
     Subscription,
     TwilioOutboundCallResponse,
@@ -79,6 +81,7 @@ def test_fake_agent_phone_number_and_subscription_match_the_sdk(
     valid(GetPhoneNumberTwilioResponseModel, number)
     valid(Subscription, api.get("/v1/user/subscription").json())
     valid(WorkspaceWebhookListResponseModel, api.get("/v1/workspace/webhooks").json())
+    valid(GetConvAiSettingsResponseModel, api.get("/v1/convai/settings").json())
     control = FakeClient(elevenlabs_url)
     control.put("phone_number", {"provider": "sip_trunk"})
     try:
@@ -98,3 +101,30 @@ def test_fake_agent_phone_number_and_subscription_match_the_sdk(
 )
 def test_post_call_samples_data_match_the_sdk_conversation(event: dict[str, Any]) -> None:
     valid(GetConversationResponseModel, event["data"])
+
+
+def test_fake_webhook_patch_and_agent_overrides_match_the_sdk(
+    api: httpx.Client, elevenlabs_url: str
+) -> None:
+    control = FakeClient(elevenlabs_url)
+    hook = api.get("/v1/workspace/webhooks").json()["webhooks"][0]
+    try:
+        patched = api.patch(
+            f"/v1/workspace/webhooks/{hook['webhook_id']}",
+            json={"name": hook["name"], "is_disabled": False, "retry_enabled": True},
+        )
+        valid(PatchWorkspaceWebhookResponseModel, patched.json())
+        control.put("agent", {"webhook_overrides": {"exclude_transcript": True}})
+        agent = api.get(f"/v1/convai/agents/{ELEVENLABS['ELEVENLABS_AGENT_ID']}").json()
+        valid(GetAgentResponseModel, agent)
+        assert GetAgentResponseModel.model_validate(
+            agent
+        ).platform_settings.workspace_overrides.webhooks.exclude_transcript  # type: ignore[union-attr]
+    finally:
+        control.put("agent", {"webhook_overrides": None})
+        control.put("webhooks", [hook])  # type: ignore[arg-type]
+    # ElevenLabs requires the name and whether it is disabled on every PATCH.
+    refused = api.patch(
+        f"/v1/workspace/webhooks/{hook['webhook_id']}", json={"retry_enabled": True}
+    )
+    assert refused.status_code == 422

@@ -937,6 +937,7 @@ ELEVENLABS_CHECKS = (
     doctor_elevenlabs.check_elevenlabs_phone_number,
     doctor_elevenlabs.check_elevenlabs_webhook_secret,
     doctor_elevenlabs.check_elevenlabs_workspace_webhook,
+    doctor_elevenlabs.check_elevenlabs_post_call_settings,
 )
 
 
@@ -1040,7 +1041,13 @@ def test_doctor_elevenlabs_fake_every_check_ok(elevenlabs: ElevenLabsFake) -> No
             doctor_core.OK,
             "ElevenLabs webhook: speed to lead: place_call "
             "(https://example.test/functions/v1/place_call/webhook) enabled, no failure in the "
-            "last 24 hours",
+            "last 24 hours, retries on",
+        ),
+        (
+            doctor_core.OK,
+            "ElevenLabs post-call webhook: speed to lead: place_call "
+            "(https://example.test/functions/v1/place_call/webhook) with the transcript (JSON) "
+            "and call initiation failures",
         ),
     ]
 
@@ -1048,7 +1055,13 @@ def test_doctor_elevenlabs_fake_every_check_ok(elevenlabs: ElevenLabsFake) -> No
 @pytest.mark.parametrize(
     ("webhooks", "status", "words"),
     [
-        (None, "ok", "enabled, no failure in the last 24 hours"),
+        (None, "ok", "enabled, no failure in the last 24 hours, retries on"),
+        (
+            [{"retry_enabled": False}],
+            "warn",
+            "no failure in the last 24 hours, but its retries are off (ElevenLabs' default): "
+            "`make elevenlabs-webhook`",
+        ),
         ([], "warn", "no workspace webhook delivers to …/place_call/webhook"),
         (
             [{"is_auto_disabled": True, "most_recent_failure_error_code": 401}],
@@ -1057,17 +1070,49 @@ def test_doctor_elevenlabs_fake_every_check_ok(elevenlabs: ElevenLabsFake) -> No
         ),
         ([{"is_disabled": True}], "FAIL", "is disabled; enable it"),
         (
-            [{"most_recent_failure_timestamp": "recent", "most_recent_failure_error_code": 500}],
+            [
+                {
+                    "most_recent_failure_timestamp": "recent",
+                    "most_recent_failure_error_code": 500,
+                    "retry_enabled": False,
+                }
+            ],
             "warn",
-            "(HTTP 500); ElevenLabs does not redeliver",
+            "(HTTP 500); its retries are off, so ElevenLabs did not deliver it again",
         ),
         (
-            [{"most_recent_failure_timestamp": "old", "most_recent_failure_error_code": 500}],
+            [
+                {
+                    "most_recent_failure_timestamp": "recent",
+                    "most_recent_failure_error_code": 500,
+                    "retry_enabled": True,
+                }
+            ],
+            "warn",
+            "(HTTP 500); ElevenLabs retries a 5xx, 429 or timeout, not a 4xx",
+        ),
+        (
+            [
+                {
+                    "most_recent_failure_timestamp": "old",
+                    "most_recent_failure_error_code": 500,
+                    "retry_enabled": True,
+                }
+            ],
             "ok",
             "no failure in the last 24 hours",
         ),
     ],
-    ids=["default", "none", "auto_disabled", "disabled", "failed_today", "failed_long_ago"],
+    ids=[
+        "default",
+        "retries_off",
+        "none",
+        "auto_disabled",
+        "disabled",
+        "failed_today",
+        "failed_today_retried",
+        "failed_long_ago",
+    ],
 )
 def test_doctor_elevenlabs_workspace_webhook(
     elevenlabs: ElevenLabsFake,
@@ -1113,6 +1158,7 @@ def test_doctor_elevenlabs_wrong_key_fails_once_skips_the_rest(elevenlabs: Eleve
         doctor_core.SKIP,
         doctor_core.SKIP,
         doctor_core.OK,
+        doctor_core.SKIP,
         doctor_core.SKIP,
     ]
     assert "ELEVENLABS_API_KEY is invalid or revoked: create an API key in ElevenLabs" in (

@@ -23,7 +23,7 @@ from typing import Any
 from meta_webhook.settings import MetaWebhookSettings
 from place_call.settings import PlaceCallSettings
 from tools import ROOT
-from tools.bench import cold, cold_lead, memory, report, speed, steady
+from tools.bench import cold, cold_lead, memory, quota, report, speed, steady
 from tools.bench.load import (
     LoadError,
     Wrk,
@@ -121,6 +121,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--connections", type=int, default=16, help="wrk connections (16)")
     add("--wrk-threads", type=int, default=1, help="wrk client threads (1)")
     add("--cold-runs", type=int, default=15, help="counted cold starts per function (15)")
+    add(
+        "--cpu-quota",
+        type=float,
+        default=0.333,
+        help="vCPU of each function for the cold speed to lead measured again under a cgroup "
+        "CPU quota, as a 512Mi Cloud Functions instance has (0.333; 0 skips it)",
+    )
     add("--workers", type=int, default=1, help="WORKERS of both servers (1)")
     add(
         "--threads",
@@ -287,6 +294,24 @@ def main(argv: list[str] | None = None) -> int:
             first_id=COLD_LEAD_IDS,
             runs=args.cold_runs,
         )
+        lead_quota: cold_lead.ColdLead | str | None = None
+        if args.cpu_quota > 0:
+            print(f"bench: cold speed to lead at {args.cpu_quota:g} vCPU ...", flush=True)
+            with quota.cpu_groups((META, PLACE_CALL), args.cpu_quota) as groups:
+                lead_quota = (
+                    groups
+                    if isinstance(groups, str)
+                    else cold_lead.measure(
+                        bundles,
+                        envs,
+                        counter=counter,
+                        elevenlabs_url=stack.env["ELEVENLABS_API_URL"],
+                        logs=work / "logs",
+                        first_id=COLD_LEAD_IDS + args.cold_runs,
+                        runs=args.cold_runs,
+                        groups=groups,
+                    )
+                )
         print("bench: memory under strangers' big bodies ...", flush=True)
         strangers = memory.measure(
             bundles, envs, probes, logs=work / "logs", names=(HELLO, PLACE_CALL)
@@ -307,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     judged = report.verdicts(loads, colds, trips, to_lead)
     invalid = report.problems(loads, trips, to_lead)
     invalid += [f"cold speed to lead: {problem}" for problem in lead_cold.problems]
+    if isinstance(lead_quota, cold_lead.ColdLead):
+        invalid += [f"cold speed to lead under quota: {p}" for p in lead_quota.problems]
     print(
         f"\ncommit {info['commit']}; {info['nproc']} CPUs, Python {info['python']}, "
         f"{info['platform']}; functions-framework {info['functions_framework']}, gunicorn "
@@ -317,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.speed_rate:g}/s"
     )
     print(report.render(loads, colds, trips, to_lead, judged, invalid, nproc=info["nproc"]))
-    print("\n" + "\n".join(cold_lead.lines(lead_cold, colds)))
+    print("\n" + "\n".join(cold_lead.lines(lead_cold, colds, lead_quota, args.cpu_quota)))
     print(memory.render(strangers, (HELLO, PLACE_CALL)))
     print(f"\nbench: done in {time.monotonic() - started:.0f} s")
     if args.json:

@@ -44,8 +44,11 @@ def measure(
     first_id: int,
     runs: int,
     wait: float = 30.0,
+    groups: Mapping[str, Path] | None = None,
 ) -> ColdLead:
-    """``runs`` cold launches of both functions, one lead each."""
+    """``runs`` cold launches of both functions, one lead each; with ``groups``, each function
+    in its own cgroup (a CPU quota, tools/bench/quota.py)."""
+    groups = groups or {}
     result = ColdLead()
     secret = envs[META]["META_APP_SECRET"]
     for run in range(runs):
@@ -68,10 +71,18 @@ def measure(
                     ports[PLACE_CALL],
                     envs[PLACE_CALL],
                     place_call_log,
+                    groups.get(PLACE_CALL),
                 )
             )
             meta = running.enter_context(
-                served(META, bundles[META], ports[META], meta_env, logs / "meta.cold-lead.log")
+                served(
+                    META,
+                    bundles[META],
+                    ports[META],
+                    meta_env,
+                    logs / "meta.cold-lead.log",
+                    groups.get(META),
+                )
             )
             deadline = time.monotonic() + wait
             while not listening(ports[PLACE_CALL]):
@@ -98,14 +109,27 @@ def measure(
     return result
 
 
-def lines(result: ColdLead, cold: Mapping[str, ColdStarts]) -> list[str]:
+def lines(
+    result: ColdLead,
+    cold: Mapping[str, ColdStarts],
+    quota: ColdLead | str | None = None,
+    vcpu: float = 0.0,
+) -> list[str]:
     if not result.ms:
         return ["Cold speed to lead: nothing measured"]
     bare = 2 * cold[HELLO].median
-    return [
+    out = [
         f"Cold speed to lead ({len(result.ms)} launches of meta_webhook and place_call together, "
         "launch -> ElevenLabs call request received): "
         f"median {result.median:.0f} ms (range {min(result.ms):.0f}-{max(result.ms):.0f}); "
         f"two bare cold starts: {bare:.0f} ms ({result.median / bare:.2f}x)",
-        "",
     ]
+    if isinstance(quota, str):
+        out.append(f"  under production's CPU: not measured ({quota})")
+    elif quota is not None and quota.ms:
+        out.append(
+            f"  under production's CPU ({vcpu:g} vCPU each, a cgroup quota as at 512Mi): median "
+            f"{quota.median:.0f} ms (range {min(quota.ms):.0f}-{max(quota.ms):.0f}), "
+            f"{quota.median / result.median:.1f}x the unlimited median"
+        )
+    return [*out, ""]

@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from tools import ROOT
+from tools.bench import quota
 from tools.build import bundle
 from tools.fakes.calendly_samples import calendly_headers, calendly_invitee_event, encode
 from tools.fakes.samples import leadgen_delivery, meta_headers
@@ -96,9 +97,15 @@ def _functions_framework() -> str:
 
 @contextlib.contextmanager
 def served(
-    name: str, folder: Path, port: int, env: Mapping[str, str], log: Path
+    name: str,
+    folder: Path,
+    port: int,
+    env: Mapping[str, str],
+    log: Path,
+    cgroup: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Function ``name`` of bundle ``folder`` served on 127.0.0.1:``port``; stopped after."""
+    """Function ``name`` of bundle ``folder`` served on 127.0.0.1:``port``; stopped after.
+    With ``cgroup``, its processes run in that cgroup (tools/bench/quota.py) from the start."""
     command = [
         _functions_framework(),
         "--target",
@@ -119,6 +126,7 @@ def served(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=quota.joiner(cgroup),
         )
     try:
         yield process

@@ -61,10 +61,14 @@ def _provider_hints(p: deployment.Plan) -> list[str]:
         ]
     if "place_call" in names:
         lines += [
-            "  ElevenLabs: Agents > Settings > Post-call webhook (HMAC; events: transcript and "
-            "call initiation failure):",
+            "  ElevenLabs: a workspace admin creates a webhook (HMAC) in workspace settings > "
+            "Webhooks:",
             f"    URL     {names['place_call']}/webhook",
-            f"    Secret  the value of ELEVENLABS_WEBHOOK_SECRET in {env_file}",
+            "    Secret  ElevenLabs shows it once: put it in ELEVENLABS_WEBHOOK_SECRET in "
+            f"{env_file} (then make deploy FUNCTION=place_call)",
+            "    then select it in Agents > Settings > Post-call webhook (events: transcript and "
+            "call initiation failure), and turn on its retries: make elevenlabs-webhook "
+            "ENV=production",
         ]
     return lines
 
@@ -199,8 +203,11 @@ def run(
             found = subprocess.run(
                 check, cwd=ROOT, env=env, check=False, capture_output=True, stdin=subprocess.DEVNULL
             )
-            if found.returncode == 0:
+            if found.returncode == 0 and step.unless_prints is None:
                 say("    (exists: skipped)")
+                continue
+            if found.returncode == 0 and found.stdout == step.unless_prints.encode():
+                say("    (unchanged: skipped)")
                 continue
         result = subprocess.run(
             argv,

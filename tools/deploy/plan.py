@@ -79,8 +79,10 @@ class Function:
 class Step:
     argv: list[str]
     notes: list[str] = field(default_factory=list)
-    # Skipped when this command succeeds (what the step creates exists already).
+    # Skipped when this command succeeds (what the step creates exists already) and, with
+    # ``unless_prints``, prints exactly that (what the step would store is stored already).
     unless: list[str] | None = None
+    unless_prints: str | None = None
     # Given on the command's standard input (a secret's value: never on its command line).
     stdin: str | None = None
     # A call of the database API instead of a command: (function, its arguments). Its arguments
@@ -229,8 +231,21 @@ def secret_steps(settings: Settings, functions: list[Function], project: str) ->
                     "--quiet",
                     "--format=none",
                 ],
-                [f"its value: {variable} from supabase/.env, on standard input"],
+                [
+                    f"its value: {variable} from supabase/.env, on standard input; a new "
+                    "version only when it differs from the latest (read back the same way)"
+                ],
                 stdin=values[variable],
+                unless=[
+                    gcloud,
+                    "secrets",
+                    "versions",
+                    "access",
+                    "latest",
+                    f"--secret={name}",
+                    project,
+                ],
+                unless_prints=values[variable],
             )
         )
     for f in functions:

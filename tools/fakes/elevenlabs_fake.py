@@ -40,9 +40,17 @@ tests use (never deployed):
   voicemail_detection tool's turn; ``analysis`` and ``metadata`` are merged into the default
   ones; ``known: false``: a 404). A conversation the fake did not start is created;
 - ``PUT /_fake/subscription`` ``{"character_count": …, "character_limit": …}``: change the plan;
-- ``PUT /_fake/agent`` ``{"voicemail_detection": "built_in" | "tool" | null, "name": …}``: where
-  the agent has the voicemail_detection tool (``null``: nowhere);
-- ``PUT /_fake/phone_number`` ``{"phone_number": …, "provider": …, "label": …}``.
+- ``PUT /_fake/agent`` ``{"voicemail_detection": "built_in" | "tool" | null, "name": …,
+  "webhook_overrides": {…} | null}``: where the agent has the voicemail_detection tool
+  (``null``: nowhere), and the post-call webhook settings it overrides;
+- ``PUT /_fake/phone_number`` ``{"phone_number": …, "provider": …, "label": …}``;
+- ``PUT /_fake/webhooks`` ``[workspace webhook, …]``: what ``GET /v1/workspace/webhooks`` lists
+  (``PATCH /v1/workspace/webhooks/{webhook_id}`` changes one, as ElevenLabs does: its
+  ``is_disabled``, ``name``, ``retry_enabled`` and ``events``);
+- ``PUT /_fake/settings`` ``{"post_call_webhook_id", "events", "exclude_transcript",
+  "transcript_format"}`` (any of them): the workspace's post-call webhook settings that
+  ``GET /v1/convai/settings`` answers (by default the listed webhook, with the transcript and
+  call initiation failure events, the transcript included, as JSON).
 
     ELEVENLABS_API_KEY=… python -m tools.fakes.elevenlabs_fake --port 54332
 
@@ -72,14 +80,20 @@ OUTBOUND_PATHS = {
 }
 SUBSCRIPTION_PATH = "/v1/user/subscription"
 WEBHOOKS_PATH = "/v1/workspace/webhooks"
+SETTINGS_PATH = "/v1/convai/settings"
+DEFAULT_WEBHOOK_ID = "wh_0000000000000000000000001"
+# What PUT /_fake/settings may set: ConvAiWebhooks of GET /v1/convai/settings.
+WEBHOOK_SETTINGS = ("post_call_webhook_id", "events", "exclude_transcript", "transcript_format")
 
 
 def workspace_webhook(url: str, **fields: Any) -> dict[str, Any]:
     """A workspace webhook as ``GET /v1/workspace/webhooks`` lists it (SDK
-    WorkspaceWebhookResponseModel), active and never failed unless ``fields`` say otherwise."""
+    WorkspaceWebhookResponseModel, with ``retry_enabled`` as ElevenLabs' webhook reference
+    lists it), set up as the README says: active, never failed, retries on (`make
+    elevenlabs-webhook`; ElevenLabs' own default is off) unless ``fields`` say otherwise."""
     return {
         "name": "speed to lead: place_call",
-        "webhook_id": "wh_0000000000000000000000001",
+        "webhook_id": DEFAULT_WEBHOOK_ID,
         "webhook_url": url,
         "is_disabled": False,
         "is_auto_disabled": False,
@@ -89,7 +103,26 @@ def workspace_webhook(url: str, **fields: Any) -> dict[str, Any]:
         "events": [],
         "most_recent_failure_error_code": None,
         "most_recent_failure_timestamp": None,
+        "retry_enabled": True,
         **fields,
+    }
+
+
+def convai_settings(**webhooks: Any) -> dict[str, Any]:
+    """``GET /v1/convai/settings`` (SDK GetConvAiSettingsResponseModel): post-call webhooks to
+    :data:`DEFAULT_WEBHOOK_ID` with the transcript, unless ``webhooks`` say otherwise."""
+    return {
+        "conversation_initiation_client_data_webhook": None,
+        "webhooks": {
+            "post_call_webhook_id": DEFAULT_WEBHOOK_ID,
+            "events": ["transcript", "call_initiation_failure"],
+            "transcript_format": "json",
+            "exclude_transcript": False,
+            "send_audio": False,
+            **webhooks,
+        },
+        "can_use_mcp_servers": False,
+        "rag_retention_period_days": 10,
     }
 
 
@@ -226,9 +259,12 @@ def agent(
     voicemail_detection: str | None,
     first_message: str = FIRST_MESSAGE,
     language: str = "es",
+    webhook_overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``GET /v1/convai/agents/{agent_id}``: the parts of GetAgentResponseModel a caller reads,
-    with voicemail_detection in ``built_in_tools``, in ``tools``, or nowhere."""
+    with voicemail_detection in ``built_in_tools``, in ``tools``, or nowhere, and the post-call
+    webhook settings the agent overrides (``platform_settings.workspace_overrides.webhooks``;
+    none by default)."""
     built_in: dict[str, Any] = {
         "end_call": system_tool("end_call"),
         "language_detection": None,
@@ -261,6 +297,12 @@ def agent(
             "tts": {"model_id": "eleven_turbo_v2_5", "voice_id": "cjVigY5qzO86Huf0OWal"},
         },
         "metadata": {"created_at_unix_secs": 1739537000, "updated_at_unix_secs": 1739537000},
+        "platform_settings": {
+            "workspace_overrides": {
+                "conversation_initiation_client_data_webhook": None,
+                "webhooks": webhook_overrides,
+            }
+        },
         "tags": [],
     }
 
@@ -287,6 +329,7 @@ class ElevenLabsFake(FakeApi):
         self.webhooks: list[dict[str, Any]] = [
             workspace_webhook("https://example.test/functions/v1/place_call/webhook")
         ]
+        self.settings: dict[str, Any] = convai_settings()
         self.number: dict[str, Any] = {
             "phone_number": DEFAULT_NUMBER,
             "label": "Speed to lead",
@@ -316,12 +359,16 @@ class ElevenLabsFake(FakeApi):
         path = request.path
         if path in OUTBOUND_PATHS and request.method == "POST":
             return self.outbound_call(request, OUTBOUND_PATHS[path])
+        if path.startswith(WEBHOOKS_PATH + "/") and request.method == "PATCH":
+            return self.patch_webhook(path.removeprefix(WEBHOOKS_PATH + "/"), request.json())
         if request.method != "GET":
             return Answer(405, {"detail": "Method Not Allowed"})
         if path == SUBSCRIPTION_PATH:
             return Answer(200, self.subscription)
         if path == WEBHOOKS_PATH:
             return Answer(200, {"webhooks": self.webhooks})
+        if path == SETTINGS_PATH:
+            return Answer(200, self.settings)
         if match := _AGENT.match(path):
             agent_id = match.group(1)
             if not self.knows_agent(agent_id):
@@ -337,6 +384,32 @@ class ElevenLabsFake(FakeApi):
         if match := _CONVERSATION.match(path):
             return self.read_conversation(match.group(1))
         return Answer(404, {"detail": "Not Found"})
+
+    def patch_webhook(self, webhook_id: str, body: Any) -> Answer:
+        """``PATCH /v1/workspace/webhooks/{webhook_id}``: ``is_disabled`` and ``name`` are
+        required (a 422 otherwise, as ElevenLabs' validation answers), ``retry_enabled`` and
+        ``events`` optional; answers ``{"status": "ok"}``."""
+        hook = next((h for h in self.webhooks if h.get("webhook_id") == webhook_id), None)
+        if hook is None:
+            return not_found("webhook_not_found", f"Webhook with id {webhook_id} not found")
+        fields = body if isinstance(body, dict) else {}
+        missing = [name for name in ("is_disabled", "name") if name not in fields]
+        if missing:
+            return Answer(
+                422,
+                {
+                    "detail": [
+                        {"loc": ["body", name], "msg": "field required", "type": "missing"}
+                        for name in missing
+                    ]
+                },
+            )
+        hook.update({k: v for k, v in fields.items() if k in ("is_disabled", "name")})
+        if fields.get("retry_enabled") is not None:
+            hook["retry_enabled"] = bool(fields["retry_enabled"])
+        if not fields["is_disabled"]:
+            hook["is_auto_disabled"] = False
+        return Answer(200, {"status": "ok"})
 
     def read_conversation(self, conversation_id: str) -> Answer:
         state = self.conversations.get(conversation_id)
@@ -452,6 +525,11 @@ class ElevenLabsFake(FakeApi):
         if what == "webhooks" and method == "PUT":
             self.webhooks = list(data) if isinstance(data, list) else []
             return Answer(200, {"webhooks": self.webhooks})
+        if what == "settings" and method == "PUT":
+            self.settings["webhooks"].update(
+                {k: v for k, v in settings.items() if k in WEBHOOK_SETTINGS}
+            )
+            return Answer(200, self.settings)
         if what == "subscription" and method == "PUT":
             self.subscription.update(settings)
             return Answer(200, self.subscription)
@@ -462,7 +540,14 @@ class ElevenLabsFake(FakeApi):
                 {
                     k: v
                     for k, v in settings.items()
-                    if k in ("name", "voicemail_detection", "first_message", "language")
+                    if k
+                    in (
+                        "name",
+                        "voicemail_detection",
+                        "first_message",
+                        "language",
+                        "webhook_overrides",
+                    )
                 }
             )
             return Answer(200, self.agent_settings)

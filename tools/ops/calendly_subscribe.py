@@ -41,9 +41,10 @@ It finds the token's user and organization (``GET /users/me``), then the subscri
   fixed); if it may have gone through (a timeout), the new key stays stored and a re-run finds
   the subscription.
 
-The deployed function reads CALENDLY_SIGNING_KEY from its own environment: push the new key
-(`make deploy`) right away, or restart `make dev`; until then its deliveries are refused (401)
-and Calendly retries them for 24 h.
+The deployed function reads CALENDLY_SIGNING_KEY from Secret Manager when it starts: push the
+new key (`make deploy FUNCTION=calendly_webhook`) right away (locally: restart `make dev`, which
+keeps the key stored in .local/dev.env); until then its deliveries are refused (401) and Calendly
+retries them for 24 h.
 
 Settings come from the target (ENV=production: supabase/.env; ENV=local, the default:
 .local/dev.env; the environment over either):
@@ -271,10 +272,17 @@ class Subscriber:
             f"Subscribed: {created['uri']} delivers {', '.join(EVENTS)} to {url} (scope "
             f"{scope}). Its signing key is stored in {self.env_file} as {KEY_NAME} (not shown)."
         )
-        self.say(
-            "Next: give the function the key — `make deploy` (it reads "
-            f"{self.env_file}), or restart `make dev` — then `make doctor`."
-        )
+        if self.env_file.resolve() == envfile.local_env_file().resolve():
+            self.say(
+                "Next: restart `make dev` (it keeps the key from "
+                f"{self.env_file}), then `make doctor`."
+            )
+        else:
+            self.say(
+                "Next: give the deployed function the key: `make deploy "
+                f"FUNCTION=calendly_webhook` (it reads {self.env_file}), then `make doctor "
+                "ENV=production`."
+            )
         return 0
 
     def delete_all(self, subscriptions: list[dict[str, Any]]) -> None:

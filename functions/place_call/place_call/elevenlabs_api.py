@@ -176,6 +176,30 @@ class ElevenLabsClient:
             not_found="check ELEVENLABS_API_URL (https://api.elevenlabs.io)",
         )
 
+    def convai_settings(self) -> dict[str, Any]:
+        """``GET /v1/convai/settings``: the workspace's agent settings, among them ``webhooks``
+        (``post_call_webhook_id``, ``events``, ``exclude_transcript``, ``transcript_format``),
+        for `make doctor` and `make elevenlabs-webhook`."""
+        return self._request(
+            "GET",
+            "/v1/convai/settings",
+            action="reading the agents' settings",
+            not_found="check ELEVENLABS_API_URL (https://api.elevenlabs.io)",
+        )
+
+    def update_workspace_webhook(
+        self, webhook_id: str, *, name: str, is_disabled: bool, retry_enabled: bool
+    ) -> dict[str, Any]:
+        """``PATCH /v1/workspace/webhooks/{webhook_id}`` (``name`` and ``is_disabled`` are
+        required by the API, so the caller passes the current ones to keep them)."""
+        return self._request(
+            "PATCH",
+            f"/v1/workspace/webhooks/{quote(webhook_id, safe='')}",
+            action="updating the workspace webhook",
+            not_found="the webhook is gone: list them with `make doctor`",
+            json={"name": name, "is_disabled": is_disabled, "retry_enabled": retry_enabled},
+        )
+
     def agent(self, agent_id: str) -> dict[str, Any]:
         """``GET /v1/convai/agents/{agent_id}``: the agent, with its ``conversation_config``."""
         return self._request(

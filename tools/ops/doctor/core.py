@@ -46,6 +46,12 @@ class Context:
     def __enter__(self) -> Context:
         return self
 
+    def forget_answers(self) -> None:
+        """Read the providers again on the next check (after a command changed something)."""
+        self._token = None
+        self._calendly.clear()
+        self._elevenlabs.clear()
+
     def __exit__(self, *exc_info: object) -> None:
         self.http.close()
 

@@ -19,7 +19,7 @@ _ELEVENLABS_UNSET = "ELEVENLABS_API_KEY is not set (ElevenLabs not connected)"
 DEFAULT_MIN_CREDITS: int = Operator.model_fields["elevenlabs_min_credits"].default
 DEFAULT_AGENT_NUMBER = "+17863212663"  # ELEVENLABS_PHONE_NUMBER: the number leads see calling
 _AGENT_TOOLS = "ElevenLabs > Agents > the agent > Tools > System tools"
-_WEBHOOK_SETUP = (
+WEBHOOK_SETUP = (
     "a workspace admin creates a webhook (HMAC) to <functions base>/place_call/webhook in "
     "ElevenLabs > workspace settings > Webhooks, then selects it in Agents > Settings > "
     "Post-call webhook with the transcript and call initiation failure events; its secret is "
@@ -29,7 +29,7 @@ WEBHOOK_PATH = "/place_call/webhook"
 FAILURE_WINDOW_SECONDS = 86_400
 
 
-def _elevenlabs(ctx: Context, what: str) -> ElevenLabsClient | Result:
+def elevenlabs_client(ctx: Context, what: str) -> ElevenLabsClient | Result:
     """The client for ELEVENLABS_API_KEY, or the line to print instead (skip when unset)."""
     if ctx.missing("ELEVENLABS_API_KEY"):
         return Result(SKIP, f"{what}: not checked, {_ELEVENLABS_UNSET}")
@@ -61,7 +61,7 @@ def _elevenlabs_read(
     (the key check says so), FAIL with the failure's message otherwise. With ``once``, the
     answer (or failure) is kept under that name for the other checks that read it."""
     if once is None or once not in ctx._elevenlabs:
-        client = _elevenlabs(ctx, what)
+        client = elevenlabs_client(ctx, what)
         if isinstance(client, Result):
             return client
         try:
@@ -91,7 +91,7 @@ def _agent(ctx: Context, what: str) -> dict[str, Any] | Result:
 def check_elevenlabs_key(ctx: Context) -> Result:
     """ELEVENLABS_API_KEY works: ``GET /v1/user/subscription`` answers."""
     what = "ElevenLabs API key"
-    client = _elevenlabs(ctx, what)
+    client = elevenlabs_client(ctx, what)
     if isinstance(client, Result):
         return client
     try:
@@ -124,7 +124,7 @@ def check_elevenlabs_credits(ctx: Context) -> Result:
     """Credits left (``character_limit - character_count``): FAIL at none, warn under
     ELEVENLABS_MIN_CREDITS (default 10,000)."""
     what = "ElevenLabs credits"
-    client = _elevenlabs(ctx, what)
+    client = elevenlabs_client(ctx, what)
     if isinstance(client, Result):
         return client
     try:
@@ -358,7 +358,7 @@ def check_elevenlabs_webhook_secret(ctx: Context) -> Result:
             FAIL,
             f"{what}: ELEVENLABS_WEBHOOK_SECRET is not set, so every post-call webhook is "
             "refused and no call outcome (voicemail, busy, no answer) is recorded; "
-            + _WEBHOOK_SETUP,
+            + WEBHOOK_SETUP,
         )
     count = len([s for s in ctx.value("ELEVENLABS_WEBHOOK_SECRET").split(",") if s.strip()])
     return Result(
@@ -368,27 +368,80 @@ def check_elevenlabs_webhook_secret(ctx: Context) -> Result:
     )
 
 
-def check_elevenlabs_workspace_webhook(ctx: Context) -> Result:
-    """The workspace webhook to place_call/webhook exists, is enabled (not by hand, not
-    automatically after repeated failures) and did not fail in the last 24 hours."""
-    what = "ElevenLabs webhook"
-    answer = _elevenlabs_read(ctx, what, lambda client: client.workspace_webhooks())
-    if isinstance(answer, Result):
-        return answer
-    hooks = [
+RETRIES_SETUP = (
+    "`make elevenlabs-webhook` (ENV=production for the deployed project) turns them on, so a "
+    "5xx, 429 or timeout of place_call is delivered again, up to 5 times over about 40 minutes"
+)
+
+
+def to_place_call(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The workspace webhooks (``GET /v1/workspace/webhooks``) that deliver to
+    place_call/webhook."""
+    return [
         hook
         for hook in answer.get("webhooks") or []
         if isinstance(hook, dict)
         and str(hook.get("webhook_url") or "").rstrip("/").endswith(WEBHOOK_PATH)
     ]
+
+
+def hook_name(hook: dict[str, Any]) -> str:
+    return f"{hook.get('name') or hook.get('webhook_id')} ({hook.get('webhook_url')})"
+
+
+def post_call_settings(settings: dict[str, Any], agent: dict[str, Any] | None) -> dict[str, Any]:
+    """The post-call webhook settings calls of the agent get: the workspace's (``GET
+    /v1/convai/settings`` ``webhooks``) with what the agent overrides
+    (``platform_settings.workspace_overrides.webhooks``, its non-null fields) over them."""
+    effective = dict(settings.get("webhooks") or {})
+    platform = (agent or {}).get("platform_settings") or {}
+    overrides = ((platform.get("workspace_overrides") or {}).get("webhooks")) or {}
+    effective.update({k: v for k, v in overrides.items() if v is not None})
+    return effective
+
+
+def selected_hook(hooks: list[dict[str, Any]], effective: dict[str, Any]) -> dict[str, Any]:
+    """Of the webhooks to place_call (``hooks``, not empty), the one the post-call settings
+    select, else the first."""
+    chosen = effective.get("post_call_webhook_id")
+    return next((hook for hook in hooks if hook.get("webhook_id") == chosen), hooks[0])
+
+
+def read_webhooks(ctx: Context, what: str) -> dict[str, Any] | Result:
+    return _elevenlabs_read(
+        ctx, what, lambda client: client.workspace_webhooks(), once="workspace_webhooks"
+    )
+
+
+def read_post_call_settings(ctx: Context, what: str) -> dict[str, Any] | Result:
+    """The effective post-call settings (the workspace's, the agent's overrides over them)."""
+    answer = _elevenlabs_read(
+        ctx, what, lambda client: client.convai_settings(), once="convai_settings"
+    )
+    if isinstance(answer, Result):
+        return answer
+    agent = _agent(ctx, what) if not ctx.missing("ELEVENLABS_AGENT_ID") else None
+    return post_call_settings(answer, agent if isinstance(agent, dict) else None)
+
+
+def check_elevenlabs_workspace_webhook(ctx: Context) -> Result:
+    """The workspace webhook to place_call/webhook exists, is enabled (not by hand, not
+    automatically after repeated failures), did not fail in the last 24 hours, and has
+    retries on (ElevenLabs' default is off)."""
+    what = "ElevenLabs webhook"
+    answer = read_webhooks(ctx, what)
+    if isinstance(answer, Result):
+        return answer
+    hooks = to_place_call(answer)
     if not hooks:
         return Result(
             WARN,
             f"{what}: no workspace webhook delivers to …{WEBHOOK_PATH}, so call outcomes are "
-            f"only read late from the conversation API; {_WEBHOOK_SETUP}",
+            f"only read late from the conversation API; {WEBHOOK_SETUP}",
         )
-    hook = hooks[0]
-    name = f"{hook.get('name') or hook.get('webhook_id')} ({hook.get('webhook_url')})"
+    effective = read_post_call_settings(ctx, what)
+    hook = selected_hook(hooks, effective if isinstance(effective, dict) else {})
+    name = hook_name(hook)
     if hook.get("is_auto_disabled"):
         return Result(
             FAIL,
@@ -402,16 +455,95 @@ def check_elevenlabs_workspace_webhook(ctx: Context) -> Result:
             FAIL, f"{what}: {name} is disabled; enable it in ElevenLabs > workspace settings"
         )
     failed_at = hook.get("most_recent_failure_timestamp")
+    retries = hook.get("retry_enabled")
     if isinstance(failed_at, int) and failed_at > ctx.now - FAILURE_WINDOW_SECONDS:
         when = datetime.fromtimestamp(failed_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
         return Result(
             WARN,
             f"{what}: {name} failed at {when} (HTTP "
-            f"{hook.get('most_recent_failure_error_code') or '?'}); ElevenLabs does not "
-            "redeliver a post-call webhook: place_call's sweep reads those outcomes later. "
-            "Check ELEVENLABS_WEBHOOK_SECRET and place_call's logs",
+            f"{hook.get('most_recent_failure_error_code') or '?'}); "
+            + (
+                "ElevenLabs retries a 5xx, 429 or timeout, not a 4xx"
+                if retries
+                else "its retries are off, so ElevenLabs did not deliver it again"
+            )
+            + ": place_call's sweep reads the missed outcomes later. Check "
+            "ELEVENLABS_WEBHOOK_SECRET and place_call's logs",
         )
-    return Result(OK, f"{what}: {name} enabled, no failure in the last 24 hours")
+    if retries is False:
+        return Result(
+            WARN,
+            f"{what}: {name} enabled, no failure in the last 24 hours, but its retries are off "
+            f"(ElevenLabs' default): {RETRIES_SETUP}",
+        )
+    return Result(
+        OK,
+        f"{what}: {name} enabled, no failure in the last 24 hours"
+        + (", retries on" if retries else ""),
+    )
+
+
+def check_elevenlabs_post_call_settings(ctx: Context) -> Result:
+    """The agent's calls send their post-call webhook to place_call/webhook, with the
+    transcript (opt-outs are read from it) as JSON and the call initiation failures: the
+    workspace's settings (``GET /v1/convai/settings``) with the agent's overrides."""
+    what = "ElevenLabs post-call webhook"
+    hooks = read_webhooks(ctx, what)
+    if isinstance(hooks, Result):
+        return hooks
+    effective = read_post_call_settings(ctx, what)
+    if isinstance(effective, Result):
+        return effective
+    where = "ElevenLabs > Agents > Settings > Post-call webhook"
+    selected = effective.get("post_call_webhook_id")
+    ours = {hook.get("webhook_id"): hook for hook in to_place_call(hooks)}
+    if not selected:
+        return Result(
+            FAIL,
+            f"{what}: none is selected, so no call outcome arrives by webhook; in {where}, "
+            "choose the webhook to …/place_call/webhook",
+        )
+    if selected not in ours:
+        other = next(
+            (h for h in hooks.get("webhooks") or [] if h.get("webhook_id") == selected), None
+        )
+        return Result(
+            FAIL,
+            f"{what}: the one selected ({hook_name(other) if other else selected}) does not "
+            f"deliver to …{WEBHOOK_PATH}; in {where}, choose the webhook to place_call",
+        )
+    events = effective.get("events")
+    events = events if isinstance(events, list) else []
+    if "transcript" not in events:
+        return Result(
+            FAIL,
+            f"{what}: the transcript event is not selected, so no call outcome (answered, "
+            f"voicemail, opt-out) arrives by webhook; tick Transcript in {where}",
+        )
+    if effective.get("exclude_transcript"):
+        return Result(
+            FAIL,
+            f'{what}: the transcript is excluded, so an opt-out said on the call ("no me '
+            f'llames") is not read from the webhook; untick "exclude transcript" in {where}',
+        )
+    if effective.get("transcript_format") not in (None, "json"):
+        return Result(
+            FAIL,
+            f"{what}: the transcript is sent as {effective.get('transcript_format')}, which "
+            f"place_call does not read; choose JSON in {where}",
+        )
+    if "call_initiation_failure" not in events:
+        return Result(
+            WARN,
+            f"{what}: the call initiation failure event is not selected, so a call that "
+            "never rang (busy, no answer, a failed number) is only read late from the "
+            f"conversation API; tick it in {where}",
+        )
+    return Result(
+        OK,
+        f"{what}: {hook_name(ours[selected])} with the transcript (JSON) and call initiation "
+        "failures",
+    )
 
 
 def check_call_outcomes(ctx: Context) -> Result:
@@ -461,5 +593,6 @@ CHECKS: tuple[Check, ...] = (
     check_elevenlabs_phone_number,
     check_elevenlabs_webhook_secret,
     check_elevenlabs_workspace_webhook,
+    check_elevenlabs_post_call_settings,
     check_call_outcomes,
 )
