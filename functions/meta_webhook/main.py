@@ -21,7 +21,7 @@ from lib.http import (
     text_response,
 )
 from lib.signatures import verify_meta
-from meta_webhook import leads
+from meta_webhook import conversions, leads
 from meta_webhook.meta_events import parse_delivery, verify_subscription
 from meta_webhook.settings import settings
 
@@ -54,6 +54,7 @@ def run_sweep(request: Request) -> Response:
         retry_pending=request.args.get("retry") == "pending",
     )
     counts["retention"] = leads.retention(get_db(), days=config.retention_days)
+    counts["conversions"] = conversions.sweep(get_db(), config)
     return json_response(counts)
 
 

@@ -15,7 +15,15 @@ routes every fake has (tools/fakes/fake_api.py: requests, scripts), tests use (n
 - ``PUT /_fake/forms/{form_id}`` ``{...}``: the form node it answers for that id (its
   ``legal_content``), and lists in ``/{page_id}/leadgen_forms``;
 - ``PUT /_fake/token`` ``{"is_valid", "expires_at", "scopes", "subscribed_fields"}``: what
-  debug_token and subscribed_apps answer.
+  debug_token and subscribed_apps answer;
+- ``GET /_fake/events``: the Conversions API events ``POST /{version}/{dataset_id}/events``
+  accepted, oldest first, each with its ``dataset_id`` and the batch's ``test_event_code``;
+  ``PUT /_fake/events_reject`` ``{"lead_ids": [...]}``: events of those leads are invalid, so
+  a batch holding one is rejected whole (400, code 100), as Meta rejects a batch with one bad
+  event. Every event is checked as Meta's Conversion Leads specification says: ``event_name``,
+  ``event_time`` (Unix seconds, at most 7 days old, not in the future), ``action_source``
+  ``system_generated``, ``user_data.lead_id`` a number, ``custom_data.event_source`` ``crm`` and
+  ``lead_event_source``; at most 1,000 events a request.
 
     python -m tools.fakes.graph_fake --port 54329
 """
@@ -28,12 +36,43 @@ import hmac
 import os
 import re
 import time
+from collections import deque
 from typing import Any
 
-from tools.fakes.fake_api import Answer, FakeApi, Request, serve
+from tools.fakes.fake_api import LOG_LIMIT, Answer, FakeApi, Request, serve
 from tools.fakes.samples import FORM_ID
 
 _VERSIONED = re.compile(r"^/(v\d+\.\d+)/(.+)$")
+_EVENTS = re.compile(r"^([0-9]+)/events$")
+MAX_EVENTS = 1000
+WEEK_SECONDS = 7 * 86_400
+
+
+def event_problem(event: Any, now: float) -> str | None:
+    """What is wrong with one Conversion Leads event, as Meta would refuse it; None if fine."""
+    if not isinstance(event, dict):
+        return "an event is not an object"
+    if not isinstance(event.get("event_name"), str) or not event["event_name"]:
+        return "event_name is required"
+    at = event.get("event_time")
+    if not isinstance(at, int) or isinstance(at, bool):
+        return "event_time must be a Unix timestamp in seconds"
+    if at < now - WEEK_SECONDS:
+        return "event_time is more than 7 days in the past"
+    if at > now + 60:
+        return "event_time is in the future"
+    if event.get("action_source") != "system_generated":
+        return "action_source must be system_generated"
+    user = event.get("user_data")
+    lead_id = user.get("lead_id") if isinstance(user, dict) else None
+    if not isinstance(lead_id, int) or isinstance(lead_id, bool):
+        return "user_data.lead_id must be the lead's id, a number"
+    custom = event.get("custom_data")
+    if not isinstance(custom, dict) or custom.get("event_source") != "crm":
+        return "custom_data.event_source must be crm"
+    if not isinstance(custom.get("lead_event_source"), str) or not custom["lead_event_source"]:
+        return "custom_data.lead_event_source is required"
+    return None
 
 
 def graph_error(
@@ -133,16 +172,48 @@ class GraphFake(FakeApi):
         self.leads: dict[str, dict[str, Any]] = {}
         self.forms: dict[str, dict[str, Any]] = {}
         self.token_info: dict[str, Any] = dict(_DEFAULT_TOKEN_INFO)
+        self.events: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
+        self.reject_leads: set[int] = set()
 
     def key(self, request: Request) -> str | None:
         match = _VERSIONED.match(request.path)
+        if match and request.method == "POST" and _EVENTS.match(match.group(2)):
+            return match.group(2)
         return match.group(2) if match and request.method == "GET" else None
 
     def reset(self) -> None:
         self.leads.clear()
         self.forms.clear()
+        self.events.clear()
+        self.reject_leads.clear()
+
+    def receive_events(self, dataset_id: str, request: Request) -> Answer:
+        """``POST /{dataset_id}/events``: the whole batch accepted, or refused for one event."""
+        body = request.json()
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list) or not 1 <= len(data) <= MAX_EVENTS:
+            return Answer(400, graph_error("(#100) data must hold 1 to 1000 events", 100))
+        now = time.time()
+        for index, event in enumerate(data):
+            problem = event_problem(event, now)
+            lead_id = event.get("user_data", {}).get("lead_id") if problem is None else None
+            if problem is None and lead_id in self.reject_leads:
+                problem = "the lead is not a lead of this dataset's pages"
+            if problem is not None:
+                error = graph_error(f"Invalid parameter: event {index}: {problem}", 100)
+                error["error"]["error_user_msg"] = problem
+                return Answer(400, error)
+        code = body.get("test_event_code")
+        self.events.extend(
+            {**event, "dataset_id": dataset_id, "test_event_code": code} for event in data
+        )
+        return Answer(
+            200, {"events_received": len(data), "messages": [], "fbtrace_id": "AbCdEfGhIjK"}
+        )
 
     def handle(self, request: Request, key: str | None) -> Answer:
+        if key is not None and request.method == "POST" and (events := _EVENTS.match(key)):
+            return self.receive_events(events.group(1), request)
         if key is None:
             return Answer(
                 400,
@@ -216,6 +287,11 @@ class GraphFake(FakeApi):
         return None
 
     def control(self, method: str, what: str, data: Any, query: dict[str, str]) -> Answer:
+        if what == "events" and method == "GET":
+            return Answer(200, list(self.events))
+        if what == "events_reject" and method == "PUT":
+            self.reject_leads = {int(x) for x in (data or {}).get("lead_ids", [])}
+            return Answer(200, {"lead_ids": sorted(self.reject_leads)})
         if what == "token" and method == "PUT":
             self.token_info.update(data or {})
             return Answer(200, self.token_info)

@@ -75,6 +75,20 @@ class GraphClient:
             raise classify_graph_error(200, body)
         return body
 
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body`` as JSON to ``/{version}/{path}``: its JSON object, or
+        :class:`ProviderFailure`. Only for requests Meta deduplicates (Conversions API events
+        carry their ``event_id``), as a timeout is retried."""
+        return request_json(
+            GRAPH,
+            "POST",
+            f"{self._base}/{path}?{self._credentials}",
+            timeout=self._timeout,
+            classify=classify_graph_error,
+            client=self._http,
+            json=body,
+        )
+
     def fetch_lead(self, leadgen_id: str) -> dict[str, Any]:
         return self.get(leadgen_id, fields=LEAD_FIELDS)
 

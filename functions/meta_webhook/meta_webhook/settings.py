@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -30,6 +30,27 @@ class MetaWebhookSettings(Private, Phones):
     # at a time (the evidence rows of opt-outs, do-not-call and consent are kept); at least 7,
     # longer than any provider's redelivery window (webhook_events holds the idempotency keys).
     retention_days: Annotated[int, Field(ge=7)] = 90
+    # Outcomes back to Meta (Conversions API for CRM, "Conversion Leads"): the CRM dataset's id
+    # (Events Manager > the dataset > Settings). Empty: no stage is sent (they wait, and are
+    # parked once older than Meta's 7 days).
+    meta_dataset_id: Annotated[str, Field(pattern=r"^([0-9]{5,20})?$")] = ""
+    # A token allowed to send events to the dataset: the system user's token (the one the Page
+    # token came from, with ads_management, the dataset assigned to the system user). Empty:
+    # META_ACCESS_TOKEN is tried.
+    meta_conversions_token: Secret | Literal[""] = ""
+    # custom_data.lead_event_source: the CRM's name, as Meta shows it.
+    meta_crm_name: Annotated[str, Field(min_length=1, max_length=100)] = "Speed to lead"
+    # Each stage's event_name, as named in Meta's CRM stage mapping.
+    meta_stage_received: Annotated[str, Field(min_length=1, max_length=100)] = "Lead"
+    meta_stage_called: Annotated[str, Field(min_length=1, max_length=100)] = "Contacted"
+    meta_stage_booked: Annotated[str, Field(min_length=1, max_length=100)] = "Booked"
+    meta_stage_attended: Annotated[str, Field(min_length=1, max_length=100)] = "Attended"
+    meta_stage_no_show: Annotated[str, Field(min_length=1, max_length=100)] = "No show"
+    # Calendly sends no "attended": a meeting ended this long ago, still booked and not marked a
+    # no-show, counts as attended (a no-show mark may come late; Meta's 7 days bound it).
+    meta_attended_grace_hours: Annotated[int, Field(ge=1, le=144)] = 24
+    # Events Manager > Test events' code: every event goes to Test Events instead (checking).
+    meta_test_event_code: Annotated[str, Field(max_length=64)] = ""
 
 
 def settings() -> MetaWebhookSettings:

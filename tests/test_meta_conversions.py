@@ -1,0 +1,232 @@
+"""Outcomes back to Meta (issue 17, part 1): the lead stages written to the SQL outbox by the
+stage changes themselves, sent to the Graph fake's Conversions API by meta_webhook's sweep code,
+over the real database; the fake checks each event as Meta's Conversion Leads specification
+says. A Meta lead is called, answers and books through the served functions; then the sweep runs
+(in this process, with its own settings, as the served functions keep META_DATASET_ID unset)."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+import pytest
+
+from lib.db import Database
+from meta_webhook import conversions
+from meta_webhook.graph_api import GraphClient
+from meta_webhook.settings import MetaWebhookSettings
+from tools.fakes import elevenlabs_samples as samples
+from tools.fakes.samples import leadgen_delivery, new_leadgen_id
+
+from .conftest import Functions, GraphFake, invitee_event, post, webhook
+
+Conn = psycopg.Connection[Any]
+DATASET = "918273645500"
+
+
+def config(functions: Functions, **changes: str) -> MetaWebhookSettings:
+    return MetaWebhookSettings.load(
+        {
+            "SUPABASE_URL": functions.env["SUPABASE_URL"],
+            "SUPABASE_SERVICE_ROLE_KEY": functions.env["SUPABASE_SERVICE_ROLE_KEY"],
+            "META_GRAPH_URL": functions.env["META_GRAPH_URL"],
+            "META_ACCESS_TOKEN": functions.env["META_ACCESS_TOKEN"],
+            "META_APP_SECRET": functions.env["META_APP_SECRET"],
+            "META_DATASET_ID": DATASET,
+            "META_TEST_EVENT_CODE": "TEST12345",
+            **changes,
+        }
+    )
+
+
+def run_sweep(functions: Functions, **changes: str) -> dict[str, Any]:
+    settings = config(functions, **changes)
+    graph = GraphClient(
+        base_url=settings.meta_graph_url,
+        version=settings.meta_graph_version,
+        access_token=settings.require("META_ACCESS_TOKEN")[0],
+        app_secret=settings.secrets("META_APP_SECRET")[0],
+        timeout=10,
+    )
+    db = Database(functions.env["SUPABASE_URL"], functions.env["SUPABASE_SERVICE_ROLE_KEY"])
+    return conversions.sweep(db, settings, graph)
+
+
+def events_of(graph: GraphFake, leadgen_id: str) -> list[dict[str, Any]]:
+    answer = graph.http.get("/_fake/events")
+    answer.raise_for_status()
+    return [e for e in answer.json() if e["user_data"]["lead_id"] == int(leadgen_id)]
+
+
+def meta_lead(functions: Functions, db: Conn) -> tuple[str, str]:
+    """A Meta lead delivered, fetched and queued through meta_webhook: (leadgen id, lead id)."""
+    leadgen_id = new_leadgen_id()
+    assert functions.post_meta(leadgen_delivery(leadgen_id)).status_code == 200
+    row = db.execute(
+        "select id::text from leads where meta_leadgen_id = %s", (leadgen_id,)
+    ).fetchone()
+    assert row is not None
+    return leadgen_id, str(row[0])
+
+
+def only(db: Conn, *lead_ids: str) -> None:
+    """Park every other lead's unsent stages: the sweep claims whatever is due in the shared test
+    database, and other modules' leads must not share (or split) this test's batches."""
+    db.execute(
+        "update meta_conversions set status = 'parked' "
+        "where status in ('pending', 'sending') and not (lead_id::text = any(%s))",
+        (list(lead_ids),),
+    )
+
+
+def answered(functions: Functions, db: Conn, lead_id: str) -> None:
+    """The lead's call (placed by meta_webhook's request to place_call) answered."""
+    deadline = time.monotonic() + 20
+    conversation = None
+    while conversation is None and time.monotonic() < deadline:
+        row = db.execute(
+            "select conversation_id from calls where lead_id = %s and conversation_id is not null",
+            (lead_id,),
+        ).fetchone()
+        conversation = row[0] if row else None
+        time.sleep(0.05)
+    assert conversation, "the lead was never called"
+    event = samples.post_call_transcription(conversation, lead_id=lead_id)
+    assert webhook(functions, event).status_code == 200
+
+
+def test_a_lead_called_answering_and_booking_sends_its_stages_in_order_once(
+    functions: Functions, db: Conn, graph: GraphFake
+) -> None:
+    leadgen_id, lead_id = meta_lead(functions, db)
+    answered(functions, db, lead_id)
+    assert post(functions, invitee_event(lead_id=lead_id)).status_code == 200
+    # Redelivered webhooks change nothing: each stage is written once.
+    assert functions.post_meta(leadgen_delivery(leadgen_id)).status_code == 200
+    assert post(functions, invitee_event(lead_id=lead_id)).status_code == 200
+
+    # Two sweeps at once, then one more: each event reaches Meta once.
+    only(db, lead_id)
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: run_sweep(functions), range(2)))
+    run_sweep(functions)
+
+    sent = events_of(graph, leadgen_id)
+    assert [e["event_name"] for e in sent] == ["Lead", "Contacted", "Booked"]
+    assert [e["event_id"] for e in sent] == [
+        f"stl-{leadgen_id}-received",
+        f"stl-{leadgen_id}-called",
+        f"stl-{leadgen_id}-booked",
+    ]
+    times = [e["event_time"] for e in sent]
+    assert times == sorted(times) and abs(times[-1] - time.time()) < 600
+    for e in sent:
+        assert e["action_source"] == "system_generated"
+        assert e["user_data"] == {"lead_id": int(leadgen_id)}
+        assert e["custom_data"] == {"event_source": "crm", "lead_event_source": "Speed to lead"}
+        assert (e["dataset_id"], e["test_event_code"]) == (DATASET, "TEST12345")
+    rows = db.execute(
+        "select stage, status, attempts from meta_conversions where lead_id = %s order by rank",
+        (lead_id,),
+    ).fetchall()
+    assert rows == [("received", "sent", 1), ("called", "sent", 1), ("booked", "sent", 1)]
+
+
+def test_a_rejected_batch_parks_its_bad_event_alone_and_sends_the_rest(
+    functions: Functions, db: Conn, graph: GraphFake
+) -> None:
+    leads = [meta_lead(functions, db) for _ in range(5)]
+    bad_leadgen, bad_lead = leads[2]
+    graph.put("events_reject", {"lead_ids": [int(bad_leadgen)]})
+    only(db, *(lead for _, lead in leads))
+    try:
+        run_sweep(functions)
+    finally:
+        graph.put("events_reject", {"lead_ids": []})
+
+    for leadgen_id, _ in leads:
+        expected = [] if leadgen_id == bad_leadgen else ["Lead"]
+        assert [e["event_name"] for e in events_of(graph, leadgen_id)] == expected
+    status = db.execute(
+        "select status, last_error from meta_conversions where lead_id = %s", (bad_lead,)
+    ).fetchone()
+    assert status is not None and status[0] == "parked"
+    assert "not a lead of this dataset" in status[1]
+    logged = db.execute(
+        "select message, error_code from integration_logs where lead_id = %s "
+        "and event = 'conversion.parked'",
+        (bad_lead,),
+    ).fetchall()
+    assert len(logged) == 1 and "Meta refused the received stage" in logged[0][0]
+
+
+def test_a_failed_send_is_retried_later_not_lost(
+    functions: Functions, db: Conn, graph: GraphFake
+) -> None:
+    leadgen_id, lead_id = meta_lead(functions, db)
+    graph.script(f"{DATASET}/events", {"status": 503, "body": {"error": "busy"}})
+    run_sweep(functions)
+    row = db.execute(
+        "select status, attempts, next_attempt_at > now() from meta_conversions where lead_id = %s",
+        (lead_id,),
+    ).fetchone()
+    assert row == ("pending", 1, True)
+    assert events_of(graph, leadgen_id) == []
+    # Its retry time comes: sent.
+    db.execute("update meta_conversions set next_attempt_at = now() where lead_id = %s", (lead_id,))
+    run_sweep(functions)
+    assert [e["event_name"] for e in events_of(graph, leadgen_id)] == ["Lead"]
+
+
+def test_attended_is_inferred_after_the_meeting_and_grace_and_old_events_are_parked(
+    functions: Functions, db: Conn, graph: GraphFake
+) -> None:
+    leadgen_id, lead_id = meta_lead(functions, db)
+    assert post(functions, invitee_event(lead_id=lead_id)).status_code == 200
+    run_sweep(functions)
+    # The meeting ended 25 hours ago (META_ATTENDED_GRACE_HOURS is 24): attended, at its end
+    # (the lead came two days ago: a stage's time is never before the lead's).
+    db.execute("update leads set created_at = now() - interval '2 days' where id = %s", (lead_id,))
+    ended = int(time.time()) - 25 * 3600
+    db.execute(
+        "update appointments set start_time = to_timestamp(%s) - interval '30 minutes', "
+        "end_time = to_timestamp(%s) where lead_id = %s",
+        (ended, ended, lead_id),
+    )
+    run_sweep(functions)
+    sent = events_of(graph, leadgen_id)
+    assert [e["event_name"] for e in sent] == ["Lead", "Booked", "Attended"]
+    assert sent[-1]["event_time"] == ended
+
+    # A stage that was never sent and is now 8 days old is parked, with a log row.
+    other_leadgen, other = meta_lead(functions, db)
+    db.execute(
+        "update meta_conversions set event_time = now() - interval '8 days' where lead_id = %s",
+        (other,),
+    )
+    run_sweep(functions)
+    assert events_of(graph, other_leadgen) == []
+    assert db.execute(
+        "select count(*) from integration_logs where lead_id = %s "
+        "and error_code = 'conversion_expired'",
+        (other,),
+    ).fetchone() == (1,)
+
+
+def test_no_dataset_sends_nothing_and_a_calendly_only_lead_has_no_stage(
+    functions: Functions, db: Conn
+) -> None:
+    assert run_sweep(functions, META_DATASET_ID="") == {}
+    answer = post(functions, invitee_event(email=f"only-{new_leadgen_id()}@example.com"))
+    assert answer.status_code == 200
+    lead_id = answer.json()["lead_id"]
+    assert db.execute(
+        "select count(*) from meta_conversions where lead_id = %s", (lead_id,)
+    ).fetchone() == (0,)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_graph_events(graph: GraphFake) -> None:
+    graph.http.put("/_fake/events_reject", json={"lead_ids": []})
