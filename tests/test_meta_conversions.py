@@ -19,6 +19,8 @@ from meta_webhook.graph_api import GraphClient
 from meta_webhook.settings import MetaWebhookSettings
 from tools.fakes import elevenlabs_samples as samples
 from tools.fakes.samples import leadgen_delivery, new_leadgen_id
+from tools.ops.doctor import core as doctor_core
+from tools.ops.doctor import meta as doctor_meta
 
 from .conftest import Functions, GraphFake, invitee_event, post, webhook
 
@@ -230,3 +232,83 @@ def test_no_dataset_sends_nothing_and_a_calendly_only_lead_has_no_stage(
 @pytest.fixture(autouse=True)
 def _fresh_graph_events(graph: GraphFake) -> None:
     graph.http.put("/_fake/events_reject", json={"lead_ids": []})
+
+
+def doctor_line(functions: Functions, **changes: str) -> doctor_core.Result:
+    env = {**functions.env, "META_DATASET_ID": DATASET, **changes}
+    with doctor_core.Context(env) as ctx:
+        return doctor_meta.check_conversions(ctx)
+
+
+def test_doctor_checks_the_dataset_and_the_last_upload(
+    functions: Functions, db: Conn, graph: GraphFake
+) -> None:
+    assert doctor_line(functions, META_DATASET_ID="") == (
+        doctor_core.SKIP,
+        "Meta conversions: not checked, META_DATASET_ID is not set (no stage is sent to Meta)",
+    )
+    wrong = doctor_line(functions, META_CONVERSIONS_TOKEN="not-the-token")
+    assert wrong.status == doctor_core.FAIL
+    assert wrong.message.startswith(
+        f"Meta conversions: dataset {DATASET} does not answer with META_CONVERSIONS_TOKEN: "
+    )
+
+    # Earlier tests' parked stages (and those `only` parked) are made two days old.
+    _, lead_id = meta_lead(functions, db)
+    only(db, lead_id)
+    db.execute(
+        "update meta_conversions set created_at = created_at - interval '2 days' "
+        "where status = 'parked'"
+    )
+    run_sweep(functions)
+    fine = doctor_line(functions)
+    assert fine.status == doctor_core.OK, fine.message
+    assert f"dataset Speed to lead CRM ({DATASET}) answers; last upload " in fine.message
+
+    # A stage parked today is a warning.
+    _, parked = meta_lead(functions, db)
+    only(db, lead_id)
+    warned = doctor_line(functions)
+    assert warned.status == doctor_core.WARN, warned.message
+    assert "1 stage(s) parked in the last 24 h" in warned.message
+    db.execute(
+        "update meta_conversions set created_at = created_at - interval '2 days' "
+        "where lead_id = %s",
+        (parked,),
+    )
+
+    # A stage waiting two hours and no upload for two days: the sweep cannot send.
+    _, waiting = meta_lead(functions, db)
+    db.execute(
+        "update meta_conversions set created_at = now() - interval '2 hours' where lead_id = %s",
+        (waiting,),
+    )
+    db.execute("update meta_conversions set sent_at = sent_at - interval '2 days'")
+    stuck = doctor_line(functions)
+    assert stuck.status == doctor_core.FAIL, stuck.message
+    assert "stage(s) waiting, the oldest for 2 h, and no upload since" in stuck.message
+
+
+def test_a_test_lead_s_stages_go_to_test_events_and_the_others_live(
+    functions: Functions, db: Conn, graph: GraphFake
+) -> None:
+    from tools.ops import send_event
+
+    test_leadgen = new_leadgen_id()
+    env = {
+        "DATABASE_URL": functions.env["DATABASE_URL"],
+        "META_APP_SECRET": functions.env["META_APP_SECRET"],
+    }
+    argv = ["meta", "--url", functions.url("meta_webhook"), "--leadgen-id", test_leadgen]
+    assert send_event.main([*argv, "--test-event-code", "TESTLEAD1"], env) == 0
+    live_leadgen, live = meta_lead(functions, db)
+    tested = db.execute(
+        "select id::text from leads where meta_leadgen_id = %s", (test_leadgen,)
+    ).fetchone()
+    assert tested is not None
+    only(db, live, tested[0])
+
+    run_sweep(functions, META_TEST_EVENT_CODE="")
+
+    assert [e["test_event_code"] for e in events_of(graph, test_leadgen)] == ["TESTLEAD1"]
+    assert [e["test_event_code"] for e in events_of(graph, live_leadgen)] == [None]

@@ -309,6 +309,7 @@ def test_doctor_test_stack_all_ok_exits_0(stack: local_stack.Stack, token: Graph
                 # The seeded holiday calendars end in 2028: from then on, a warning.
                 "warn calling rules:",
                 "skip sweeps answered: not checked, pg_net is not installed here",
+                "skip Meta conversions: not checked, META_DATASET_ID is not set",
                 "skip Calendly ",
                 "skip ElevenLabs ",
             )

@@ -34,9 +34,25 @@ create table public.meta_conversions (
     lease_until timestamptz,
     last_error text constraint meta_conversions_error_bounded check (length(last_error) <= 2000),
     sent_at timestamptz,
+    -- Events Manager's Test events code this lead's stages go to (`make send-test-event
+    -- ARGS="--test-event-code …"`), else META_TEST_EVENT_CODE, else none.
+    test_event_code text constraint meta_conversions_code_bounded check (length(test_event_code) <= 64),
     created_at timestamptz not null default now(),
     constraint meta_conversions_once unique (lead_id, stage)
 );
+
+-- Test leads the operator sent (`make send-test-event --test-event-code`): their stages go to
+-- Test events, marked before the lead exists so that no stage of it is ever sent live.
+create table public.meta_test_leads (
+    leadgen_id text primary key constraint meta_test_leads_id_bounded check (length(leadgen_id) <= 64),
+    test_event_code text not null
+        constraint meta_test_leads_code_bounded check (length(test_event_code) between 1 and 64),
+    created_at timestamptz not null default now()
+);
+
+alter table public.meta_test_leads enable row level security;
+revoke all on public.meta_test_leads from public, anon, authenticated;
+grant select, insert, update, delete on public.meta_test_leads to service_role;
 
 comment on table public.meta_conversions is
     'The outbox of lead stages sent to Meta''s Conversions API (Conversion Leads): one row per lead and stage, written in the stage change''s transaction, sent once by meta_webhook''s sweep.';
@@ -56,26 +72,31 @@ as $$
 declare
     v_lead record;
     v_rank smallint;
+    v_code text;
 begin
     select l.id, l.meta_leadgen_id, l.created_at into v_lead
     from public.leads l where l.id = p_lead_id;
     if v_lead.meta_leadgen_id is null then
         return;  -- not a Meta lead: Meta has no lead_id to match it to
     end if;
+    v_code := (select t.test_event_code from public.meta_test_leads t
+               where t.leadgen_id = v_lead.meta_leadgen_id);
     -- Every stage after the first comes after it: the first is written if it is missing (a lead
     -- stored before this outbox existed).
-    insert into public.meta_conversions (lead_id, leadgen_id, stage, rank, event_time, event_id)
+    insert into public.meta_conversions (lead_id, leadgen_id, stage, rank, event_time, event_id,
+                                         test_event_code)
     values (v_lead.id, v_lead.meta_leadgen_id, 'received', 1, v_lead.created_at,
-            'stl-' || v_lead.meta_leadgen_id || '-received')
+            'stl-' || v_lead.meta_leadgen_id || '-received', v_code)
     on conflict (lead_id, stage) do nothing;
     if p_stage = 'received' then
         return;
     end if;
     v_rank := case p_stage when 'called' then 2 when 'booked' then 3 else 4 end;
-    insert into public.meta_conversions (lead_id, leadgen_id, stage, rank, event_time, event_id)
+    insert into public.meta_conversions (lead_id, leadgen_id, stage, rank, event_time, event_id,
+                                         test_event_code)
     values (v_lead.id, v_lead.meta_leadgen_id, p_stage, v_rank,
             greatest(coalesce(p_at, now()), v_lead.created_at),
-            'stl-' || v_lead.meta_leadgen_id || '-' || p_stage)
+            'stl-' || v_lead.meta_leadgen_id || '-' || p_stage, v_code)
     on conflict (lead_id, stage) do nothing;
 end
 $$;
@@ -188,12 +209,13 @@ begin
             lease_until = v_now + make_interval(secs => p_lease_seconds)
         from ready where c.id = ready.id
         returning c.id, c.lead_id, c.leadgen_id, c.stage, c.rank, c.event_time, c.event_id,
-                  c.attempts
+                  c.attempts, c.test_event_code
     )
     select coalesce(jsonb_agg(jsonb_build_object(
                'id', id, 'lead_id', lead_id, 'leadgen_id', leadgen_id, 'stage', stage,
                'event_time', extract(epoch from event_time)::bigint, 'event_id', event_id,
-               'attempts', attempts) order by lead_id, rank), '[]'::jsonb)
+               'attempts', attempts, 'test_event_code', test_event_code)
+               order by lead_id, rank), '[]'::jsonb)
     into v_claimed
     from claimed;
 
@@ -273,6 +295,26 @@ begin
     return jsonb_build_object('sent', v_sent, 'retry', v_retry, 'parked', v_parked);
 end
 $$;
+
+-- For `make doctor` and `make status`: what waits, since when, and the last upload.
+create function public.meta_conversions_summary()
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+    select jsonb_build_object(
+        'waiting', count(*) filter (where c.status in ('pending', 'sending')),
+        'oldest_waiting', min(c.created_at) filter (where c.status in ('pending', 'sending')),
+        'last_sent_at', max(c.sent_at),
+        'sent_24h', count(*) filter (where c.sent_at > now() - interval '24 hours'),
+        'parked_24h', count(*) filter (where c.status = 'parked'
+                                        and c.created_at > now() - interval '24 hours'))
+    from public.meta_conversions c
+$$;
+
+revoke all on function public.meta_conversions_summary() from public, anon, authenticated;
+grant execute on function public.meta_conversions_summary() to service_role;
 
 revoke all on function public.meta_conversion_add(uuid, text, timestamptz),
     public.meta_conversions_from_leads(), public.meta_conversions_from_appointments(),

@@ -16,6 +16,7 @@ routes every fake has (tools/fakes/fake_api.py: requests, scripts), tests use (n
   ``legal_content``), and lists in ``/{page_id}/leadgen_forms``;
 - ``PUT /_fake/token`` ``{"is_valid", "expires_at", "scopes", "subscribed_fields"}``: what
   debug_token and subscribed_apps answer;
+- ``GET /{version}/{dataset_id}?fields=…last_fired_time…``: the dataset node (`make doctor`);
 - ``GET /_fake/events``: the Conversions API events ``POST /{version}/{dataset_id}/events``
   accepted, oldest first, each with its ``dataset_id`` and the batch's ``test_event_code``;
   ``PUT /_fake/events_reject`` ``{"lead_ids": [...]}``: events of those leads are invalid, so
@@ -254,6 +255,24 @@ class GraphFake(FakeApi):
         if key.endswith("/leadgen_forms"):
             forms = self.forms or {FORM_ID: default_form(FORM_ID)}
             return Answer(200, {"data": [_listed(form) for form in forms.values()]})
+        if "last_fired_time" in request.query.get("fields", ""):  # a dataset (AdsPixel) node
+            fired = max((e["event_time"] for e in self.events), default=None)
+            return Answer(
+                200,
+                {
+                    "id": key,
+                    "name": "Speed to lead CRM",
+                    **(
+                        {
+                            "last_fired_time": time.strftime(
+                                "%Y-%m-%dT%H:%M:%S+0000", time.gmtime(fired)
+                            )
+                        }
+                        if fired
+                        else {}
+                    ),
+                },
+            )
         if "legal_content" in request.query.get("fields", ""):
             return Answer(200, self.forms.get(key) or default_form(key))
         return Answer(200, self.leads.get(key) or default_lead(key))

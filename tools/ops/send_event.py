@@ -94,6 +94,15 @@ def build_meta(args: argparse.Namespace, env: Mapping[str, str]) -> SignedReques
     page_id = args.page_id or env.get("META_PAGE_ID") or DEFAULT_PAGE_ID
     if args.no_consent:
         unconsented(env, leadgen_id)
+    if args.test_event_code:
+        _with_database(
+            env,
+            lambda conn: conn.execute(
+                "insert into public.meta_test_leads (leadgen_id, test_event_code) values (%s, %s) "
+                "on conflict (leadgen_id) do update set test_event_code = excluded.test_event_code",
+                (leadgen_id, args.test_event_code),
+            ),
+        )
     body = samples.leadgen_delivery(
         leadgen_id,
         page_id=page_id,
@@ -106,7 +115,12 @@ def build_meta(args: argparse.Namespace, env: Mapping[str, str]) -> SignedReques
         body=body,
         headers=samples.meta_headers(body, secret=secret),
         summary=f"meta leadgen_id={leadgen_id} page_id={page_id} form_id={args.form_id}"
-        + (" (consent box left unchecked)" if args.no_consent else ""),
+        + (" (consent box left unchecked)" if args.no_consent else "")
+        + (
+            f" (its stages go to Meta's Test events, code {args.test_event_code})"
+            if args.test_event_code
+            else ""
+        ),
         leadgen_id=leadgen_id,
     )
 
@@ -154,6 +168,11 @@ def add_meta(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         action="store_true",
         help="the lead leaves the form's consent box unchecked (`make dev`'s Graph fake only): "
         "under CALL_CONSENT=required it is stored and not called",
+    )
+    parser.add_argument(
+        "--test-event-code",
+        help="Events Manager > Test events' code: this lead's stages (received, called, booked …) "
+        "go there instead of live (marked in the target's database before the delivery)",
     )
     parser.set_defaults(build=build_meta)
 

@@ -35,6 +35,8 @@ from tools.stack import envfile
 from tools.stack import local as stack
 
 ROOT = envfile.ROOT
+# The CRM dataset of `make dev`: the Graph fake accepts any id.
+DEV_DATASET_ID = "100000000000001"
 
 
 def supabase_stack(
@@ -177,12 +179,14 @@ def main() -> None:
             generated = local.env
         # Locally a lead is called at any hour (the ElevenLabs fake dials nobody); set
         # CALL_HOURS_START/END and CALL_PLACE_RULES=true to see the calling-hours rules at work.
+        # Lead stages go to the Graph fake's Conversions API (GET /_fake/events lists them).
         env = {
             "PORT": str(port),
             "PLACE_CALL_URL": f"http://127.0.0.1:{port}/functions/v1/place_call",
             "CALL_HOURS_START": "00:00",
             "CALL_HOURS_END": "24:00",
             "CALL_PLACE_RULES": "false",
+            "META_DATASET_ID": DEV_DATASET_ID,
             **generated,
             **user,
         }
@@ -197,6 +201,7 @@ def main() -> None:
                 "CALL_HOURS_START",
                 "CALL_HOURS_END",
                 "CALL_PLACE_RULES",
+                "META_DATASET_ID",
                 "PORT",
             ]
             if key in env

@@ -55,19 +55,29 @@ class Sender:
         self.failed: list[dict[str, Any]] = []
         self.requests = 0
 
-    def send(self, rows: list[dict[str, Any]]) -> None:
+    def send_all(self, rows: list[dict[str, Any]]) -> None:
+        """Send ``rows``, one request per Test events code (a test lead's own, else
+        META_TEST_EVENT_CODE, else none), each lead's stages in their order."""
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            code = row.get("test_event_code") or self.config.meta_test_event_code
+            groups.setdefault(code, []).append(row)
+        for code, group in groups.items():
+            self.send(group, code)
+
+    def send(self, rows: list[dict[str, Any]], code: str = "") -> None:
         """Send ``rows`` (at most MAX_BATCH), splitting a rejected batch to find its bad event."""
         body: dict[str, Any] = {"data": [event(row, self.config) for row in rows]}
-        if self.config.meta_test_event_code:
-            body["test_event_code"] = self.config.meta_test_event_code
+        if code:
+            body["test_event_code"] = code
         self.requests += 1
         try:
             self.graph.post(f"{self.config.meta_dataset_id}/events", body)
         except ProviderFailure as err:
             if rejected(err) and len(rows) > 1:
                 half = len(rows) // 2
-                self.send(rows[:half])
-                self.send(rows[half:])
+                self.send(rows[:half], code)
+                self.send(rows[half:], code)
                 return
             said = str(err.details.get("graph_message") or err.message)
             self.failed += [
@@ -125,7 +135,7 @@ def sweep(
         if not rows:
             return counts
         sender = Sender(graph or conversions_graph(), config)
-        sender.send(rows)
+        sender.send_all(rows)
         done = db.rpc("meta_conversions_done", {"p_sent": sender.sent, "p_failed": sender.failed})
     except (DatabaseUnavailable, DatabaseError, ConfigError) as err:
         # The claimed rows' lease runs out and the next sweep claims them again.

@@ -83,12 +83,13 @@ class Context:
             http_client=self.http,
         )
 
-    def graph(self) -> GraphClient:
+    def graph(self, token_variable: str = "META_ACCESS_TOKEN") -> GraphClient:  # noqa: S107 - a name
+        """The Graph client of the token in variable ``token_variable``."""
         config = self.config
         return GraphClient(
             base_url=config.meta_graph_url,
             version=config.meta_graph_version,
-            access_token=self.value("META_ACCESS_TOKEN"),
+            access_token=self.value(token_variable),
             app_secret=config.secrets("META_APP_SECRET")[0],
             timeout=config.http_timeout_seconds,
             http_client=self.http,

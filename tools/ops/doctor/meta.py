@@ -253,6 +253,63 @@ def check_lead_forms_consent(ctx: Context) -> Result:
 
 
 # This provider's checks, in the order they run.
+STALE_SECONDS = 86_400  # stages waiting with no upload for this long: a failure
+
+
+def check_conversions(ctx: Context) -> Result:
+    """When META_DATASET_ID is set: the dataset answers with the token the sweep sends with
+    (META_CONVERSIONS_TOKEN, else META_ACCESS_TOKEN), and when stages wait, the last successful
+    upload is under 24 hours old."""
+    what = "Meta conversions"
+    if ctx.missing("META_DATASET_ID"):
+        return Result(
+            SKIP, f"{what}: not checked, META_DATASET_ID is not set (no stage is sent to Meta)"
+        )
+    missing = ctx.missing("META_APP_SECRET", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
+    if missing:
+        return skipped(what, missing)
+    dataset = ctx.value("META_DATASET_ID")
+    token = "META_CONVERSIONS_TOKEN" if ctx.value("META_CONVERSIONS_TOKEN") else "META_ACCESS_TOKEN"
+    try:
+        node = ctx.graph(token).get(dataset, fields="id,name,last_fired_time")
+    except ProviderFailure as err:
+        return Result(
+            FAIL,
+            f"{what}: dataset {dataset} does not answer with {token}: {err.message} (the token "
+            "needs ads_management and the dataset assigned to its system user)",
+        )
+    try:
+        summary = ctx.database().rpc("meta_conversions_summary", {})
+    except AppError as err:
+        return Result(
+            SKIP, f"{what}: dataset {dataset} answers; the outbox not read ({err.message})"
+        )
+    name = f"{node.get('name') or dataset} ({dataset})"
+    waiting = int(summary.get("waiting") or 0)
+    last = summary.get("last_sent_at")
+    last_text = str(last)[:16].replace("T", " ") + " UTC" if last else "never"
+    oldest = summary.get("oldest_waiting")
+    if waiting and oldest:
+        age = ctx.now - datetime.fromisoformat(str(oldest)).timestamp()
+        last_age = ctx.now - datetime.fromisoformat(str(last)).timestamp() if last else float("inf")
+        if age > 3600 and last_age > STALE_SECONDS:
+            return Result(
+                FAIL,
+                f"{what}: {waiting} stage(s) waiting, the oldest for {age / 3600:.0f} h, and no "
+                f"upload since {last_text}: `make logs ENV=production PROVIDER=meta` shows "
+                "conversion.failed with Meta's reason",
+            )
+    parked = int(summary.get("parked_24h") or 0)
+    line = f"{what}: dataset {name} answers; last upload {last_text}; {waiting} waiting"
+    if parked:
+        return Result(
+            WARN,
+            f"{line}; {parked} stage(s) parked in the last 24 h (refused by Meta or older than "
+            "7 days): `make logs PROVIDER=meta` shows conversion.parked with the reason",
+        )
+    return Result(OK, line)
+
+
 CHECKS: tuple[Check, ...] = (
     check_token_valid,
     check_token_expiry,
@@ -260,4 +317,5 @@ CHECKS: tuple[Check, ...] = (
     check_page_subscription,
     check_lead_forms_consent,
     check_pending_leads,
+    check_conversions,
 )
