@@ -14,7 +14,7 @@ export PYTHONPATH := $(subst $(space),:,$(CURDIR) $(FUNCTION_DIRS))
 DEPS_STAMP := $(VENV)/.deps-stamp
 NPM_STAMP := node_modules/.npm-stamp
 
-.PHONY: help install dev test check lint format typecheck bench soak soak-calls send-test-event logs evidence dnc sweep retry doctor elevenlabs-webhook calendly-subscribe build deploy lock clean
+.PHONY: help install dev test check lint format typecheck bench soak soak-calls send-test-event logs evidence dnc sweep retry status backfill doctor elevenlabs-webhook calendly-subscribe build deploy lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n", $$1, $$2}'
@@ -82,6 +82,13 @@ retry: install ## Fetch every pending lead now (after fixing a token or permissi
 
 doctor: install ## Check configuration, database, migrations and the Meta token
 	$(PY) -m tools.ops.doctor
+
+status: install ## One health summary: each provider's last success and failure, the queues and their oldest item, the daily recovery (exit 1 when something needs attention)
+	$(PY) -m tools.ops.status
+
+backfill: install ## Recover the leads the webhook never brought: SINCE=<date> [FORM=<form id>] (stored as the webhook would, queued, never twice)
+	@test -n "$(SINCE)" || { echo "usage: make backfill SINCE=<date, e.g. 2026-12-01> [FORM=<form id>]" >&2; exit 2; }
+	$(PY) -m tools.ops.backfill --since "$(SINCE)" $(if $(FORM),--form "$(FORM)")
 
 elevenlabs-webhook: install ## Turn on the retries of the ElevenLabs webhook to place_call/webhook (off by ElevenLabs' default)
 	$(PY) -m tools.ops.elevenlabs_webhook

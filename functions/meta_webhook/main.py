@@ -7,6 +7,8 @@ import by the same names in the bundle, the tests and the tools.
 
 from __future__ import annotations
 
+import time
+
 import functions_framework
 from flask import Request, Response
 
@@ -21,7 +23,7 @@ from lib.http import (
     text_response,
 )
 from lib.signatures import verify_meta
-from meta_webhook import conversions, leads
+from meta_webhook import conversions, leads, recovery
 from meta_webhook.meta_events import parse_delivery, verify_subscription
 from meta_webhook.settings import settings
 
@@ -47,11 +49,15 @@ def run_sweep(request: Request) -> Response:
     """Complete the fetch_pending leads whose retry time has come (the scheduler calls this);
     ``?retry=pending`` first makes every pending lead due (``make retry``)."""
     config = settings()
+    started = time.monotonic()
     counts = leads.sweep(
         get_db(),
         limit=config.sweep_batch_size,
         budget_seconds=config.sweep_time_budget_seconds,
         retry_pending=request.args.get("retry") == "pending",
+    )
+    counts["recovery"] = recovery.run_daily(
+        get_db(), budget_seconds=config.sweep_time_budget_seconds - (time.monotonic() - started)
     )
     counts["retention"] = leads.retention(get_db(), days=config.retention_days)
     counts["conversions"] = conversions.sweep(get_db(), config)

@@ -17,6 +17,12 @@ routes every fake has (tools/fakes/fake_api.py: requests, scripts), tests use (n
 - ``PUT /_fake/token`` ``{"is_valid", "expires_at", "scopes", "subscribed_fields"}``: what
   debug_token and subscribed_apps answer;
 - ``GET /{version}/{dataset_id}?fields=…last_fired_time…``: the dataset node (`make doctor`);
+- ``GET /{version}/{app_id}/subscriptions`` (with the app token ``<app id>|<app secret>`` or
+  the page token): the app's Page subscription; ``PUT /_fake/app_subscription`` ``{"active",
+  "callback_url", "fields"}`` changes it, ``null`` removes it;
+- ``PUT /_fake/form_leads/{form_id}`` ``{"leads": [lead node, …]}``: what ``GET
+  /{form-id}/leads`` lists (filtered on ``time_created``, newest first, cursor paging), each
+  lead also answering ``GET /{leadgen_id}``;
 - ``GET /_fake/events``: the Conversions API events ``POST /{version}/{dataset_id}/events``
   accepted, oldest first, each with its ``dataset_id`` and the batch's ``test_event_code``;
   ``PUT /_fake/events_reject`` ``{"lead_ids": [...]}``: events of those leads are invalid, so
@@ -34,10 +40,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import hmac
+import json
 import os
 import re
 import time
 from collections import deque
+from datetime import datetime
 from typing import Any
 
 from tools.fakes.fake_api import LOG_LIMIT, Answer, FakeApi, Request, serve
@@ -151,6 +159,14 @@ def default_form(form_id: str, *, consent: bool = True) -> dict[str, Any]:
     }
 
 
+APP_ID = "1234567890"
+# GET /{app-id}/subscriptions: the app's Page subscription, as App Dashboard > Webhooks set it.
+_DEFAULT_APP_SUBSCRIPTION: dict[str, Any] = {
+    "object": "page",
+    "callback_url": "https://example.test/functions/v1/meta_webhook",
+    "active": True,
+    "fields": [{"name": "leadgen", "version": "v25.0"}],
+}
 _DEFAULT_TOKEN_INFO: dict[str, Any] = {
     "is_valid": True,
     "expires_at": 0,
@@ -173,8 +189,10 @@ class GraphFake(FakeApi):
         self.leads: dict[str, dict[str, Any]] = {}
         self.forms: dict[str, dict[str, Any]] = {}
         self.token_info: dict[str, Any] = dict(_DEFAULT_TOKEN_INFO)
+        self.app_subscription: dict[str, Any] | None = dict(_DEFAULT_APP_SUBSCRIPTION)
         self.events: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
         self.reject_leads: set[int] = set()
+        self.form_leads: dict[str, list[dict[str, Any]]] = {}
 
     def key(self, request: Request) -> str | None:
         match = _VERSIONED.match(request.path)
@@ -187,6 +205,30 @@ class GraphFake(FakeApi):
         self.forms.clear()
         self.events.clear()
         self.reject_leads.clear()
+        self.form_leads.clear()
+        self.app_subscription = dict(_DEFAULT_APP_SUBSCRIPTION)
+
+    def list_form_leads(self, form_id: str, query: dict[str, str]) -> Answer:
+        """``GET /{form-id}/leads``: the form's leads, newest first as Graph lists them,
+        filtered on ``time_created`` GREATER_THAN, ``limit`` a page, cursor paging."""
+        leads = sorted(
+            self.form_leads.get(form_id, []), key=lambda n: n["created_time"], reverse=True
+        )
+        since = 0
+        try:
+            for rule in json.loads(query.get("filtering") or "[]"):
+                if rule.get("field") == "time_created" and rule.get("operator") == "GREATER_THAN":
+                    since = int(rule["value"])
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return Answer(400, graph_error("(#100) filtering is not valid JSON rules", 100))
+        leads = [n for n in leads if _unix(n["created_time"]) > since]
+        limit = max(1, min(int(query.get("limit") or 25), 100))
+        start = int(query["after"]) if (query.get("after") or "").isdigit() else 0
+        page = leads[start : start + limit]
+        paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(start + limit)}}
+        if start + limit < len(leads):
+            paging["next"] = f"https://graph.facebook.com/{form_id}/leads?after={start + limit}"
+        return Answer(200, {"data": page, "paging": paging})
 
     def receive_events(self, dataset_id: str, request: Request) -> Answer:
         """``POST /{dataset_id}/events``: the whole batch accepted, or refused for one event."""
@@ -229,7 +271,7 @@ class GraphFake(FakeApi):
                 200,
                 {
                     "data": {
-                        "app_id": "1234567890",
+                        "app_id": APP_ID,
                         "type": "PAGE",
                         "application": "Speed to lead",
                         "is_valid": self.token_info["is_valid"],
@@ -239,6 +281,8 @@ class GraphFake(FakeApi):
                     }
                 },
             )
+        if key == f"{APP_ID}/subscriptions":
+            return Answer(200, {"data": [self.app_subscription] if self.app_subscription else []})
         if key.endswith("/subscribed_apps"):
             return Answer(
                 200,
@@ -252,6 +296,8 @@ class GraphFake(FakeApi):
                     ]
                 },
             )
+        if key.endswith("/leads"):
+            return self.list_form_leads(key.removesuffix("/leads"), request.query)
         if key.endswith("/leadgen_forms"):
             forms = self.forms or {FORM_ID: default_form(FORM_ID)}
             return Answer(200, {"data": [_listed(form) for form in forms.values()]})
@@ -289,7 +335,12 @@ class GraphFake(FakeApi):
 
     def check_credentials(self, query: dict[str, str]) -> dict[str, Any] | None:
         token = query.get("access_token") or query.get("input_token")
-        if self.access_token and query.get("access_token") != self.access_token:
+        app_token = f"{APP_ID}|{self.app_secret}" if self.app_secret else None
+        if (
+            self.access_token
+            and query.get("access_token") != self.access_token
+            and query.get("access_token") != app_token
+        ):
             return graph_error(
                 "Invalid OAuth access token - Cannot parse access token", 190, subcode=None
             )
@@ -306,6 +357,18 @@ class GraphFake(FakeApi):
         return None
 
     def control(self, method: str, what: str, data: Any, query: dict[str, str]) -> Answer:
+        if what == "app_subscription" and method == "PUT":
+            self.app_subscription = (
+                None if data is None else {**_DEFAULT_APP_SUBSCRIPTION, **dict(data)}
+            )
+            return Answer(200, {"subscription": self.app_subscription})
+        if what.startswith("form_leads/") and method == "PUT":
+            form_id = what.removeprefix("form_leads/")
+            nodes = [dict(n) for n in (data or {}).get("leads", [])]
+            self.form_leads[form_id] = nodes
+            for node in nodes:  # each also answers GET /{leadgen_id}, as on Graph
+                self.leads[str(node["id"])] = node
+            return Answer(200, {"form_id": form_id, "leads": len(nodes)})
         if what == "events" and method == "GET":
             return Answer(200, list(self.events))
         if what == "events_reject" and method == "PUT":
@@ -324,6 +387,13 @@ class GraphFake(FakeApi):
             self.scripts[leadgen_id] = list((data or {}).get("responses", []))
             return Answer(200, {"leadgen_id": leadgen_id})
         return super().control(method, what, data, query)
+
+
+def _unix(created_time: Any) -> int:
+    """A lead's ``created_time`` (ISO 8601 with +0000, as Graph writes it) in Unix seconds."""
+    if isinstance(created_time, int):
+        return created_time
+    return int(datetime.strptime(str(created_time), "%Y-%m-%dT%H:%M:%S%z").timestamp())
 
 
 def _listed(form: dict[str, Any]) -> dict[str, Any]:

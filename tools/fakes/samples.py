@@ -38,11 +38,14 @@ def leadgen_delivery(
     *leadgen_ids: str,
     page_id: str = PAGE_ID,
     form_id: str = FORM_ID,
-    created_time: int = 1630087926,
+    created_time: int | None = None,
     numeric: bool = False,
 ) -> bytes:
     """A delivery as Meta sends it (compact JSON): one ``page`` entry, one ``leadgen`` change
-    per id. ``numeric`` sends the ids as JSON numbers, as Meta sometimes does."""
+    per id, the form filled ``created_time`` (default: now, as for a lead Meta just sent).
+    ``numeric`` sends the ids as JSON numbers, as Meta sometimes does."""
+    if created_time is None:
+        created_time = int(time.time())
 
     def cast(value: str) -> Any:
         return int(value) if numeric and value.isdigit() else value
@@ -89,7 +92,7 @@ def batch_delivery(
                                 "form_id": 5,
                                 "ad_id": 7,
                                 "adgroup_id": 7,
-                                "created_time": 1630087926,
+                                "created_time": int(time.time()),
                             },
                         },
                         {"field": "feed", "value": {"item": "status"}},

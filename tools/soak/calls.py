@@ -52,6 +52,7 @@ FINAL = {
     "person_booked",
     "do_not_call",
     "no_consent",
+    "too_old",
 }
 # Rest statuses a lead may end in that are not final but need nobody (no common calling hours).
 AT_REST = {"no_calling_hours"}
@@ -81,6 +82,9 @@ class Settings:
     late_share: float = 0.15
     booking_share: float = 0.15
     unconsented_share: float = 0.05
+    # Leads that reach us days after the form was filled (a backfill, a recovery): older than
+    # CALL_MAX_LEAD_AGE_HOURS, they are never called automatically.
+    stale_share: float = 0.03
     seed: int = 0
 
 
@@ -239,10 +243,12 @@ class Soak:
         with self.db.cursor() as cur:
             for person, phone, zones, due in rows:
                 lead_id = str(uuid.uuid4())
+                age = 80 * 3600 if self.rng.random() < self.settings.stale_share else 0
                 cur.execute(
                     "insert into leads (id, source, status, full_name, email, phone, timezone, "
-                    "timezones, next_call_at) values (%s, 'manual', 'call_queued', %s, %s, %s, %s, "
-                    "%s, public.clock_now() + make_interval(secs => %s))",
+                    "timezones, next_call_at, submitted_at) values (%s, 'manual', 'call_queued', "
+                    "%s, %s, %s, %s, %s, public.clock_now() + make_interval(secs => %s), "
+                    "public.clock_now() + make_interval(secs => %s)) returning submitted_at",
                     (
                         lead_id,
                         f"Soak {person.number}",
@@ -251,8 +257,12 @@ class Soak:
                         zones[0] if len(zones) == 1 else None,
                         zones,
                         due,
+                        due - age,
                     ),
                 )
+                submitted = cur.fetchone()
+                assert submitted is not None
+                self.facts.submitted[lead_id] = submitted[0]
                 # Most people ticked the form's consent box; the others are never called.
                 if self.rng.random() < self.settings.unconsented_share:
                     self.facts.unconsented.add(lead_id)

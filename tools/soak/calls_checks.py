@@ -52,6 +52,8 @@ class Facts:
     hours: tuple[time, time] = (time(9), time(20))
     max_attempts: int = 3
     per_person_per_day: int = 3
+    submitted: dict[str, datetime] = field(default_factory=dict)  # lead -> its form's time
+    max_lead_age_hours: int = 72
 
 
 def two_live_calls(facts: Facts) -> list[str]:
@@ -148,6 +150,17 @@ def over_max_attempts(facts: Facts) -> list[str]:
     return [f"lead {lead}: {n} attempts" for lead, n in counted.items() if n > facts.max_attempts]
 
 
+def too_old(facts: Facts) -> list[str]:
+    """A call to a lead older than CALL_MAX_LEAD_AGE_HOURS (from its form's submission)."""
+    limit = timedelta(hours=facts.max_lead_age_hours)
+    return [
+        f"call {call.seq} to lead {call.lead_id} at {call.at:%Y-%m-%d %H:%M}, "
+        f"{(call.at - facts.submitted[call.lead_id]) / timedelta(hours=1):.0f} h after its form"
+        for call in facts.calls
+        if call.lead_id in facts.submitted and call.at - facts.submitted[call.lead_id] > limit
+    ]
+
+
 CHECKS = {
     "never two live calls to one person": two_live_calls,
     "no call after the person booked": after_booking,
@@ -158,6 +171,7 @@ CHECKS = {
     ),
     "no person over CALL_MAX_PER_PERSON_PER_DAY in 24 h": over_daily_cap,
     "no lead over CALL_MAX_ATTEMPTS": over_max_attempts,
+    "no automatic call to a lead older than CALL_MAX_LEAD_AGE_HOURS": too_old,
     "no sweep failed": lambda facts: facts.sweep_failures,
     "every webhook accepted": lambda facts: facts.webhooks_refused,
 }

@@ -32,13 +32,20 @@ def _consent_note(consents: list[dict[str, Any]]) -> str:
     return f", consent checkboxes checked: {', '.join(checked) if checked else 'none'}"
 
 
-def _fetch_one(graph: GraphClient, claim: Mapping[str, Any], region: str) -> dict[str, Any]:
-    """One claimed lead fetched and mapped, as a meta_complete result."""
+def _fetch_one(
+    graph: GraphClient,
+    claim: Mapping[str, Any],
+    region: str,
+    node: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One claimed lead fetched (unless its ``node`` was read already, by listing its form) and
+    mapped, as a meta_complete result."""
     started = time.perf_counter()
     form: dict[str, Any] | None = None
     read_now = False
     try:
-        node = graph.fetch_lead(str(claim["leadgen_id"]))
+        if node is None:
+            node = graph.fetch_lead(str(claim["leadgen_id"]))
         form_id = node.get("form_id")
         if consent_responses(node) and isinstance(form_id, str | int) and str(form_id).isdigit():
             # The text the consent was given under: the form's disclaimer, read once per form.
@@ -87,7 +94,20 @@ def fetch_leads(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
     )
 
 
-def _complete(db: Database, results: list[dict[str, Any]]) -> dict[str, Any]:
+def complete_read(
+    graph: GraphClient,
+    claims: list[dict[str, Any]],
+    nodes: Mapping[str, dict[str, Any]],
+    region: str,
+) -> list[dict[str, Any]]:
+    """The claimed leads whose nodes were read already (by listing their form), mapped as
+    meta_complete's results: no second fetch."""
+    return [_fetch_one(graph, c, region, nodes[str(c["leadgen_id"])]) for c in claims]
+
+
+def complete(db: Database, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Record ``results`` (meta_complete, round trip 2), then ask place_call for the leads it
+    queued."""
     if not results:
         return {"completed": 0, "failed": 0, "skipped": 0}
     try:
@@ -114,7 +134,7 @@ def process_delivery(db: Database, parsed: ParsedDelivery, *, inline_limit: int)
         "meta_ingest",
         {"p_leads": parsed.leads, "p_skipped": parsed.skipped, "p_claim_limit": inline_limit},
     )
-    outcome = _complete(db, fetch_leads(stored["to_fetch"]))
+    outcome = complete(db, fetch_leads(stored["to_fetch"]))
     counts = {
         "received": len(parsed.leads),
         "new": len(stored["to_fetch"]) + len(stored["deferred"]),
@@ -156,7 +176,7 @@ def sweep(
     counts = {"claimed": 0, "completed": 0, "failed": 0, "remaining": 0, "batches": 0}
     while True:
         claimed = db.rpc("meta_claim_due", {"p_limit": limit})
-        outcome = _complete(db, fetch_leads(claimed["claimed"]))
+        outcome = complete(db, fetch_leads(claimed["claimed"]))
         counts["batches"] += 1
         counts["claimed"] += len(claimed["claimed"])
         counts["completed"] += outcome["completed"]

@@ -38,6 +38,10 @@ class PlaceCallSettings(Private):
     # Calls that may have rung, to one person, in any rolling 24 hours (Florida's limit:
     # Fla. Stat. 501.616).
     call_max_per_person_per_day: Count = 3
+    # A lead older than this (from its creation at Meta or Calendly) is not called automatically
+    # (status too_old): a lead recovered days late, or still queued after days of retries, is
+    # better called by a person. 72 hours covers a weekend.
+    call_max_lead_age_hours: Annotated[int, Field(ge=1, le=8760)] = 72
     call_hours_start: ClockTime = "09:00"
     call_hours_end: ClockTime = "20:00"
     # The calling rules by place (call_place_rules: the federal and state windows of +1 numbers,
@@ -102,6 +106,7 @@ class PlaceCallSettings(Private):
             "hours_end": self.call_hours_end,
             "default_timezone": self.call_default_timezone,
             "person_cooldown_hours": self.call_person_cooldown_hours,
+            "max_lead_age_hours": self.call_max_lead_age_hours,
             "max_per_person_per_day": self.call_max_per_person_per_day,
             "place_rules": self.call_place_rules,
             # Calendars are place codes (US, ES, US-LA): upper case, as call_holidays keeps them.

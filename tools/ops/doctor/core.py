@@ -85,11 +85,15 @@ class Context:
 
     def graph(self, token_variable: str = "META_ACCESS_TOKEN") -> GraphClient:  # noqa: S107 - a name
         """The Graph client of the token in variable ``token_variable``."""
+        return self.graph_with(self.value(token_variable))
+
+    def graph_with(self, token: str) -> GraphClient:
+        """The Graph client of ``token`` (an app token ``<app id>|<app secret>``, say)."""
         config = self.config
         return GraphClient(
             base_url=config.meta_graph_url,
             version=config.meta_graph_version,
-            access_token=self.value(token_variable),
+            access_token=token,
             app_secret=config.secrets("META_APP_SECRET")[0],
             timeout=config.http_timeout_seconds,
             http_client=self.http,

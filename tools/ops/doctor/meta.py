@@ -249,10 +249,6 @@ def check_lead_forms_consent(ctx: Context) -> Result:
     )
 
 
-# --- Calendly: skipped when CALENDLY_API_TOKEN is unset (a Meta-only deployment) -------------
-
-
-# This provider's checks, in the order they run.
 STALE_SECONDS = 86_400  # stages waiting with no upload for this long: a failure
 
 
@@ -310,11 +306,88 @@ def check_conversions(ctx: Context) -> Result:
     return Result(OK, line)
 
 
+def check_app_subscription(ctx: Context) -> Result:
+    """The app's Page subscription (``GET /{app-id}/subscriptions`` with the app token, the app
+    read from the token's debug_token) is active, has the leadgen field, and calls back the
+    deployed meta_webhook (https://<GCP_REGION>-<GCP_PROJECT>.cloudfunctions.net/meta_webhook,
+    when both are set)."""
+    what = "app subscription"
+    missing = ctx.missing(*_TOKEN_NEEDS)
+    if missing:
+        return skipped(what, missing)
+    info = _valid_token_info(ctx, what)
+    if isinstance(info, Result):
+        return info
+    app_id = str(info.get("app_id") or "")
+    if not app_id:
+        return Result(SKIP, f"{what}: not checked, debug_token names no app")
+    secret = ctx.config.secrets("META_APP_SECRET")[0]
+    try:
+        answer = ctx.graph_with(f"{app_id}|{secret}").get(f"{app_id}/subscriptions")
+    except ProviderFailure as err:
+        return Result(FAIL, f"{what}: /{app_id}/subscriptions failed: {err.message}")
+    pages = [
+        s for s in answer.get("data") or [] if isinstance(s, dict) and s.get("object") == "page"
+    ]
+    where = "App Dashboard > Webhooks > Page"
+    if not pages:
+        return Result(
+            FAIL,
+            f"{what}: app {app_id} has no Page subscription, so Meta sends no lead; in {where}, "
+            "subscribe with the meta_webhook URL `make deploy` printed and META_VERIFY_TOKEN",
+        )
+    hook = pages[0]
+    url = str(hook.get("callback_url") or "")
+    fields = [str(f.get("name") if isinstance(f, dict) else f) for f in hook.get("fields") or []]
+    if not hook.get("active"):
+        return Result(FAIL, f"{what}: app {app_id}'s Page subscription ({url}) is not active; "
+                      f"verify it again in {where}")  # fmt: skip
+    if "leadgen" not in fields:
+        return Result(FAIL, f"{what}: app {app_id}'s Page subscription lacks the leadgen field; "
+                      f"subscribe it in {where}")  # fmt: skip
+    project, region = ctx.value("GCP_PROJECT"), ctx.value("GCP_REGION")
+    expected = (
+        f"https://{region}-{project}.cloudfunctions.net/meta_webhook" if project and region else ""
+    )
+    if expected and url.rstrip("/") != expected:
+        return Result(
+            FAIL,
+            f"{what}: app {app_id}'s Page subscription calls back {url}, not the deployed "
+            f"{expected}; change the Callback URL in {where}",
+        )
+    return Result(OK, f"{what}: app {app_id}, Page object, leadgen, active, callback {url}")
+
+
+def check_leads_readable(ctx: Context) -> Result:
+    """The token can read a form's leads (``GET /{form-id}/leads``), as `make backfill` and the
+    daily recovery do: Leads Access Manager may have cut the app off."""
+    what = "lead access"
+    missing = ctx.missing("META_PAGE_ID", *_TOKEN_NEEDS)
+    if missing:
+        return skipped(what, missing)
+    page_id = ctx.value("META_PAGE_ID")
+    try:
+        forms = ctx.graph().lead_forms(page_id)
+        if not forms:
+            return Result(WARN, f"{what}: page {page_id} has no lead form to read")
+        form_id = str(forms[0].get("id"))
+        ctx.graph().form_leads(form_id, since=0, limit=1)
+    except ProviderFailure as err:
+        return Result(
+            FAIL,
+            f"{what}: the token cannot read page {page_id}'s leads ({err.message}); in Business "
+            "Suite > All tools > Leads access, give the app (CRM) access to the Page's leads",
+        )
+    return Result(OK, f"{what}: the token reads the leads of form {form_id}")
+
+
 CHECKS: tuple[Check, ...] = (
     check_token_valid,
     check_token_expiry,
     check_token_scopes,
     check_page_subscription,
+    check_app_subscription,
+    check_leads_readable,
     check_lead_forms_consent,
     check_pending_leads,
     check_conversions,
