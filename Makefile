@@ -14,7 +14,7 @@ export PYTHONPATH := $(subst $(space),:,$(CURDIR) $(FUNCTION_DIRS))
 DEPS_STAMP := $(VENV)/.deps-stamp
 NPM_STAMP := node_modules/.npm-stamp
 
-.PHONY: help install dev test check lint format typecheck bench soak soak-calls send-test-event logs evidence dnc sweep retry status backfill doctor elevenlabs-webhook calendly-subscribe build deploy lock clean
+.PHONY: help install dev test check lint format typecheck bench soak soak-calls send-test-event logs evidence dnc sweep retry status report backfill doctor elevenlabs-webhook calendly-subscribe build deploy lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ retry: install ## Fetch every pending lead now (after fixing a token or permissi
 
 doctor: install ## Check configuration, database, migrations and the Meta token
 	$(PY) -m tools.ops.doctor
+
+report: install ## The funnel as one self-contained HTML page and a terminal summary: [SINCE=<date>] [UNTIL=<date>] [OUT=<file>] [FORM=|CAMPAIGN=|SOURCE=]
+	$(PY) -m tools.ops.report $(if $(SINCE),--since "$(SINCE)") $(if $(UNTIL),--until "$(UNTIL)") $(if $(OUT),--out "$(OUT)") $(if $(FORM),--form "$(FORM)") $(if $(CAMPAIGN),--campaign "$(CAMPAIGN)") $(if $(SOURCE),--source "$(SOURCE)")
 
 status: install ## One health summary: each provider's last success and failure, the queues and their oldest item, the daily recovery (exit 1 when something needs attention)
 	$(PY) -m tools.ops.status

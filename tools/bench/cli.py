@@ -23,7 +23,7 @@ from typing import Any
 from meta_webhook.settings import MetaWebhookSettings
 from place_call.settings import PlaceCallSettings
 from tools import ROOT
-from tools.bench import cold, cold_lead, memory, quota, report, speed, steady
+from tools.bench import cold, cold_lead, memory, quota, report, report_size, speed, steady
 from tools.bench.load import (
     LoadError,
     Wrk,
@@ -121,6 +121,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--connections", type=int, default=16, help="wrk connections (16)")
     add("--wrk-threads", type=int, default=1, help="wrk client threads (1)")
     add("--cold-runs", type=int, default=15, help="counted cold starts per function (15)")
+    add(
+        "--report-leads",
+        type=int,
+        default=1_000_000,
+        help="leads over twelve months for the report's 30-day queries (1000000; 0 skips)",
+    )
     add(
         "--cpu-quota",
         type=float,
@@ -316,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
         strangers = memory.measure(
             bundles, envs, probes, logs=work / "logs", names=(HELLO, PLACE_CALL)
         )
+        at_size: report_size.Size | None = None
+        if args.report_leads > 0:
+            # Last: it fills the database with a year of leads.
+            print(f"bench: the report over {args.report_leads:,} leads ...", flush=True)
+            at_size = report_size.measure(
+                stack.env["DATABASE_URL"], leads=args.report_leads, runs=3
+            )
         info = machine(wrk.path)
     except (LoadError, ServeError, local_stack.StackError) as exc:
         print(f"bench: {exc}\nbench: logs are in {work / 'logs'}", file=sys.stderr)
@@ -346,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report.render(loads, colds, trips, to_lead, judged, invalid, nproc=info["nproc"]))
     print("\n" + "\n".join(cold_lead.lines(lead_cold, colds, lead_quota, args.cpu_quota)))
     print(memory.render(strangers, (HELLO, PLACE_CALL)))
+    if at_size is not None:
+        print("\n" + "\n".join(at_size.lines()))
     print(f"\nbench: done in {time.monotonic() - started:.0f} s")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -359,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
             machine=info,
             config=vars(args) | {"json": None},
         )
+        if at_size is not None:
+            data["report_at_size"] = report_size.as_json(at_size)
         args.json.write_text(json.dumps(data, indent=2, default=str) + "\n")
         print(f"bench: results written to {args.json}")
-    return 0 if all(v.passed for v in judged if v.judged) and not invalid else 1
+    size_ok = at_size is None or at_size.passed
+    return 0 if all(v.passed for v in judged if v.judged) and not invalid and size_ok else 1

@@ -10,8 +10,6 @@ had to send one twice ("wrapped")."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterable, Iterator
@@ -21,6 +19,7 @@ from pathlib import Path
 from lib.signatures import CALENDLY_HEADER, META_HEADER
 from tools.fakes.calendly_samples import calendly_headers, calendly_invitee_event, encode
 from tools.fakes.samples import leadgen_delivery, meta_headers
+from tools.stack import debian
 
 # The summary of a run as one JSON line (done() hook), and the thread bookkeeping it needs.
 WRK_SUMMARY = r"""
@@ -89,31 +88,10 @@ class LoadError(RuntimeError):
 
 def ensure_wrk() -> str:
     """The path of wrk; installed with apt-get when it is missing and we are root."""
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        raise LoadError(
-            "wrk (the HTTP load generator) is not installed and this user cannot install it. "
-            "Install it once: `sudo apt-get install -y wrk` (Debian/Ubuntu), `brew install wrk` "
-            "(macOS), or build it from https://github.com/wg/wrk, then run `make bench` again."
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    print("bench: wrk is missing; installing it with apt-get ...", flush=True)
-    for command in (
-        ["apt-get", "install", "-y", "-q", "wrk"],
-        ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "wrk"],
-    ):
-        done = subprocess.run(
-            command, env=env, capture_output=True, text=True, timeout=300, check=False
-        )
-        if command[1] == "install" and done.returncode == 0:
-            break
-    found = shutil.which("wrk")
-    if not found:
-        raise LoadError("`apt-get install -y wrk` failed; install wrk by hand and retry.")
-    return found
+    try:
+        return debian.ensure("wrk", "wrk", purpose="the HTTP load generator of `make bench`")
+    except debian.MissingProgram as err:
+        raise LoadError(f"{err} (macOS: `brew install wrk`)") from None
 
 
 def wrk_version(wrk: str) -> str:
