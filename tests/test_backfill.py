@@ -16,7 +16,7 @@ import pytest
 from lib.db import Database
 from meta_webhook import recovery
 from meta_webhook.graph_api import GraphClient
-from tools.fakes.graph_fake import default_form, default_lead
+from tools.fakes.graph_fake import default_form, default_lead, graph_error
 from tools.fakes.samples import PAGE_ID, leadgen_delivery, new_leadgen_id
 from tools.ops import backfill
 
@@ -215,3 +215,55 @@ def test_the_served_sweep_runs_the_recovery(
     while not arrived(db, [str(node["id"])]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert arrived(db, [str(node["id"])]) == {str(node["id"]): "recovery"}
+
+
+def test_a_form_the_token_cannot_read_is_skipped_and_the_others_recovered(
+    functions: Functions, db: Conn, graph: GraphFake, form: str
+) -> None:
+    broken = str(900_000_000_000_000 + uuid.uuid4().int % 10**12)
+    graph.put(f"forms/{broken}", {**default_form(broken), "name": "Cut off"})
+    node = form_lead(form, datetime.now(UTC) - timedelta(minutes=1))
+    graph.put(f"form_leads/{form}", {"leads": [node]})
+    refused = {"status": 400, "body": graph_error("(#200) Requires leads access", 200)}
+    graph.script(f"{broken}/leads", *[refused] * 3)
+    db.execute(
+        "insert into meta_recovery_jobs (page_id) values (%s) on conflict (page_id) do update "
+        "set state = null, finished_at = null, started_at = null, lease_until = null",
+        (PAGE_ID,),
+    )
+    database = Database(functions.env["SUPABASE_URL"], functions.env["SUPABASE_SERVICE_ROLE_KEY"])
+    graph_client = GraphClient(
+        base_url=functions.env["META_GRAPH_URL"],
+        version="v25.0",
+        access_token=functions.env["META_ACCESS_TOKEN"],
+        app_secret=functions.env["META_APP_SECRET"].split(",")[0].strip(),
+        timeout=10,
+    )
+
+    done = recovery.page(database, graph_client, PAGE_ID, region="US", budget_seconds=60)
+
+    assert done is not None and done["finished"] is True, done
+    assert arrived(db, [str(node["id"])]) == {str(node["id"]): "recovery"}
+    logged = db.execute(
+        "select message from integration_logs where event = 'lead.recovery_failed' "
+        "and external_id = %s",
+        (broken,),
+    ).fetchall()
+    assert len(logged) == 1 and "That form is skipped until the next run" in logged[0][0]
+
+
+def test_a_run_left_unfinished_for_a_day_starts_again_from_where_the_last_began(
+    db: Conn,
+) -> None:
+    page = f"stale-{uuid.uuid4().hex[:8]}"
+    db.execute(
+        "insert into meta_recovery_jobs (page_id, state, started_at) values (%s, "
+        "'{\"since\": 1, \"forms\": []}', now() - interval '30 hours')",
+        (page,),
+    )
+    job = db.execute("select public.meta_recovery_claim(%s, 24, 48, 300)", (page,)).fetchone()
+    assert job is not None and job[0] is not None
+    since = datetime.fromtimestamp(job[0]["state"]["since"], UTC)
+    # The run began 30 hours ago, so the new one reads from 48 hours ago (the earlier of the two).
+    assert abs(since - (datetime.now(UTC) - timedelta(hours=48))) < timedelta(minutes=5)
+    assert job[0]["state"]["forms"] is None

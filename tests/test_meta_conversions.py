@@ -6,8 +6,10 @@ says. A Meta lead is called, answers and books through the served functions; the
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -18,11 +20,12 @@ from meta_webhook import conversions
 from meta_webhook.graph_api import GraphClient
 from meta_webhook.settings import MetaWebhookSettings
 from tools.fakes import elevenlabs_samples as samples
+from tools.fakes.graph_fake import graph_error
 from tools.fakes.samples import leadgen_delivery, new_leadgen_id
 from tools.ops.doctor import core as doctor_core
 from tools.ops.doctor import meta as doctor_meta
 
-from .conftest import Functions, GraphFake, invitee_event, post, webhook
+from .conftest import Functions, GraphFake, invitee_event, post, queued_lead, webhook
 
 Conn = psycopg.Connection[Any]
 DATASET = "918273645500"
@@ -257,7 +260,7 @@ def test_doctor_checks_the_dataset_and_the_last_upload(
     _, lead_id = meta_lead(functions, db)
     only(db, lead_id)
     db.execute(
-        "update meta_conversions set created_at = created_at - interval '2 days' "
+        "update meta_conversions set parked_at = parked_at - interval '2 days' "
         "where status = 'parked'"
     )
     run_sweep(functions)
@@ -267,13 +270,15 @@ def test_doctor_checks_the_dataset_and_the_last_upload(
 
     # A stage parked today is a warning.
     _, parked = meta_lead(functions, db)
-    only(db, lead_id)
+    db.execute(
+        "update meta_conversions set status = 'parked', parked_at = now() where lead_id = %s",
+        (parked,),
+    )
     warned = doctor_line(functions)
     assert warned.status == doctor_core.WARN, warned.message
     assert "1 stage(s) parked in the last 24 h" in warned.message
     db.execute(
-        "update meta_conversions set created_at = created_at - interval '2 days' "
-        "where lead_id = %s",
+        "update meta_conversions set parked_at = parked_at - interval '2 days' where lead_id = %s",
         (parked,),
     )
 
@@ -312,3 +317,84 @@ def test_a_test_lead_s_stages_go_to_test_events_and_the_others_live(
 
     assert [e["test_event_code"] for e in events_of(graph, test_leadgen)] == ["TESTLEAD1"]
     assert [e["test_event_code"] for e in events_of(graph, live_leadgen)] == [None]
+
+
+def test_a_request_meta_refuses_as_a_whole_is_retried_not_parked(
+    functions: Functions, db: Conn, graph: GraphFake
+) -> None:
+    # A dataset id Meta does not know: code 100 with subcode 33, the request's fault.
+    _, lead_id = meta_lead(functions, db)
+    only(db, lead_id)
+    unknown = {
+        "status": 400,
+        "body": graph_error(
+            "Unsupported post request. Object with ID '918273645500' does not exist", 100,
+            subcode=33,
+        ),
+    }  # fmt: skip
+    graph.script(f"{DATASET}/events", unknown)
+    assert run_sweep(functions)["requests"] == 1  # no bisection
+    row = db.execute(
+        "select status, attempts from meta_conversions where lead_id = %s", (lead_id,)
+    ).fetchone()
+    assert row == ("pending", 1)
+    failed = db.execute(
+        "select message from integration_logs where event = 'conversion.failed' "
+        "order by id desc limit 1"
+    ).fetchone()
+    assert failed is not None and "does not exist" in failed[0]
+
+
+def test_a_lone_rejected_event_is_retried_since_nothing_proves_it_alone_is_bad(
+    functions: Functions, db: Conn, graph: GraphFake
+) -> None:
+    leadgen_id, lead_id = meta_lead(functions, db)
+    only(db, lead_id)
+    graph.put("events_reject", {"lead_ids": [int(leadgen_id)]})
+    run_sweep(functions)
+    row = db.execute(
+        "select status from meta_conversions where lead_id = %s", (lead_id,)
+    ).fetchone()
+    assert row == ("pending",)
+
+
+def test_backoff_stays_at_an_hour_after_many_failures(db: Conn) -> None:
+    lead_id = queued_lead(db, source="meta_lead_ads", meta_leadgen_id=new_leadgen_id())
+    db.execute(
+        "update meta_conversions set status = 'sending', attempts = 50 where lead_id = %s",
+        (lead_id,),
+    )
+    [row_id] = [
+        r[0] for r in db.execute("select id from meta_conversions where lead_id = %s", (lead_id,))
+    ]
+    failed = [{"id": row_id, "attempts": 50, "error": "busy", "code": "graph_unavailable"}]
+    db.execute("select public.meta_conversions_done('[]', %s)", (json.dumps(failed),))
+    wait = db.execute(
+        "select next_attempt_at - now() from meta_conversions where id = %s", (row_id,)
+    ).fetchone()
+    assert wait is not None and timedelta(minutes=63) < wait[0] <= timedelta(minutes=64)
+    # An answer for an earlier claim (attempts moved on since) changes nothing.
+    db.execute("update meta_conversions set status = 'sending' where id = %s", (row_id,))
+    late = [{"id": row_id, "attempts": 49}]
+    db.execute("select public.meta_conversions_done(%s, '[]')", (json.dumps(late),))
+    assert db.execute(
+        "select status from meta_conversions where id = %s", (row_id,)
+    ).fetchone() == ("sending",)
+
+
+def test_without_a_dataset_stages_older_than_a_week_are_dropped_quietly(
+    functions: Functions, db: Conn
+) -> None:
+    _, lead_id = meta_lead(functions, db)
+    db.execute(
+        "update meta_conversions set event_time = now() - interval '8 days' where lead_id = %s",
+        (lead_id,),
+    )
+    assert run_sweep(functions, META_DATASET_ID="") == {}
+    assert db.execute(
+        "select count(*) from meta_conversions where lead_id = %s", (lead_id,)
+    ).fetchone() == (0,)
+    assert db.execute(
+        "select count(*) from integration_logs where lead_id = %s and event like 'conversion.%%'",
+        (lead_id,),
+    ).fetchone() == (0,)

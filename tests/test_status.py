@@ -90,3 +90,8 @@ def test_status_reads_the_database_and_exits_1_when_something_needs_attention(
 def test_status_without_a_database_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert status.main([], {"DATABASE_URL": ""}) == 2
     assert capsys.readouterr().err.startswith("status: no database to read")
+
+
+def test_render_without_a_dataset_does_not_call_the_stages_a_queue() -> None:
+    lines = status.render(summary(), stages_sent=False)
+    assert "  lead stages to send to Meta      none sent (META_DATASET_ID is not set)" in lines

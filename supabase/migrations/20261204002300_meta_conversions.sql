@@ -34,6 +34,7 @@ create table public.meta_conversions (
     lease_until timestamptz,
     last_error text constraint meta_conversions_error_bounded check (length(last_error) <= 2000),
     sent_at timestamptz,
+    parked_at timestamptz,
     -- Events Manager's Test events code this lead's stages go to (`make send-test-event
     -- ARGS="--test-event-code …"`), else META_TEST_EVENT_CODE, else none.
     test_event_code text constraint meta_conversions_code_bounded check (length(test_event_code) <= 64),
@@ -155,6 +156,9 @@ declare
     v_parked integer;
     v_claimed jsonb;
 begin
+    -- One claim at a time: a claim that is not yet committed must hold back the later stages of
+    -- its leads from a concurrent sweep (which would see its rows as still pending).
+    perform pg_advisory_xact_lock(hashtext('public.meta_conversions_claim'));
     with ended as (
         select a.lead_id, a.end_time
         from public.appointments a
@@ -172,7 +176,7 @@ begin
 
     with expired as (
         update public.meta_conversions c
-        set status = 'parked', lease_until = null,
+        set status = 'parked', lease_until = null, parked_at = now(),
             last_error = 'older than 7 days: Meta accepts no event older than that'
         where c.id in (select e.id from public.meta_conversions e
                        where e.status in ('pending', 'sending')
@@ -200,7 +204,7 @@ begin
               where e.lead_id = c.lead_id and e.rank < c.rank
                 and ((e.status = 'sending' and e.lease_until >= v_now)
                      or (e.status = 'pending' and e.next_attempt_at > v_now)))
-        order by c.next_attempt_at, c.rank, c.id
+        order by c.rank, c.next_attempt_at, c.id
         limit greatest(p_limit, 0)
         for update skip locked
     ), claimed as (
@@ -223,8 +227,9 @@ begin
 end
 $$;
 
--- What the sweep learnt: p_sent (ids) were accepted; each of p_failed ({id, error, code, park})
--- waits for a retry (1, 2, 4 … 60 minutes) or, with park (Meta refused that very event), is
+-- What the sweep learnt: p_sent ({id, attempts}) were accepted; each of p_failed ({id, attempts,
+-- error, code, park}); a row claimed again since (its attempts moved on) is left to that claim;
+-- waits for a retry (1, 2, 4 … 64 minutes) or, with park (Meta refused that very event), is
 -- parked with a log row naming it.
 create function public.meta_conversions_done(p_sent jsonb, p_failed jsonb)
 returns jsonb
@@ -238,22 +243,25 @@ declare
 begin
     update public.meta_conversions c
     set status = 'sent', sent_at = now(), lease_until = null, last_error = null
-    where c.id in (select x::bigint from jsonb_array_elements_text(coalesce(p_sent, '[]')) x)
+    from jsonb_array_elements(coalesce(p_sent, '[]'::jsonb)) x
+    where c.id = (x ->> 'id')::bigint and c.attempts = (x ->> 'attempts')::integer
       and c.status = 'sending';
     get diagnostics v_sent = row_count;
 
     with failed as (
-        select (f ->> 'id')::bigint as id, left(coalesce(f ->> 'error', ''), 2000) as error,
+        select (f ->> 'id')::bigint as id, (f ->> 'attempts')::integer as attempts,
+               left(coalesce(f ->> 'error', ''), 2000) as error,
                left(coalesce(f ->> 'code', ''), 64) as code,
                coalesce((f ->> 'park')::boolean, false) as park
         from jsonb_array_elements(coalesce(p_failed, '[]'::jsonb)) f
     ), retried as (
         update public.meta_conversions c
         set status = 'pending', lease_until = null, last_error = failed.error,
-            next_attempt_at = now() + least(interval '1 minute' * power(2, greatest(c.attempts - 1, 0)),
-                                            interval '60 minutes')
+            next_attempt_at = now() + interval '1 minute'
+                * power(2, least(greatest(c.attempts - 1, 0), 6))
         from failed
-        where c.id = failed.id and c.status = 'sending' and not failed.park
+        where c.id = failed.id and c.attempts = failed.attempts and c.status = 'sending'
+          and not failed.park
         returning c.id
     )
     select count(*) into v_retry from retried;
@@ -273,15 +281,16 @@ begin
     end if;
 
     with failed as (
-        select (f ->> 'id')::bigint as id, left(coalesce(f ->> 'error', ''), 2000) as error,
+        select (f ->> 'id')::bigint as id, (f ->> 'attempts')::integer as attempts,
+               left(coalesce(f ->> 'error', ''), 2000) as error,
                left(coalesce(f ->> 'code', ''), 64) as code
         from jsonb_array_elements(coalesce(p_failed, '[]'::jsonb)) f
         where coalesce((f ->> 'park')::boolean, false)
     ), parked as (
         update public.meta_conversions c
-        set status = 'parked', lease_until = null, last_error = failed.error
+        set status = 'parked', lease_until = null, parked_at = now(), last_error = failed.error
         from failed
-        where c.id = failed.id and c.status = 'sending'
+        where c.id = failed.id and c.attempts = failed.attempts and c.status = 'sending'
         returning c.lead_id, c.leadgen_id, c.stage, failed.error, failed.code
     )
     select count(public.log_event(
@@ -294,6 +303,23 @@ begin
 
     return jsonb_build_object('sent', v_sent, 'retry', v_retry, 'parked', v_parked);
 end
+$$;
+
+-- With META_DATASET_ID unset nothing is sent: the stages Meta would refuse anyway (older than 7
+-- days) are deleted, quietly and a batch at a time, so the outbox stays a week deep.
+create function public.meta_conversions_drop_expired(p_limit integer)
+returns integer
+language sql
+set search_path = ''
+as $$
+    with gone as (
+        delete from public.meta_conversions c
+        where c.id in (select e.id from public.meta_conversions e
+                       where e.status = 'pending' and e.event_time < now() - interval '7 days'
+                       order by e.id limit greatest(p_limit, 0))
+        returning 1
+    )
+    select count(*)::integer from gone
 $$;
 
 -- For `make doctor` and `make status`: what waits, since when, and the last upload.
@@ -309,12 +335,14 @@ as $$
         'last_sent_at', max(c.sent_at),
         'sent_24h', count(*) filter (where c.sent_at > now() - interval '24 hours'),
         'parked_24h', count(*) filter (where c.status = 'parked'
-                                        and c.created_at > now() - interval '24 hours'))
+                                        and c.parked_at > now() - interval '24 hours'))
     from public.meta_conversions c
 $$;
 
-revoke all on function public.meta_conversions_summary() from public, anon, authenticated;
-grant execute on function public.meta_conversions_summary() to service_role;
+revoke all on function public.meta_conversions_summary(),
+    public.meta_conversions_drop_expired(integer) from public, anon, authenticated;
+grant execute on function public.meta_conversions_summary(),
+    public.meta_conversions_drop_expired(integer) to service_role;
 
 revoke all on function public.meta_conversion_add(uuid, text, timestamptz),
     public.meta_conversions_from_leads(), public.meta_conversions_from_appointments(),

@@ -126,10 +126,19 @@ begin
     if not found or v_job.lease_until > now() then
         return null;
     end if;
-    if v_job.state is null or (v_job.finished_at is not null
-                               and v_job.finished_at < now() - make_interval(hours => p_every_hours)) then
+    -- A new run when the last finished p_every_hours ago, or has not finished in that long (a
+    -- form that kept failing). It reads from p_since_hours ago, or from where the last run
+    -- started if that is earlier (a late run leaves no gap), at most 30 days back.
+    if v_job.state is null
+       or (v_job.finished_at is not null
+           and v_job.finished_at < now() - make_interval(hours => p_every_hours))
+       or (v_job.finished_at is null
+           and v_job.started_at < now() - make_interval(hours => p_every_hours)) then
         v_job.state := jsonb_build_object(
-            'since', extract(epoch from now() - make_interval(hours => p_since_hours))::bigint,
+            'since', extract(epoch from greatest(
+                least(now() - make_interval(hours => p_since_hours),
+                      coalesce(v_job.started_at, now())),
+                now() - interval '30 days'))::bigint,
             'forms', null, 'found', 0, 'new', 0);
         v_job.started_at := now();
         v_job.finished_at := null;

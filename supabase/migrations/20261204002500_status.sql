@@ -27,7 +27,9 @@ as $$
         'queues', jsonb_build_object(
             'leads_pending_fetch', (
                 select jsonb_build_object('count', count(*), 'oldest', min(l.created_at))
-                from public.leads l where l.status = 'fetch_pending'),
+                -- Those still retried: a fetch that failed for good (an unknown lead) waits no more.
+                from public.leads l
+                where l.status = 'fetch_pending' and l.next_fetch_at is not null),
             'calls_due', (
                 select jsonb_build_object('count', count(*), 'oldest', min(l.next_call_at))
                 from public.leads l

@@ -17,13 +17,14 @@
 -- - delays (first_attempt_secs, first_contact_secs) from came_at; none for backfilled leads,
 --   whose delay measures the recovery, not the product;
 -- - consented: a ticked consent box the form did not pre-check, or a consent recorded by hand;
--- - attended: a booking still active, not marked a no-show, whose meeting has ended;
 -- - lost (never reached: not answered, not booked), by the first reason that applies:
 --   do_not_call, no_phone, no_consent, person_booked (another lead of the person booked),
 --   provider_failures (attempted, nothing ever rang, no call under way), too_old (older than
---   CALL_MAX_LEAD_AGE_HOURS when its call came due), outside_hours (no common calling hours, or
---   never attempted while waiting for them), max_attempts (rang, never answered, no more
---   attempts), in_progress (still being tried).
+--   CALL_MAX_LEAD_AGE_HOURS when its call came due), outside_hours (the number's zones share no
+--   calling hours), max_attempts (rang, never answered, no more attempts), in_progress (still
+--   being tried, waiting for calling hours or a person's cooldown included: not lost yet);
+-- - booked: a booking still active (one canceled for good is not; a reschedule stays booked);
+--   attended: such a booking, not marked a no-show, whose meeting has ended.
 
 -- The consent each lead of a period is looked up in, read from the index alone.
 create index consents_given on public.consents (lead_id)
@@ -74,9 +75,7 @@ select
         when coalesce(c.attempts, 0) > 0 and coalesce(c.rang, 0) = 0
              and l.status not in ('calling', 'call_queued') then 'provider_failures'
         when l.status = 'too_old' then 'too_old'
-        when l.status = 'no_calling_hours'
-             or (coalesce(c.attempts, 0) = 0 and l.status = 'call_queued'
-                 and l.next_call_at > now()) then 'outside_hours'
+        when l.status = 'no_calling_hours' then 'outside_hours'
         when coalesce(c.rang, 0) > 0 and l.status in ('voicemail', 'no_answer') then 'max_attempts'
         else 'in_progress'
     end as lost_reason
@@ -92,9 +91,9 @@ left join lateral (
     from public.calls x where x.lead_id = l.id
 ) c on true
 left join lateral (
-    select true as booked,
+    select bool_or(p.status = 'active') as booked,
            bool_or(p.status = 'active' and not p.no_show and p.end_time < now()) as attended,
-           bool_or(p.no_show) as no_show
+           bool_or(p.status = 'active' and p.no_show) as no_show
     from public.appointments p where p.lead_id = l.id
     having count(*) > 0
 ) a on true

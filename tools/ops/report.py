@@ -99,6 +99,7 @@ class Figures:
     daily: list[dict[str, Any]]
     losses: list[tuple[str, int]]
     sources: list[dict[str, Any]] = field(default_factory=list)
+    in_progress: int = 0  # not reached yet, still being tried: not lost
 
     def rate(self, part: str, whole: str) -> float | None:
         return self.totals[part] / self.totals[whole] if self.totals[whole] else None
@@ -178,7 +179,8 @@ def read(conn: psycopg.Connection[Any], period: Period) -> Figures:
         speed={**dict(speed or {}), **within},
         buckets=buckets,
         daily=every_day,
-        losses=[(reason, n) for reason, n in losses if n],
+        losses=[(reason, n) for reason, n in losses if n and reason != "in_progress"],
+        in_progress=int(totals["in_progress"]),
         sources=sorted(
             (dict(r) for r in grouped if not r["all_sources"] and r["all_days"]),
             key=lambda r: str(r["source"]),
@@ -215,7 +217,7 @@ def shares(f: Figures) -> list[tuple[str, float | None]]:
 def summary(f: Figures) -> list[str]:
     t, s = f.totals, f.speed
     within = " / ".join(percent(v) for _, v in shares(f))
-    lost = ", ".join(f"{reason} {n}" for reason, n in f.losses if reason != "in_progress")
+    lost = ", ".join(f"{reason} {n}" for reason, n in f.losses)
     return [
         f"Report {f.period.label()}: {t['leads']} leads",
         f"  first attempt: p50 {duration(s.get('attempt_p50'))}, p95 "

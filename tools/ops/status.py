@@ -68,8 +68,9 @@ def _ago(moment: datetime | None, now: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({span} ago)"
 
 
-def render(status: dict[str, Any]) -> list[str]:
-    """The summary's lines; those that need attention start with "!"."""
+def render(status: dict[str, Any], *, stages_sent: bool = True) -> list[str]:
+    """The summary's lines; those that need attention start with "!". ``stages_sent``: whether
+    META_DATASET_ID is set (else the stages for Meta are not a queue: nothing sends them)."""
     now = _time(status.get("at")) or datetime.now(UTC)
     lines = ["Providers (last success, last failure):"]
     for provider, name in NAMES.items():
@@ -87,6 +88,9 @@ def render(status: dict[str, Any]) -> list[str]:
             )
     lines.append("Queues (how many, the oldest):")
     for key, label, limit, fix in QUEUES:
+        if key == "meta_stages_to_send" and not stages_sent:
+            lines.append(f"  {label:<32} none sent (META_DATASET_ID is not set)")
+            continue
         queue = (status.get("queues") or {}).get(key) or {}
         count = int(queue.get("count") or 0)
         oldest = _time(queue.get("oldest"))
@@ -125,7 +129,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except psycopg.Error as exc:
         print(f"status: cannot read {where(database_url)}: {first_line(exc)}", file=sys.stderr)
         return 2
-    lines = render(dict(row[0]) if row else {})
+    lines = render(
+        dict(row[0]) if row else {}, stages_sent=bool(settings.get("META_DATASET_ID", "").strip())
+    )
     print("\n".join(lines))
     return 1 if any(line.startswith("!") for line in lines) else 0
 

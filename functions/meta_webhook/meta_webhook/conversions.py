@@ -42,31 +42,64 @@ def event(row: dict[str, Any], config: MetaWebhookSettings) -> dict[str, Any]:
     }
 
 
+# Requests one sweep may spend finding bad events in rejected batches; the rest waits.
+MAX_REQUESTS = 64
+
+
 def rejected(err: ProviderFailure) -> bool:
-    """Whether Meta refused the batch's content (an invalid parameter), not the request: then
-    one of its events is bad, and the others can still be sent."""
-    return err.details.get("http_status") == 400 and err.details.get("graph_code") == 100
+    """Whether Meta refused the batch's content (an invalid parameter, code 100), not the
+    request itself: an unknown dataset (subcode 33) or a wrong appsecret_proof is the request's
+    fault, and every event of it is retried instead."""
+    details = err.details
+    return (
+        details.get("http_status") == 400
+        and details.get("graph_code") == 100
+        and details.get("graph_subcode") != 33
+        and "appsecret_proof" not in str(details.get("graph_message") or "")
+    )
+
+
+def _leads(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``rows`` (a lead's stages together, in their order) split by lead."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["lead_id"], []).append(row)
+    return list(groups.values())
 
 
 class Sender:
+    """Sends claimed rows and keeps what happened to each: ``sent`` and ``failed`` (for SQL
+    meta_conversions_done), each with the claim's ``attempts``."""
+
     def __init__(self, graph: GraphClient, config: MetaWebhookSettings) -> None:
         self.graph, self.config = graph, config
-        self.sent: list[int] = []
+        self.sent: list[dict[str, int]] = []
         self.failed: list[dict[str, Any]] = []
         self.requests = 0
 
     def send_all(self, rows: list[dict[str, Any]]) -> None:
         """Send ``rows``, one request per Test events code (a test lead's own, else
-        META_TEST_EVENT_CODE, else none), each lead's stages in their order."""
+        META_TEST_EVENT_CODE, else none), each lead's stages in their order. When nothing at
+        all was accepted, a "bad event" was the request's fault after all (a dataset or token
+        Meta refuses with an invalid parameter): nothing is parked, everything is retried."""
         groups: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             code = row.get("test_event_code") or self.config.meta_test_event_code
             groups.setdefault(code, []).append(row)
         for code, group in groups.items():
             self.send(group, code)
+        if not self.sent:
+            for failure in self.failed:
+                failure["park"] = False
 
-    def send(self, rows: list[dict[str, Any]], code: str = "") -> None:
-        """Send ``rows`` (at most MAX_BATCH), splitting a rejected batch to find its bad event."""
+    def send(self, rows: list[dict[str, Any]], code: str = "") -> bool:
+        """Send ``rows`` (at most MAX_BATCH). A rejected batch is split between leads, never
+        inside one, to find its bad event; a lead's own stages are then sent one by one in
+        their order, and after a stage that must be retried the later ones wait too. Whether
+        every row was sent."""
+        if self.requests >= MAX_REQUESTS:
+            self._fail(rows, "not sent: this sweep's requests are spent", "meta_batch_deferred")
+            return False
         body: dict[str, Any] = {"data": [event(row, self.config) for row in rows]}
         if code:
             body["test_event_code"] = code
@@ -74,18 +107,30 @@ class Sender:
         try:
             self.graph.post(f"{self.config.meta_dataset_id}/events", body)
         except ProviderFailure as err:
-            if rejected(err) and len(rows) > 1:
-                half = len(rows) // 2
-                self.send(rows[:half], code)
-                self.send(rows[half:], code)
-                return
             said = str(err.details.get("graph_message") or err.message)
-            self.failed += [
-                {"id": row["id"], "error": said, "code": err.code, "park": rejected(err)}
-                for row in rows
-            ]
-            return
-        self.sent += [int(row["id"]) for row in rows]
+            if not rejected(err) or len(rows) == 1:
+                self._fail(rows, said, err.code, park=rejected(err))
+                return False
+            leads = _leads(rows)
+            if len(leads) > 1:
+                half = len(leads) // 2
+                left = [row for lead in leads[:half] for row in lead]
+                right = [row for lead in leads[half:] for row in lead]
+                return self.send(left, code) & self.send(right, code)
+            for index, row in enumerate(rows):  # one lead: its stages in order
+                if not self.send([row], code) and not self.failed[-1]["park"]:
+                    self._fail(rows[index + 1 :], said, err.code)
+                    return False
+            return False
+        self.sent += [{"id": int(row["id"]), "attempts": int(row["attempts"])} for row in rows]
+        return True
+
+    def _fail(self, rows: list[dict[str, Any]], error: str, code: str, park: bool = False) -> None:
+        self.failed += [
+            {"id": row["id"], "attempts": row["attempts"], "error": error, "code": code,
+             "park": park}
+            for row in rows
+        ]  # fmt: skip
 
 
 @cache
@@ -113,9 +158,16 @@ def sweep(
     *,
     limit: int = MAX_BATCH,
 ) -> dict[str, Any]:
-    """Claim the stages due, send them, record what happened; nothing when META_DATASET_ID is
-    unset. A failure costs only this sweep's batch (the lease returns it)."""
+    """Claim the stages due, send them, record what happened; nothing is sent when
+    META_DATASET_ID is unset. A failure costs only this sweep's batch (the lease returns it)."""
     if not config.meta_dataset_id:
+        # Nothing is sent; the stages Meta would refuse anyway (over 7 days old) are dropped.
+        try:
+            db.rpc("meta_conversions_drop_expired", {"p_limit": MAX_BATCH})
+        except (DatabaseUnavailable, DatabaseError) as err:
+            log.error(
+                "Meta conversions cleanup failed", function="meta_webhook", error_code=err.code
+            )
         return {}
     try:
         claimed = db.rpc(

@@ -19,7 +19,13 @@ from typing import Any
 
 from lib import log
 from lib.db import Database
-from lib.errors import ConfigError, DatabaseError, DatabaseUnavailable, ProviderFailure
+from lib.errors import (
+    ConfigError,
+    DatabaseError,
+    DatabaseUnavailable,
+    FailureClass,
+    ProviderFailure,
+)
 from meta_webhook import leads
 from meta_webhook.graph_api import GraphClient, get_graph
 from meta_webhook.settings import settings
@@ -192,37 +198,61 @@ def _work(
                 if f.get("id")
             ]
             save(False)
-        for form in state["forms"]:
-            while not form["done"]:
-                if time.monotonic() - started >= budget_seconds:
-                    save(False)
-                    return {**_counts(state), "finished": False}
+    except ProviderFailure as err:
+        _failed(db, page_id, None, err)
+        save(False, err.message)  # the lease stays: tried again once it runs out
+        return {**_counts(state), "finished": False, "error": err.code}
+    for form in state["forms"]:
+        while not form["done"]:
+            if time.monotonic() - started >= budget_seconds:
+                save(False)
+                return {**_counts(state), "finished": False}
+            try:
                 nodes, after = graph.form_leads(
                     form["id"], since=int(state["since"]), after=form["after"]
                 )
-                counts = store(db, graph, nodes, page_id=page_id, via="recovery", region=region)
-                state["found"] = int(state.get("found") or 0) + counts["found"]
-                state["new"] = int(state.get("new") or 0) + counts["new"]
-                form["after"], form["done"] = after, after is None
-                save(False)
-    except ProviderFailure as err:
-        # The job stays unfinished, its lease cleared: the next sweep tries again from here.
-        save(False, err.message)
-        db.rpc(
-            "log_event",
-            {
-                "p_provider": "meta",
-                "p_event": "lead.recovery_failed",
-                "p_status": "error",
-                "p_message": f"The daily recovery of page {page_id}'s leads could not read the "
-                f"Graph API: {err.message}",
-                "p_external_id": page_id,
-                "p_error_code": err.code,
-            },
-        )
-        return {**_counts(state), "finished": False, "error": err.code}
+            except ProviderFailure as err:
+                _failed(db, page_id, form["id"], err)
+                if err.failure_class in RETRIED:
+                    save(False, err.message)  # the lease stays: tried again once it runs out
+                    return {**_counts(state), "finished": False, "error": err.code}
+                form["done"], form["error"] = True, err.message  # this form alone is skipped
+                save(False, err.message)
+                continue
+            counts = store(db, graph, nodes, page_id=page_id, via="recovery", region=region)
+            state["found"] = int(state.get("found") or 0) + counts["found"]
+            state["new"] = int(state.get("new") or 0) + counts["new"]
+            form["after"], form["done"] = after, after is None
+            save(False)
     save(True)
     return {**_counts(state), "finished": True}
+
+
+# Failures worth trying the same page of leads again for; any other skips its form this run.
+RETRIED = (
+    FailureClass.TRANSIENT,
+    FailureClass.THROTTLED,
+    FailureClass.AMBIGUOUS,
+    FailureClass.MALFORMED,
+)
+
+
+def _failed(db: Database, page_id: str, form_id: str | None, err: ProviderFailure) -> None:
+    what = f"form {form_id}'s leads" if form_id else "the Page's lead forms"
+    db.rpc(
+        "log_event",
+        {
+            "p_provider": "meta",
+            "p_event": "lead.recovery_failed",
+            "p_status": "error",
+            "p_message": f"The daily recovery of page {page_id} could not read {what}: "
+            f"{err.message}"
+            + ("" if err.failure_class in RETRIED or not form_id else " That form is skipped "
+               "until the next run; `make doctor` checks lead access."),
+            "p_external_id": form_id or page_id,
+            "p_error_code": err.code,
+        },
+    )  # fmt: skip
 
 
 def _counts(state: dict[str, Any]) -> dict[str, int]:
