@@ -349,8 +349,6 @@ def queued_lead(
         "phone": phone or unique_phone(),
         "full_name": "Zoë Lead",
         "next_call_at": "public.clock_now()",
-        # Filled in now on the test clock (CALL_MAX_LEAD_AGE_HOURS counts from it).
-        "submitted_at": "public.clock_now()",
         **cols,
     }
     names = ", ".join(values)

@@ -15,12 +15,13 @@ import pytest
 
 from lib.db import Database
 from meta_webhook import recovery
-from meta_webhook.graph_api import GraphClient
+from meta_webhook.graph_api import graph_for
+from meta_webhook.settings import MetaWebhookSettings
 from tools.fakes.graph_fake import default_form, default_lead, graph_error
 from tools.fakes.samples import PAGE_ID, leadgen_delivery, new_leadgen_id
 from tools.ops import backfill
 
-from .conftest import Functions, GraphFake, claim
+from .conftest import ANY_HOUR, RULES, Functions, GraphFake, claim, queued_lead
 
 Conn = psycopg.Connection[Any]
 
@@ -123,10 +124,11 @@ def test_backfill_reads_every_form_of_the_page_by_default(
 def test_backfill_refusals_and_missing_settings(
     functions: Functions, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert backfill.main(["--since", "2026-12-01"], env(functions, META_PAGE_ID="")) == 2
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    assert backfill.main(["--since", yesterday], env(functions, META_PAGE_ID="")) == 2
     assert "not set: META_PAGE_ID" in capsys.readouterr().err
     wrong = env(functions, META_ACCESS_TOKEN="not-the-token")
-    assert backfill.main(["--since", "2026-12-01"], wrong) == 1
+    assert backfill.main(["--since", yesterday], wrong) == 1
     assert "the Graph API refused" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="is not a date"):
         backfill.main(["--since", "last tuesday"], env(functions))
@@ -167,12 +169,8 @@ def test_the_daily_recovery_resumes_where_a_sweep_stopped_and_runs_once_a_day(
         (PAGE_ID,),
     )
     database = Database(functions.env["SUPABASE_URL"], functions.env["SUPABASE_SERVICE_ROLE_KEY"])
-    graph_client = GraphClient(
-        base_url=functions.env["META_GRAPH_URL"],
-        version="v25.0",
-        access_token=functions.env["META_ACCESS_TOKEN"],
-        app_secret=functions.env["META_APP_SECRET"].split(",")[0].strip(),
-        timeout=10,
+    graph_client = graph_for(
+        MetaWebhookSettings.load(env(functions)), functions.env["META_ACCESS_TOKEN"]
     )
 
     def work(budget: float) -> dict[str, Any] | None:
@@ -232,12 +230,8 @@ def test_a_form_the_token_cannot_read_is_skipped_and_the_others_recovered(
         (PAGE_ID,),
     )
     database = Database(functions.env["SUPABASE_URL"], functions.env["SUPABASE_SERVICE_ROLE_KEY"])
-    graph_client = GraphClient(
-        base_url=functions.env["META_GRAPH_URL"],
-        version="v25.0",
-        access_token=functions.env["META_ACCESS_TOKEN"],
-        app_secret=functions.env["META_APP_SECRET"].split(",")[0].strip(),
-        timeout=10,
+    graph_client = graph_for(
+        MetaWebhookSettings.load(env(functions)), functions.env["META_ACCESS_TOKEN"]
     )
 
     done = recovery.page(database, graph_client, PAGE_ID, region="US", budget_seconds=60)
@@ -267,3 +261,23 @@ def test_a_run_left_unfinished_for_a_day_starts_again_from_where_the_last_began(
     # The run began 30 hours ago, so the new one reads from 48 hours ago (the earlier of the two).
     assert abs(since - (datetime.now(UTC) - timedelta(hours=48))) < timedelta(minutes=5)
     assert job[0]["state"]["forms"] is None
+
+
+def test_a_lead_s_age_is_on_the_real_clock_not_the_call_rules_test_clock(db: Conn) -> None:
+    # The call rules' clock a month ahead (as STACK_CLOCK_SHIFT runs the suite): a lead that
+    # just came is still young, since its times were written by the real clock.
+    row = db.execute("select shift from public.test_clock").fetchone()
+    previous = row[0] if row else None
+    db.execute(
+        "insert into public.test_clock (shift) values (interval '30 days') "
+        "on conflict (id) do update set shift = excluded.shift"
+    )
+    try:
+        lead_id = queued_lead(db)
+        decided = claim(db, lead_id, {**RULES, **ANY_HOUR})
+    finally:
+        if previous is None:
+            db.execute("delete from public.test_clock")
+        else:
+            db.execute("update public.test_clock set shift = %s", (previous,))
+    assert decided["decision"] == "place", decided

@@ -17,7 +17,7 @@ import pytest
 
 from lib.db import Database
 from meta_webhook import conversions
-from meta_webhook.graph_api import GraphClient
+from meta_webhook.graph_api import graph_for
 from meta_webhook.settings import MetaWebhookSettings
 from tools.fakes import elevenlabs_samples as samples
 from tools.fakes.graph_fake import graph_error
@@ -48,13 +48,7 @@ def config(functions: Functions, **changes: str) -> MetaWebhookSettings:
 
 def run_sweep(functions: Functions, **changes: str) -> dict[str, Any]:
     settings = config(functions, **changes)
-    graph = GraphClient(
-        base_url=settings.meta_graph_url,
-        version=settings.meta_graph_version,
-        access_token=settings.require("META_ACCESS_TOKEN")[0],
-        app_secret=settings.secrets("META_APP_SECRET")[0],
-        timeout=10,
-    )
+    graph = graph_for(settings, settings.require("META_ACCESS_TOKEN")[0])
     db = Database(functions.env["SUPABASE_URL"], functions.env["SUPABASE_SERVICE_ROLE_KEY"])
     return conversions.sweep(db, settings, graph)
 
@@ -398,3 +392,38 @@ def test_without_a_dataset_stages_older_than_a_week_are_dropped_quietly(
         "select count(*) from integration_logs where lead_id = %s and event like 'conversion.%%'",
         (lead_id,),
     ).fetchone() == (0,)
+
+
+def test_a_sweep_out_of_time_defers_its_batch_and_sends_nothing(functions: Functions) -> None:
+    settings = config(functions)
+    sender = conversions.Sender(
+        graph_for(settings, settings.require("META_ACCESS_TOKEN")[0]), settings, 0
+    )
+    row = {"id": 1, "attempts": 1, "lead_id": "x", "leadgen_id": "1", "stage": "received",
+           "event_time": int(time.time()), "event_id": "stl-1-received"}  # fmt: skip
+
+    assert sender.send([row]) is False
+
+    assert sender.requests == 0 and sender.sent == []
+    assert sender.failed == [
+        {"id": 1, "attempts": 1, "error": "not sent: this sweep's time is spent",
+         "code": "meta_batch_deferred", "park": False}
+    ]  # fmt: skip
+
+
+def test_a_claim_not_yet_committed_holds_back_the_later_stages_of_its_leads(
+    functions: Functions, db: Conn
+) -> None:
+    lead_id = queued_lead(db, source="meta_lead_ads", meta_leadgen_id=new_leadgen_id())
+    db.execute("select public.meta_conversion_add(%s, 'called', now())", (lead_id,))
+    only(db, lead_id)
+    url = functions.env["DATABASE_URL"]
+    with psycopg.connect(url) as first, psycopg.connect(url, autocommit=True) as second:
+        # The first sweep claims the lead's first stage and has not committed yet.
+        row = first.execute("select public.meta_conversions_claim(1, 120, 24)").fetchone()
+        assert row is not None and [c["stage"] for c in row[0]["claimed"]] == ["received"]
+        # A second sweep meanwhile must not take the later stage: it waits for the first.
+        second.execute("set lock_timeout = '300ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            second.execute("select public.meta_conversions_claim(1000, 120, 24)")
+        first.rollback()

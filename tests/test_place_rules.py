@@ -85,7 +85,7 @@ def test_area_code_seed_is_phonenumbers_geocoder(db: Conn) -> None:
 
 
 def test_florida_is_not_called_after_20_00_florida_time(db: Conn) -> None:
-    at = "2026-07-15 20:30 America/New_York"  # summer time
+    at = "2026-07-15 20:30 America/New_York"  # summer time; a fixed instant: see the module's note
     florida = window(db, "+13055550100", [MIAMI], at)
     new_york = window(db, "+12125550100", [NEW_YORK], at)
 

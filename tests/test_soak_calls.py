@@ -37,9 +37,9 @@ def test_calls_checks_pass_a_clean_history() -> None:
 
 
 def test_calls_checks_catch_a_call_to_a_lead_older_than_the_max_age() -> None:
-    young = Facts(calls=[call(1)], submitted={"a": NOON_NY - timedelta(hours=71)})
+    young = Facts(calls=[call(1)], stale={"b"})
     assert failing(young) == set()
-    old = Facts(calls=[call(1)], submitted={"a": NOON_NY - timedelta(hours=73)})
+    old = Facts(calls=[call(1)], stale={"a"})
     assert failing(old) == {"no automatic call to a lead older than CALL_MAX_LEAD_AGE_HOURS"}
 
 

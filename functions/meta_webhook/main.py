@@ -56,11 +56,13 @@ def run_sweep(request: Request) -> Response:
         budget_seconds=config.sweep_time_budget_seconds,
         retry_pending=request.args.get("retry") == "pending",
     )
-    counts["recovery"] = recovery.run_daily(
-        get_db(), budget_seconds=config.sweep_time_budget_seconds - (time.monotonic() - started)
-    )
+
+    def left() -> float:
+        return config.sweep_time_budget_seconds - (time.monotonic() - started)
+
+    counts["recovery"] = recovery.run_daily(get_db(), budget_seconds=left())
     counts["retention"] = leads.retention(get_db(), days=config.retention_days)
-    counts["conversions"] = conversions.sweep(get_db(), config)
+    counts["conversions"] = conversions.sweep(get_db(), config, budget_seconds=left())
     return json_response(counts)
 
 

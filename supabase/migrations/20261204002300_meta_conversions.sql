@@ -60,6 +60,11 @@ comment on table public.meta_conversions is
 
 create index meta_conversions_due on public.meta_conversions (next_attempt_at, rank)
     where status in ('pending', 'sending');
+-- What the sweep looks for every minute, by index: stages too old to send, meetings just ended.
+create index meta_conversions_unsent_age on public.meta_conversions (event_time)
+    where status in ('pending', 'sending');
+create index appointments_ended on public.appointments (end_time)
+    where status = 'active' and not no_show;
 
 alter table public.meta_conversions enable row level security;
 revoke all on public.meta_conversions from public, anon, authenticated;
@@ -88,7 +93,7 @@ begin
                                          test_event_code)
     values (v_lead.id, v_lead.meta_leadgen_id, 'received', 1, v_lead.created_at,
             'stl-' || v_lead.meta_leadgen_id || '-received', v_code)
-    on conflict (lead_id, stage) do nothing;
+    on conflict do nothing;  -- whichever row is there: a stage change never fails for it
     if p_stage = 'received' then
         return;
     end if;
@@ -98,7 +103,7 @@ begin
     values (v_lead.id, v_lead.meta_leadgen_id, p_stage, v_rank,
             greatest(coalesce(p_at, now()), v_lead.created_at),
             'stl-' || v_lead.meta_leadgen_id || '-' || p_stage, v_code)
-    on conflict (lead_id, stage) do nothing;
+    on conflict do nothing;  -- whichever row is there: a stage change never fails for it
 end
 $$;
 

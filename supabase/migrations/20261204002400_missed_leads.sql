@@ -93,18 +93,28 @@ alter table public.meta_recovery_jobs enable row level security;
 revoke all on public.meta_recovery_jobs from public, anon, authenticated;
 grant select, insert, update, delete on public.meta_recovery_jobs to service_role;
 
--- The pages to recover: those Meta leads came from in the last 30 days (a page that stopped
--- sending anything, uninstalled or cut off in Leads Access Manager, is still among them).
-create function public.meta_recovery_pages()
+-- The pages whose recovery is due now, for the sweep every minute (cheap: the jobs table, and
+-- the last day's leads for a page without a job yet): a job never run, unfinished with its lease
+-- run out, or finished p_every_hours ago. A page keeps its job once it has one, so one that stops
+-- sending anything (uninstalled, cut off in Leads Access Manager) is still recovered.
+create function public.meta_recovery_due(p_every_hours integer)
 returns jsonb
 language sql
 stable
 set search_path = ''
 as $$
-    select coalesce(jsonb_agg(distinct l.page_id order by l.page_id), '[]'::jsonb)
-    from public.leads l
-    where l.source = 'meta_lead_ads' and l.page_id is not null
-      and l.created_at > now() - interval '30 days'
+    select coalesce(jsonb_agg(p.page_id order by p.page_id), '[]'::jsonb)
+    from (
+        select j.page_id from public.meta_recovery_jobs j
+        where (j.lease_until is null or j.lease_until <= now())
+          and (j.finished_at is null
+               or j.finished_at < now() - make_interval(hours => p_every_hours))
+        union
+        select distinct l.page_id from public.leads l
+        where l.created_at > now() - interval '1 day'
+          and l.source = 'meta_lead_ads' and l.page_id is not null
+          and not exists (select from public.meta_recovery_jobs j where j.page_id = l.page_id)
+    ) p
 $$;
 
 -- The page's job when it is due (never run, or finished p_every_hours ago: a new run from
@@ -269,8 +279,10 @@ begin
         end if;
     end if;
     -- Too old to call automatically (CALL_MAX_LEAD_AGE_HOURS, from the lead's creation at its
-    -- source): a lead recovered days late, or still queued after days of retries, rests.
-    if coalesce(v_lead.submitted_at, v_lead.created_at) < public.clock_now() - v_max_age then
+    -- source): a lead recovered days late, or still queued after days of retries, rests. Its
+    -- age is on the clock its times were written by (now(), Meta's created_time): the call
+    -- rules' test clock (clock_now) moves calling hours, not the leads' ages.
+    if coalesce(v_lead.submitted_at, v_lead.created_at) < now() - v_max_age then
         update public.leads l set status = 'too_old', next_call_at = null where l.id = p_lead_id;
         perform public.log_event(
             'elevenlabs', 'call.too_old', 'ok',
@@ -425,12 +437,12 @@ end
 $$;
 
 revoke all on function public.meta_known_leadgen_ids(jsonb), public.meta_recover(jsonb, text),
-    public.meta_recovery_pages(),
+    public.meta_recovery_due(integer),
     public.meta_recovery_claim(text, integer, integer, integer),
     public.meta_recovery_save(text, jsonb, boolean, text)
     from public, anon, authenticated;
 grant execute on function public.meta_known_leadgen_ids(jsonb), public.meta_recover(jsonb, text),
-    public.meta_recovery_pages(),
+    public.meta_recovery_due(integer),
     public.meta_recovery_claim(text, integer, integer, integer),
     public.meta_recovery_save(text, jsonb, boolean, text)
     to service_role;

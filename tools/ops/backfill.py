@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from lib.db import Database
 from lib.errors import AppError, ConfigError, ProviderFailure
 from meta_webhook import recovery
-from meta_webhook.graph_api import GraphClient
+from meta_webhook.graph_api import graph_for
 from meta_webhook.settings import MetaWebhookSettings
 from tools.stack.envfile import command_env
 
@@ -67,13 +67,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except ConfigError as err:
         print(f"backfill: {err.message}", file=sys.stderr)
         return 2
-    graph = GraphClient(
-        base_url=config.meta_graph_url,
-        version=config.meta_graph_version,
-        access_token=token,
-        app_secret=config.secrets("META_APP_SECRET")[0],
-        timeout=config.http_timeout_seconds,
-    )
+    graph = graph_for(config, token)
     db = Database(settings["SUPABASE_URL"], settings["SUPABASE_SERVICE_ROLE_KEY"])
     page_id = settings["META_PAGE_ID"].strip()
     when = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M UTC")

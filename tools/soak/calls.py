@@ -243,12 +243,14 @@ class Soak:
         with self.db.cursor() as cur:
             for person, phone, zones, due in rows:
                 lead_id = str(uuid.uuid4())
-                age = 80 * 3600 if self.rng.random() < self.settings.stale_share else 0
+                # A stale lead's form was filled 80 hours ago (ages are on the real clock, as its
+                # timestamps are; the simulated clock moves calling hours).
+                stale = self.rng.random() < self.settings.stale_share
                 cur.execute(
                     "insert into leads (id, source, status, full_name, email, phone, timezone, "
                     "timezones, next_call_at, submitted_at) values (%s, 'manual', 'call_queued', "
                     "%s, %s, %s, %s, %s, public.clock_now() + make_interval(secs => %s), "
-                    "public.clock_now() + make_interval(secs => %s)) returning submitted_at",
+                    "now() - make_interval(hours => %s))",
                     (
                         lead_id,
                         f"Soak {person.number}",
@@ -257,12 +259,11 @@ class Soak:
                         zones[0] if len(zones) == 1 else None,
                         zones,
                         due,
-                        due - age,
+                        80 if stale else 0,
                     ),
                 )
-                submitted = cur.fetchone()
-                assert submitted is not None
-                self.facts.submitted[lead_id] = submitted[0]
+                if stale:
+                    self.facts.stale.add(lead_id)
                 # Most people ticked the form's consent box; the others are never called.
                 if self.rng.random() < self.settings.unconsented_share:
                     self.facts.unconsented.add(lead_id)

@@ -52,8 +52,8 @@ class Facts:
     hours: tuple[time, time] = (time(9), time(20))
     max_attempts: int = 3
     per_person_per_day: int = 3
-    submitted: dict[str, datetime] = field(default_factory=dict)  # lead -> its form's time
-    max_lead_age_hours: int = 72
+    # Leads older than CALL_MAX_LEAD_AGE_HOURS when they arrived (a backfill, a recovery).
+    stale: set[str] = field(default_factory=set)
 
 
 def two_live_calls(facts: Facts) -> list[str]:
@@ -151,13 +151,11 @@ def over_max_attempts(facts: Facts) -> list[str]:
 
 
 def too_old(facts: Facts) -> list[str]:
-    """A call to a lead older than CALL_MAX_LEAD_AGE_HOURS (from its form's submission)."""
-    limit = timedelta(hours=facts.max_lead_age_hours)
+    """A call to a lead that was older than CALL_MAX_LEAD_AGE_HOURS when it arrived."""
     return [
-        f"call {call.seq} to lead {call.lead_id} at {call.at:%Y-%m-%d %H:%M}, "
-        f"{(call.at - facts.submitted[call.lead_id]) / timedelta(hours=1):.0f} h after its form"
+        f"call {call.seq} to lead {call.lead_id}, older than CALL_MAX_LEAD_AGE_HOURS"
         for call in facts.calls
-        if call.lead_id in facts.submitted and call.at - facts.submitted[call.lead_id] > limit
+        if call.lead_id in facts.stale
     ]
 
 

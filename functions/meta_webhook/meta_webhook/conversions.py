@@ -15,13 +15,14 @@ https://developers.facebook.com/docs/marketing-api/conversions-api/conversion-le
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import Any
 
 from lib import log
 from lib.db import Database
 from lib.errors import ConfigError, DatabaseError, DatabaseUnavailable, ProviderFailure
-from meta_webhook.graph_api import GraphClient
+from meta_webhook.graph_api import GraphClient, graph_for
 from meta_webhook.settings import MetaWebhookSettings, settings
 
 MAX_BATCH = 1000  # Meta's limit per request
@@ -44,6 +45,9 @@ def event(row: dict[str, Any], config: MetaWebhookSettings) -> dict[str, Any]:
 
 # Requests one sweep may spend finding bad events in rejected batches; the rest waits.
 MAX_REQUESTS = 64
+# The time a sweep gives the sending at least, whatever the leads before it took (the function's
+# timeout leaves this much beyond SWEEP_TIME_BUDGET_SECONDS).
+MIN_SECONDS = 5.0
 
 
 def rejected(err: ProviderFailure) -> bool:
@@ -71,8 +75,11 @@ class Sender:
     """Sends claimed rows and keeps what happened to each: ``sent`` and ``failed`` (for SQL
     meta_conversions_done), each with the claim's ``attempts``."""
 
-    def __init__(self, graph: GraphClient, config: MetaWebhookSettings) -> None:
+    def __init__(
+        self, graph: GraphClient, config: MetaWebhookSettings, budget_seconds: float = 60.0
+    ) -> None:
         self.graph, self.config = graph, config
+        self.deadline = time.monotonic() + budget_seconds
         self.sent: list[dict[str, int]] = []
         self.failed: list[dict[str, Any]] = []
         self.requests = 0
@@ -97,8 +104,8 @@ class Sender:
         inside one, to find its bad event; a lead's own stages are then sent one by one in
         their order, and after a stage that must be retried the later ones wait too. Whether
         every row was sent."""
-        if self.requests >= MAX_REQUESTS:
-            self._fail(rows, "not sent: this sweep's requests are spent", "meta_batch_deferred")
+        if self.requests >= MAX_REQUESTS or time.monotonic() >= self.deadline:
+            self._fail(rows, "not sent: this sweep's time is spent", "meta_batch_deferred")
             return False
         body: dict[str, Any] = {"data": [event(row, self.config) for row in rows]}
         if code:
@@ -142,13 +149,7 @@ def conversions_graph() -> GraphClient:
         (token,) = config.require("META_CONVERSIONS_TOKEN")
     except ConfigError:
         (token,) = config.require("META_ACCESS_TOKEN")
-    return GraphClient(
-        base_url=config.meta_graph_url,
-        version=config.meta_graph_version,
-        access_token=token,
-        app_secret=config.secrets("META_APP_SECRET")[0],
-        timeout=config.http_timeout_seconds,
-    )
+    return graph_for(config, token)
 
 
 def sweep(
@@ -157,9 +158,11 @@ def sweep(
     graph: GraphClient | None = None,
     *,
     limit: int = MAX_BATCH,
+    budget_seconds: float = MIN_SECONDS,
 ) -> dict[str, Any]:
-    """Claim the stages due, send them, record what happened; nothing is sent when
-    META_DATASET_ID is unset. A failure costs only this sweep's batch (the lease returns it)."""
+    """Claim the stages due, send them within ``budget_seconds`` (MIN_SECONDS at least), record
+    what happened; nothing is sent when META_DATASET_ID is unset. A failure costs only this
+    sweep's batch (the lease returns it)."""
     if not config.meta_dataset_id:
         # Nothing is sent; the stages Meta would refuse anyway (over 7 days old) are dropped.
         try:
@@ -186,7 +189,7 @@ def sweep(
         }
         if not rows:
             return counts
-        sender = Sender(graph or conversions_graph(), config)
+        sender = Sender(graph or conversions_graph(), config, max(budget_seconds, MIN_SECONDS))
         sender.send_all(rows)
         done = db.rpc("meta_conversions_done", {"p_sent": sender.sent, "p_failed": sender.failed})
     except (DatabaseUnavailable, DatabaseError, ConfigError) as err:

@@ -16,7 +16,7 @@ import httpx
 from lib.outbound import Api, request_json
 from lib.signatures import appsecret_proof
 from meta_webhook.graph_errors import classify_graph_error
-from meta_webhook.settings import settings
+from meta_webhook.settings import MetaWebhookSettings, settings
 
 GRAPH = Api(name="the Graph API", code="graph", url_setting="META_GRAPH_URL")
 LEAD_FIELDS = (
@@ -146,15 +146,24 @@ class GraphClient:
         return form, True
 
 
-@cache
-def get_graph() -> GraphClient:
-    """The process's Graph client, built on first use from the configuration."""
-    config = settings()
-    token, _ = config.require("META_ACCESS_TOKEN", "META_APP_SECRET")
+def graph_for(
+    config: MetaWebhookSettings, token: str, http_client: httpx.Client | None = None
+) -> GraphClient:
+    """A Graph client of ``token`` with the Graph URL, version, app secret (the first of a
+    rotated pair) and timeout of ``config``."""
     return GraphClient(
         base_url=config.meta_graph_url,
         version=config.meta_graph_version,
         access_token=token,
         app_secret=config.secrets("META_APP_SECRET")[0],
         timeout=config.http_timeout_seconds,
+        http_client=http_client,
     )
+
+
+@cache
+def get_graph() -> GraphClient:
+    """The process's Graph client, built on first use from the configuration."""
+    config = settings()
+    token, _ = config.require("META_ACCESS_TOKEN", "META_APP_SECRET")
+    return graph_for(config, token)

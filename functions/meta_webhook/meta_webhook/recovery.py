@@ -123,12 +123,13 @@ def backfill(
 def daily(
     db: Database, graph: GraphClient, *, region: str, budget_seconds: float
 ) -> dict[str, Any]:
-    """The sweep's daily recovery of the last RECOVERY_SINCE_HOURS, for every page Meta leads
-    came from, within ``budget_seconds``."""
+    """The sweep's daily recovery of the last RECOVERY_SINCE_HOURS, for each page whose run is
+    due (SQL meta_recovery_due), within ``budget_seconds``."""
     started = time.monotonic()
     summary: dict[str, Any] = {}
     try:
-        for page_id in list(db.rpc("meta_recovery_pages", {})):
+        due = db.rpc("meta_recovery_due", {"p_every_hours": RECOVERY_EVERY_HOURS})
+        for page_id in list(due):
             left = budget_seconds - (time.monotonic() - started)
             if left <= 0:
                 break
@@ -239,19 +240,16 @@ RETRIED = (
 
 def _failed(db: Database, page_id: str, form_id: str | None, err: ProviderFailure) -> None:
     what = f"form {form_id}'s leads" if form_id else "the Page's lead forms"
-    db.rpc(
-        "log_event",
-        {
-            "p_provider": "meta",
-            "p_event": "lead.recovery_failed",
-            "p_status": "error",
-            "p_message": f"The daily recovery of page {page_id} could not read {what}: "
-            f"{err.message}"
-            + ("" if err.failure_class in RETRIED or not form_id else " That form is skipped "
-               "until the next run; `make doctor` checks lead access."),
-            "p_external_id": form_id or page_id,
-            "p_error_code": err.code,
-        },
+    skipped = form_id is not None and err.failure_class not in RETRIED
+    db.log(
+        provider="meta",
+        event="lead.recovery_failed",
+        status="error",
+        message=f"The daily recovery of page {page_id} could not read {what}: {err.message}"
+        + (" That form is skipped until the next run; `make doctor` checks lead access."
+           if skipped else ""),
+        external_id=form_id or page_id,
+        error_code=err.code,
     )  # fmt: skip
 
 

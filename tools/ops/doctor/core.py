@@ -13,7 +13,7 @@ import httpx
 
 from lib.db import Database
 from lib.errors import ConfigError, ProviderFailure
-from meta_webhook.graph_api import GraphClient
+from meta_webhook.graph_api import GraphClient, graph_for
 from tools import ROOT
 from tools.settings import everything
 
@@ -89,15 +89,7 @@ class Context:
 
     def graph_with(self, token: str) -> GraphClient:
         """The Graph client of ``token`` (an app token ``<app id>|<app secret>``, say)."""
-        config = self.config
-        return GraphClient(
-            base_url=config.meta_graph_url,
-            version=config.meta_graph_version,
-            access_token=token,
-            app_secret=config.secrets("META_APP_SECRET")[0],
-            timeout=config.http_timeout_seconds,
-            http_client=self.http,
-        )
+        return graph_for(self.config, token, self.http)
 
     def token_info(self) -> dict[str, Any]:
         """``debug_token``'s ``data`` for META_ACCESS_TOKEN (fetched once); ProviderFailure if it
